@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -29,6 +30,13 @@ export interface BackendSelection {
 const require = createRequire(import.meta.url);
 
 async function loadNodeBinding(packageName: string): Promise<string> {
+  // Importing a package whose native binding is missing registers half its kernels before it
+  // throws, and the next import then warns about every one of them; look for the binding first.
+  const packageDir = dirname(require.resolve(`${packageName}/package.json`));
+  const bindings = await readdir(join(packageDir, 'lib'), { recursive: true }).catch(() => [] as string[]);
+  if (!bindings.some((file) => file.endsWith('tfjs_binding.node'))) {
+    throw new Error(`${packageName} is installed without its native binding (its install step downloads libtensorflow)`);
+  }
   // tfjs-node registers a 'tensorflow' backend when its native binding loads.
   await import(packageName);
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${packageName} loaded but its backend did not initialise`);

@@ -1,0 +1,193 @@
+import * as tf from '@tensorflow/tfjs';
+import { Random } from '@scarce/core';
+import { EarlyStopping, type EarlyStoppingOptions } from './early-stopping.js';
+import { evaluateProbabilities } from './metrics.js';
+
+/** Feature vectors with their labels, row-major `[rows, featureSize]`. */
+export interface FeatureSet {
+  features: Float32Array;
+  labels: number[];
+}
+
+/** Options of `trainHead`. Defaults live in `HEAD_DEFAULTS`. */
+export interface HeadOptions {
+  /** Units of the hidden dense layer; 0 gives a linear (softmax regression) head. */
+  units?: number;
+  /** Dropout rate after the hidden layer, in [0, 1). */
+  dropout?: number;
+  /** Adam learning rate. */
+  learningRate?: number;
+  /** Rows per gradient step. */
+  batchSize?: number;
+  /** Maximum epochs; early stopping usually ends training sooner. */
+  epochs?: number;
+  /** `balanced` weights each class's loss by rows / (classes x class rows), as scikit-learn does. */
+  classWeight?: 'none' | 'balanced';
+  earlyStopping?: EarlyStoppingOptions;
+  seed?: number;
+  /** Called after each epoch with its 1-based number and logged values. */
+  onEpoch?: (epoch: number, logs: Record<string, number>) => void;
+}
+
+export const HEAD_DEFAULTS = {
+  units: 64,
+  dropout: 0.5,
+  learningRate: 1e-3,
+  batchSize: 32,
+  epochs: 200,
+  classWeight: 'none',
+  seed: 0,
+  earlyStopping: { monitor: 'val_loss', patience: 15, restoreBestWeights: true },
+} as const satisfies HeadOptions;
+
+/** A trained head: feature standardisation, dense, dropout (training only), dense, softmax. */
+export class ClassifierHead {
+  constructor(
+    readonly mean: Float32Array,
+    readonly std: Float32Array,
+    readonly weights: tf.Variable[],
+    readonly numClasses: number,
+  ) {}
+
+  /** Class probabilities, row-major `[rows, numClasses]`. */
+  predict(features: Float32Array): Float32Array {
+    const rows = features.length / this.mean.length;
+    return tf.tidy(() => forward(this, tf.tensor2d(features, [rows, this.mean.length]), null).softmax().dataSync() as Float32Array);
+  }
+
+  dispose(): void {
+    for (const weight of this.weights) weight.dispose();
+  }
+}
+
+function forward(head: ClassifierHead, features: tf.Tensor2D, dropoutMask: tf.Tensor2D | null): tf.Tensor2D {
+  let x = features.sub(tf.tensor1d(head.mean)).div(tf.tensor1d(head.std)) as tf.Tensor2D;
+  if (head.weights.length === 4) {
+    const [kernel, bias] = head.weights;
+    x = tf.relu(x.matMul(kernel as tf.Tensor2D).add(bias)) as tf.Tensor2D;
+    if (dropoutMask !== null) x = x.mul(dropoutMask);
+  }
+  const [kernel, bias] = head.weights.slice(-2);
+  return x.matMul(kernel as tf.Tensor2D).add(bias) as tf.Tensor2D;
+}
+
+function glorotUniform(random: Random, fanIn: number, fanOut: number): tf.Variable {
+  const limit = Math.sqrt(6 / (fanIn + fanOut));
+  const values = Float32Array.from({ length: fanIn * fanOut }, () => random.uniform(-limit, limit));
+  return tf.variable(tf.tensor2d(values, [fanIn, fanOut]));
+}
+
+function columnStatistics(features: Float32Array, featureSize: number) {
+  const rows = features.length / featureSize;
+  const mean = new Float32Array(featureSize);
+  const std = new Float32Array(featureSize);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < featureSize; c++) mean[c] += features[r * featureSize + c] / rows;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < featureSize; c++) std[c] += (features[r * featureSize + c] - mean[c]) ** 2 / rows;
+  }
+  // Constant features (e.g. channels a ReLU6 never opens) keep a unit scale instead of dividing by zero.
+  for (let c = 0; c < featureSize; c++) std[c] = Math.sqrt(std[c]) > 1e-6 ? Math.sqrt(std[c]) : 1;
+  return { mean, std };
+}
+
+function classWeights(labels: readonly number[], numClasses: number, mode: 'none' | 'balanced'): number[] {
+  if (mode === 'none') return new Array<number>(numClasses).fill(1);
+  const counts = new Array<number>(numClasses).fill(0);
+  for (const label of labels) counts[label]++;
+  return counts.map((count) => (count === 0 ? 0 : labels.length / (numClasses * count)));
+}
+
+/** What `trainHead` returns. */
+export interface HeadTraining {
+  head: ClassifierHead;
+  /** One entry per epoch run, 1-based `epoch`. */
+  history: Array<Record<string, number>>;
+  epochsRun: number;
+  /** 1-based epoch whose weights the head holds when weights were restored, else the best epoch. */
+  bestEpoch: number;
+  /** 1-based epoch at which early stopping ended training, or null when it ran all epochs. */
+  stoppedEpoch: number | null;
+  summary: string;
+}
+
+/**
+ * Trains a classifier head on precomputed backbone features, with early stopping on the
+ * validation set (Keras 3 semantics). Features are standardised with the training rows' statistics.
+ */
+export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses: number, options: HeadOptions = {}): HeadTraining {
+  const settings = { ...HEAD_DEFAULTS, ...options, earlyStopping: { ...HEAD_DEFAULTS.earlyStopping, ...options.earlyStopping } };
+  const featureSize = train.features.length / train.labels.length;
+  if (!Number.isInteger(featureSize) || validation.features.length !== validation.labels.length * featureSize) {
+    throw new Error(`Feature arrays do not match their label counts (${train.labels.length} train, ${validation.labels.length} validation rows).`);
+  }
+  if (train.labels.length === 0) throw new Error('The training set is empty.');
+
+  const random = new Random(settings.seed);
+  const { mean, std } = columnStatistics(train.features, featureSize);
+  const weights =
+    settings.units > 0
+      ? [glorotUniform(random, featureSize, settings.units), tf.variable(tf.zeros([settings.units])), glorotUniform(random, settings.units, numClasses), tf.variable(tf.zeros([numClasses]))]
+      : [glorotUniform(random, featureSize, numClasses), tf.variable(tf.zeros([numClasses]))];
+  const head = new ClassifierHead(mean, std, weights, numClasses);
+
+  const optimizer = tf.train.adam(settings.learningRate);
+  const earlyStopping = new EarlyStopping(settings.earlyStopping);
+  const perClassWeight = classWeights(train.labels, numClasses, settings.classWeight);
+  let snapshot: tf.Tensor[] | null = null;
+  const history: Array<Record<string, number>> = [];
+  const order = train.labels.map((_, i) => i);
+  let epochsRun = 0;
+
+  for (let epoch = 0; epoch < settings.epochs; epoch++) {
+    random.shuffle(order);
+    let lossSum = 0;
+    for (let start = 0; start < order.length; start += settings.batchSize) {
+      const rows = order.slice(start, start + settings.batchSize);
+      const batch = new Float32Array(rows.length * featureSize);
+      rows.forEach((row, i) => batch.set(train.features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize));
+      const keep = 1 - settings.dropout;
+      const mask = settings.units > 0 ? Float32Array.from({ length: rows.length * settings.units }, () => (random.next() < keep ? 1 / keep : 0)) : null;
+
+      const loss = tf.tidy(() => {
+        const x = tf.tensor2d(batch, [rows.length, featureSize]);
+        const y = tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), numClasses);
+        const sampleWeights = tf.tensor1d(rows.map((row) => perClassWeight[train.labels[row]]));
+        const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, settings.units]);
+        return optimizer.minimize(() => {
+          const logits = forward(head, x, maskTensor);
+          return tf.losses.softmaxCrossEntropy(y, logits, sampleWeights, undefined, tf.Reduction.SUM_BY_NONZERO_WEIGHTS) as tf.Scalar;
+        }, true, weights)!;
+      });
+      lossSum += (loss.dataSync()[0] * rows.length);
+      loss.dispose();
+    }
+    epochsRun = epoch + 1;
+
+    const validationReport = evaluateProbabilities(head.predict(validation.features), validation.labels, numClasses);
+    const logs = { loss: lossSum / order.length, val_loss: validationReport.loss, val_accuracy: validationReport.accuracy, val_auc: validationReport.auc };
+    history.push({ epoch: epoch + 1, ...logs });
+    settings.onEpoch?.(epoch + 1, logs);
+
+    const decision = earlyStopping.onEpochEnd(epoch, logs);
+    if (decision.snapshot) {
+      snapshot?.forEach((tensor) => tensor.dispose());
+      snapshot = weights.map((weight) => weight.clone());
+    }
+    if (decision.stop) break;
+  }
+
+  if (earlyStopping.restoreBestWeights && snapshot !== null) {
+    weights.forEach((weight, i) => weight.assign(snapshot![i]));
+    snapshot.forEach((tensor) => tensor.dispose());
+  }
+  optimizer.dispose();
+
+  return {
+    head,
+    history,
+    epochsRun,
+    bestEpoch: earlyStopping.bestEpoch + 1,
+    stoppedEpoch: earlyStopping.stoppedEpoch === undefined ? null : earlyStopping.stoppedEpoch + 1,
+    summary: earlyStopping.summary(),
+  };
+}
