@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { InputError } from './errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels/index.js';
 
 /** Compute backends in the order scarce prefers them. */
@@ -91,7 +92,7 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
     try {
       tfBackend = await LOADERS[requested]();
     } catch (error) {
-      throw new Error(`Backend '${requested}' was requested but failed to load: ${firstLine(error)}.`);
+      throw new InputError(`Backend '${requested}' was requested but failed to load: ${firstLine(error)}.`);
     }
     log(`backend: ${requested} (requested)`);
     if (requested === 'cpu') log(CPU_WARNING);
@@ -117,5 +118,5 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
 export function parseBackendChoice(value: string | undefined, source: string): BackendChoice | 'auto' | undefined {
   if (value === undefined || value === '') return undefined;
   if (value === 'auto' || (BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice | 'auto';
-  throw new Error(`Invalid ${source} '${value}'; expected auto, ${BACKEND_CHOICES.join(', ')}.`);
+  throw new InputError(`Invalid ${source} '${value}'; expected auto, ${BACKEND_CHOICES.join(', ')}.`);
 }

@@ -1,3 +1,4 @@
+import { InputError } from './errors.js';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import fg from 'fast-glob';
@@ -44,7 +45,7 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
 
   const classNames = hasSplits ? await unionOfClassFolders(splitFolders.map(([, dir]) => dir)) : topLevel;
   if (classNames.length === 0) {
-    throw new Error(`${root} has no class subfolders. Put each class's images in a folder named after the class, e.g. ${join(root, 'benign', 'img001.png')}.`);
+    throw new InputError(`${root} has no class subfolders. Put each class's images in a folder named after the class, e.g. ${join(root, 'benign', 'img001.png')}.`);
   }
 
   const found: FoundImage[] = [];
@@ -58,7 +59,7 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
         onlyFiles: true,
       }).catch(() => [] as string[]);
       if (paths.length === 0 && split === 'train') {
-        throw new Error(`${classDir} has no images (.${IMAGE_EXTENSIONS.join(', .')}). Add images or remove the empty class folder.`);
+        throw new InputError(`${classDir} has no images (.${IMAGE_EXTENSIONS.join(', .')}). Add images or remove the empty class folder.`);
       }
       for (const path of paths.sort()) found.push({ path, label, split });
     }
@@ -73,7 +74,7 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
   const records: ImageRecord[] = found.map((image, i) => {
     const pixels = decoded[i];
     if (pixels.height !== first.height || pixels.width !== first.width) {
-      throw new Error(
+      throw new InputError(
         `${image.path} is ${pixels.height}x${pixels.width} but ${relative(root, found[0].path)} is ` +
           `${first.height}x${first.width}. Pass a size (e.g. --size ${first.height}x${first.width}) to resize all images.`,
       );
@@ -90,7 +91,7 @@ async function listFolders(dir: string): Promise<string[]> {
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {
-    throw new Error(`Cannot read image folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
+    throw new InputError(`Cannot read image folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
   }
   return entries.filter((entry) => entry.isDirectory() && !entry.name.startsWith('.')).map((entry) => entry.name).sort();
 }
@@ -106,13 +107,13 @@ async function decodeFile(path: string, size?: [number, number]) {
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new Error(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
+    throw new InputError(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
   }
   try {
     const input = size === undefined ? bytes : await sharp(bytes).rotate().resize(size[1], size[0], { fit: 'fill' }).png().toBuffer();
     return await decodeImage(input);
   } catch (error) {
-    throw new Error(`${path} is not a readable PNG, JPEG or WebP image: ${(error as Error).message}.`);
+    throw new InputError(`${path} is not a readable PNG, JPEG or WebP image: ${(error as Error).message}.`);
   }
 }
 
@@ -145,7 +146,7 @@ export interface SplitFractions {
  */
 export function assignSplits(dataset: LabelledDataset, fractions: SplitFractions): LabelledDataset {
   if (fractions.val < 0 || fractions.test < 0 || fractions.val + fractions.test >= 1) {
-    throw new Error(`Split fractions val=${fractions.val}, test=${fractions.test} must be ≥ 0 and sum to less than 1.`);
+    throw new InputError(`Split fractions val=${fractions.val}, test=${fractions.test} must be ≥ 0 and sum to less than 1.`);
   }
   const random = new Random(fractions.seed);
   const records = dataset.records.map((record) => ({ ...record }));

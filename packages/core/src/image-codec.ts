@@ -1,3 +1,4 @@
+import { InputError } from './errors.js';
 import sharp from 'sharp';
 
 /** Pixel dimensions of an 8-bit image held channels last. */
@@ -58,6 +59,6 @@ export async function decodeImage(bytes: Uint8Array): Promise<RawImage> {
 
 export function checkChannels(channels: number): void {
   if (channels !== 1 && channels !== 3) {
-    throw new Error(`Expected 1 (grayscale) or 3 (RGB) channels but received ${channels}.`);
+    throw new InputError(`Expected 1 (grayscale) or 3 (RGB) channels but received ${channels}.`);
   }
 }

@@ -1,4 +1,6 @@
 export * from './backend.js';
+export * from './dataset-source.js';
+export * from './errors.js';
 export * from './files.js';
 export * from './folder.js';
 export * from './image-codec.js';

@@ -1,3 +1,4 @@
+import { InputError } from './errors.js';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -72,18 +73,18 @@ export async function readManifest(directory: string): Promise<Manifest> {
   try {
     text = await readFile(path, 'utf8');
   } catch {
-    throw new Error(`${path} not found. A shard folder needs the manifest.json that scarce writes beside its shards.`);
+    throw new InputError(`${path} not found. A shard folder needs the manifest.json that scarce writes beside its shards.`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new Error(`${path} is not valid JSON (${(error as Error).message}).`);
+    throw new InputError(`${path} is not valid JSON (${(error as Error).message}).`);
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new Error(`${path}: invalid field '${issue.path.join('.')}': ${issue.message}.`);
+    throw new InputError(`${path}: invalid field '${issue.path.join('.')}': ${issue.message}.`);
   }
   return parsed.data;
 }
@@ -102,11 +103,11 @@ export async function readShardFolder(directory: string, options: ReadShardFolde
   for (const [index, shard] of manifest.shards.entries()) {
     const path = paths[index];
     const size = await stat(path).then((info) => info.size).catch(() => undefined);
-    if (size === undefined) throw new Error(`${path} is listed in ${MANIFEST_FILE} but missing. Rerun the stage that wrote it.`);
+    if (size === undefined) throw new InputError(`${path} is listed in ${MANIFEST_FILE} but missing. Rerun the stage that wrote it.`);
     if (options.verify ?? true) {
       const digest = sha256Hex(await readFile(path));
       if (digest !== shard.sha256) {
-        throw new Error(`${path} does not match the sha256 in ${MANIFEST_FILE}; it was changed or truncated. Rerun the stage that wrote it.`);
+        throw new InputError(`${path} does not match the sha256 in ${MANIFEST_FILE}; it was changed or truncated. Rerun the stage that wrote it.`);
       }
     }
   }

@@ -1,3 +1,4 @@
+import { InputError } from './errors.js';
 import { readFile } from 'node:fs/promises';
 import { unzipSync } from 'fflate';
 import type { ImageRecord, LabelledDataset, Split } from './records.js';
@@ -15,7 +16,7 @@ const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 /** Parses the bytes of one `.npy` array (format versions 1 to 3, C order, integer or float dtypes). */
 export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
   if (!NPY_MAGIC.every((value, i) => bytes[i] === value)) {
-    throw new Error(`${name} is not a .npy array (missing the \\x93NUMPY magic).`);
+    throw new InputError(`${name} is not a .npy array (missing the \\x93NUMPY magic).`);
   }
   const major = bytes[6];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -27,9 +28,9 @@ export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw new Error(`${name}: cannot parse the .npy header ${JSON.stringify(header.trim())}.`);
+    throw new InputError(`${name}: cannot parse the .npy header ${JSON.stringify(header.trim())}.`);
   }
-  if (fortran === 'True') throw new Error(`${name} is stored in Fortran order; save it with C order (np.ascontiguousarray).`);
+  if (fortran === 'True') throw new InputError(`${name} is stored in Fortran order; save it with C order (np.ascontiguousarray).`);
   const shape = shapeText.split(',').map((part) => part.trim()).filter((part) => part.length > 0).map(Number);
   const count = shape.reduce((product, size) => product * size, 1);
 
@@ -40,7 +41,7 @@ export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
   const bigEndian = order === '>';
   const itemSize = Number(kind.slice(1));
   if (body.byteLength < count * itemSize) {
-    throw new Error(`${name} is truncated: shape ${JSON.stringify(shape)} needs ${count * itemSize} bytes but has ${body.byteLength}.`);
+    throw new InputError(`${name} is truncated: shape ${JSON.stringify(shape)} needs ${count * itemSize} bytes but has ${body.byteLength}.`);
   }
   const bodyView = new DataView(body.buffer, body.byteOffset, body.byteLength);
 
@@ -57,7 +58,7 @@ export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
     f8: (offset) => bodyView.getFloat64(offset, !bigEndian),
   };
   const read = readers[kind];
-  if (read === undefined) throw new Error(`${name} has dtype '${descr}', which scarce does not read; use uint8 or an integer type.`);
+  if (read === undefined) throw new InputError(`${name} has dtype '${descr}', which scarce does not read; use uint8 or an integer type.`);
   const data = kind.startsWith('f') ? new Float64Array(count) : new Int32Array(count);
   for (let i = 0; i < count; i++) data[i] = read(i * itemSize);
   return { shape, dtype: kind, data };
@@ -69,7 +70,7 @@ export async function readNpz(path: string): Promise<Map<string, NpyArray>> {
   try {
     entries = unzipSync(await readFile(path));
   } catch (error) {
-    throw new Error(`${path} is not a readable .npz (zip) archive: ${(error as Error).message}.`);
+    throw new InputError(`${path} is not a readable .npz (zip) archive: ${(error as Error).message}.`);
   }
   const arrays = new Map<string, NpyArray>();
   for (const [entry, bytes] of Object.entries(entries)) {
@@ -100,7 +101,7 @@ export async function readMedMnistNpz(path: string, options: MedMnistOptions = {
     const labels = arrays.get(`${split}_labels`);
     if (images === undefined && labels === undefined) continue;
     if (images === undefined || labels === undefined) {
-      throw new Error(`${path} has only one of '${split}_images' and '${split}_labels'; both are needed.`);
+      throw new InputError(`${path} has only one of '${split}_images' and '${split}_labels'; both are needed.`);
     }
     const shape = checkImageArray(images, `${path}:${split}_images`);
     const labelValues = checkLabelArray(labels, shape.count, `${path}:${split}_labels`);
@@ -113,34 +114,34 @@ export async function readMedMnistNpz(path: string, options: MedMnistOptions = {
     }
   }
   if (records.length === 0) {
-    throw new Error(`${path} has no train_images/val_images/test_images arrays; found ${[...arrays.keys()].join(', ')}.`);
+    throw new InputError(`${path} has no train_images/val_images/test_images arrays; found ${[...arrays.keys()].join(', ')}.`);
   }
 
   const classNames = options.classNames ?? Array.from({ length: maxLabel + 1 }, (_, i) => String(i));
   if (maxLabel >= classNames.length) {
-    throw new Error(`${path} has label ${maxLabel} but only ${classNames.length} class names were given.`);
+    throw new InputError(`${path} has label ${maxLabel} but only ${classNames.length} class names were given.`);
   }
   return { classNames, records };
 }
 
 function checkImageArray(array: NpyArray, name: string) {
-  if (array.dtype !== 'u1') throw new Error(`${name} has dtype ${array.dtype}; expected uint8 images.`);
+  if (array.dtype !== 'u1') throw new InputError(`${name} has dtype ${array.dtype}; expected uint8 images.`);
   const [count, height, width, channels = 1] = array.shape;
   if (array.shape.length !== 3 && array.shape.length !== 4) {
-    throw new Error(`${name} has shape (${array.shape.join(', ')}); expected (N,H,W) or (N,H,W,C).`);
+    throw new InputError(`${name} has shape (${array.shape.join(', ')}); expected (N,H,W) or (N,H,W,C).`);
   }
-  if (channels !== 1 && channels !== 3) throw new Error(`${name} has ${channels} channels; expected 1 or 3.`);
+  if (channels !== 1 && channels !== 3) throw new InputError(`${name} has ${channels} channels; expected 1 or 3.`);
   return { count, height, width, channels };
 }
 
 function checkLabelArray(array: NpyArray, count: number, name: string): ArrayLike<number> {
   const shapeOk = (array.shape.length === 1 || (array.shape.length === 2 && array.shape[1] === 1)) && array.shape[0] === count;
   if (!shapeOk) {
-    throw new Error(`${name} has shape (${array.shape.join(', ')}); expected (${count},) or (${count}, 1) to match the images.`);
+    throw new InputError(`${name} has shape (${array.shape.join(', ')}); expected (${count},) or (${count}, 1) to match the images.`);
   }
   for (let i = 0; i < count; i++) {
     const label = array.data[i];
-    if (!Number.isInteger(label) || label < 0) throw new Error(`${name}[${i}] is ${label}; labels must be non-negative integers.`);
+    if (!Number.isInteger(label) || label < 0) throw new InputError(`${name}[${i}] is ${label}; labels must be non-negative integers.`);
   }
   return array.data;
 }

@@ -1,3 +1,4 @@
+import { InputError } from './errors.js';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
@@ -71,15 +72,15 @@ export class ShardWriter {
     this.prefix = options.prefix ?? 'shard';
     this.rowsPerShard = options.rowsPerShard ?? 4096;
     if (!Number.isInteger(this.rowsPerShard) || this.rowsPerShard < 1) {
-      throw new Error(`rowsPerShard must be a positive integer but received ${this.rowsPerShard}.`);
+      throw new InputError(`rowsPerShard must be a positive integer but received ${this.rowsPerShard}.`);
     }
   }
 
   /** Adds one row, writing a shard when it fills up. */
   async add(row: ShardRow): Promise<void> {
-    if (this.closed) throw new Error('ShardWriter.add called after close.');
+    if (this.closed) throw new InputError('ShardWriter.add called after close.');
     if (row.label < 0 || row.label >= this.options.classNames.length || !Number.isInteger(row.label)) {
-      throw new Error(
+      throw new InputError(
         `Row label ${row.label} is not a class index in 0..${this.options.classNames.length - 1}.`,
       );
     }
@@ -189,20 +190,20 @@ export async function readShard(path: string): Promise<ShardContents> {
   try {
     table = tableFromIPC(bytes);
   } catch (error) {
-    throw new Error(`${path} is not an Arrow IPC file (${(error as Error).message}). Rewrite the shard.`);
+    throw new InputError(`${path} is not an Arrow IPC file (${(error as Error).message}). Rewrite the shard.`);
   }
 
   const metadata = table.schema.metadata;
   const version = metadata.get(METADATA_FORMAT_VERSION);
   if (version !== String(SHARD_FORMAT_VERSION)) {
-    throw new Error(
+    throw new InputError(
       `${path}: expected shard format version ${SHARD_FORMAT_VERSION} in schema metadata ` +
         `'${METADATA_FORMAT_VERSION}' but found ${version ?? 'none'}. Rewrite it with this version of scarce.`,
     );
   }
   const classNames = JSON.parse(metadata.get(METADATA_CLASS_NAMES) ?? '[]') as string[];
   for (const field of SHARD_FIELDS) {
-    if (!table.getChild(field.name)) throw new Error(`${path}: column '${field.name}' is missing.`);
+    if (!table.getChild(field.name)) throw new InputError(`${path}: column '${field.name}' is missing.`);
   }
 
   const rows: ShardRow[] = [];
@@ -210,8 +211,8 @@ export async function readShard(path: string): Promise<ShardContents> {
     const params = table.getChild('params')!.get(i) as string | null;
     const origin = table.getChild('origin')!.get(i) as Origin;
     const split = table.getChild('split')!.get(i) as Split;
-    if (!ORIGINS.includes(origin)) throw new Error(`${path}: row ${i} has unknown origin '${origin}'.`);
-    if (!SPLITS.includes(split)) throw new Error(`${path}: row ${i} has unknown split '${split}'.`);
+    if (!ORIGINS.includes(origin)) throw new InputError(`${path}: row ${i} has unknown origin '${origin}'.`);
+    if (!SPLITS.includes(split)) throw new InputError(`${path}: row ${i} has unknown split '${split}'.`);
     rows.push({
       image: table.getChild('image')!.get(i) as Uint8Array,
       label: table.getChild('label')!.get(i) as number,
@@ -238,7 +239,7 @@ export async function decodeShardRows(rows: readonly ShardRow[], source: string,
         const { image, ...rest } = row;
         const decoded = await decodeImage(image);
         if (decoded.height !== row.height || decoded.width !== row.width || decoded.channels !== row.channels) {
-          throw new Error(
+          throw new InputError(
             `${source}: row ${index} declares ${row.height}x${row.width}x${row.channels} but its image ` +
               `decodes to ${decoded.height}x${decoded.width}x${decoded.channels}.`,
           );
@@ -257,7 +258,7 @@ export async function readShardFiles(paths: readonly string[]): Promise<Labelled
     const contents = await readShard(path);
     if (classNames === undefined) classNames = contents.classNames;
     else if (JSON.stringify(classNames) !== JSON.stringify(contents.classNames)) {
-      throw new Error(
+      throw new InputError(
         `${path} has classes ${JSON.stringify(contents.classNames)} but ${basename(paths[0])} has ` +
           `${JSON.stringify(classNames)}. Shards read together must share their class names.`,
       );

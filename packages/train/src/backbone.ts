@@ -1,3 +1,4 @@
+import { InputError } from '@scarce/core';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -49,14 +50,14 @@ async function readSource(source: string, relative?: string): Promise<Uint8Array
   if (isUrl(source)) {
     const url = relative === undefined ? source : new URL(relative, source).toString();
     const response = await fetch(url);
-    if (!response.ok) throw new Error(`GET ${url} failed with HTTP ${response.status} ${response.statusText}.`);
+    if (!response.ok) throw new InputError(`GET ${url} failed with HTTP ${response.status} ${response.statusText}.`);
     return new Uint8Array(await response.arrayBuffer());
   }
   const path = relative === undefined ? source : join(dirname(source), relative);
   try {
     return new Uint8Array(await readFile(path));
   } catch (error) {
-    throw new Error(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
+    throw new InputError(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
   }
 }
 
@@ -70,17 +71,17 @@ export async function readModelArtifacts(source: string, inputSize?: number): Pr
   try {
     modelJson = JSON.parse(new TextDecoder().decode(await readSource(jsonSource))) as ModelJson;
   } catch (error) {
-    throw new Error(`${jsonSource} is not a TF.js model.json: ${(error as Error).message}`);
+    throw new InputError(`${jsonSource} is not a TF.js model.json: ${(error as Error).message}`);
   }
   if (modelJson.modelTopology === undefined || modelJson.weightsManifest === undefined) {
-    throw new Error(`${jsonSource} has no modelTopology or weightsManifest; expected a TF.js layers model (tfjs-converter --output_format tfjs_layers_model).`);
+    throw new InputError(`${jsonSource} has no modelTopology or weightsManifest; expected a TF.js layers model (tfjs-converter --output_format tfjs_layers_model).`);
   }
 
   if (inputSize !== undefined) {
     const inputLayer = modelJson.modelTopology.config.layers.find((layer) => layer.class_name === 'InputLayer');
     const shape = inputLayer?.config.batch_input_shape as Array<number | null> | undefined;
     if (shape === undefined || shape.length !== 4) {
-      throw new Error(`${jsonSource} has no 4-D InputLayer; cannot set its input size to ${inputSize}.`);
+      throw new InputError(`${jsonSource} has no 4-D InputLayer; cannot set its input size to ${inputSize}.`);
     }
     inputLayer!.config.batch_input_shape = [shape[0], inputSize, inputSize, shape[3]];
   }
@@ -114,12 +115,12 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions 
   const spec = options.spec ?? MOBILENET_V2_SPEC;
   const inputSize = options.inputSize ?? spec.nativeSize;
   if (!Number.isInteger(inputSize) || inputSize < 32) {
-    throw new Error(`Backbone input size must be an integer of at least 32 pixels but received ${inputSize}.`);
+    throw new InputError(`Backbone input size must be an integer of at least 32 pixels but received ${inputSize}.`);
   }
   const artifacts = await readModelArtifacts(source, inputSize);
   const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
   const outputShape = model.outputs[0].shape;
   const featureSize = outputShape[outputShape.length - 1];
-  if (featureSize === null) throw new Error(`${source}: the output has an unknown channel count.`);
+  if (featureSize === null) throw new InputError(`${source}: the output has an unknown channel count.`);
   return { model, spec, inputSize, featureSize, source };
 }

@@ -4,3 +4,4 @@ export * from './features.js';
 export * from './head.js';
 export * from './metrics.js';
 export * from './preprocess.js';
+export * from './mixes.js';

@@ -1,0 +1,72 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
+import { checkNoLeakage, extractFeatures, loadBackbone } from '@scarce/train';
+import { benchmarkMixes } from '../benchmark.js';
+import { runConfigSchema } from '../config.js';
+import { InputError } from '../errors.js';
+import { integer, integerList, number } from '../options.js';
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('Train a head on frozen backbone features of the real train split plus any shard folders, and test it on the real test split.')
+    .argument('<data>', 'real data with train, val and test splits: an .npz archive, a class folder with split subfolders, or a shard folder')
+    .option('--with <dirs...>', 'shard folders whose train rows join the training set (augmented or synthetic)', [])
+    .option('--backbone <path-or-url>', 'TF.js layers model: a folder, a model.json path or an http(s) URL')
+    .option('--input-size <px>', 'backbone input side in pixels', integer)
+    .option('--units <n>', 'hidden units of the head (0 for a linear head)', integer)
+    .option('--learning-rate <lr>', 'Adam learning rate of the head', number)
+    .option('--patience <epochs>', 'early-stopping patience in epochs', integer)
+    .option('--monitor <name>', 'early-stopping monitor: val_loss, val_accuracy or val_auc')
+    .option('--seeds <list>', 'comma-separated head seeds', integerList)
+    .option('--out <dir>', 'folder for metrics.json')
+    .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
+    .option('--quiet', 'print no progress bar', false)
+    .addHelpText('after', '\nExample:\n  scarce train fixtures/breastmnist/breastmnist.npz --with out/aug out/synth --seeds 0,1,2')
+    .action(async (data: string, options: Record<string, unknown>) => {
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      const defined = (value: unknown) => (value === undefined ? {} : value);
+      const settings = runConfigSchema.shape.train.parse({
+        ...defined(options.backbone === undefined ? undefined : { backbone: options.backbone }),
+        ...defined(options.inputSize === undefined ? undefined : { inputSize: options.inputSize }),
+        ...defined(options.seeds === undefined ? undefined : { seeds: options.seeds }),
+        head: { ...defined(options.units === undefined ? undefined : { units: options.units }), ...defined(options.learningRate === undefined ? undefined : { learningRate: options.learningRate }) },
+        earlyStopping: { ...defined(options.patience === undefined ? undefined : { patience: options.patience }), ...defined(options.monitor === undefined ? undefined : { monitor: options.monitor }) },
+      });
+
+      await selectBackend({ backend: parseBackendChoice(options.backend as string | undefined, '--backend'), log });
+      const dataset = await loadDataset(data);
+      const records = [...dataset.records];
+      for (const dir of options.with as string[]) {
+        const extra = await readShardFolder(dir);
+        if (JSON.stringify(extra.classNames) !== JSON.stringify(dataset.classNames)) {
+          throw new InputError(`${dir} has classes ${JSON.stringify(extra.classNames)} but ${data} has ${JSON.stringify(dataset.classNames)}.`);
+        }
+        records.push(...extra.records.filter((record) => record.origin !== 'real'));
+      }
+      const trainRows = records.filter((record) => record.split === 'train');
+      const evaluation = { val: recordsOfSplit(dataset, 'val'), test: recordsOfSplit(dataset, 'test') };
+      if (evaluation.val.length === 0 || evaluation.test.length === 0) {
+        throw new InputError(`${data} needs val and test splits to stop early and to measure; use 'scarce run' with data.split to hold some out.`);
+      }
+      for (const duplicate of checkNoLeakage(trainRows, [...evaluation.val, ...evaluation.test])) log(`warning: the data's own splits share an image: ${duplicate}`);
+
+      const backbone = await loadBackbone(settings.backbone, { inputSize: settings.inputSize });
+      const all = [...trainRows, ...evaluation.val, ...evaluation.test];
+      const matrix = extractFeatures(backbone, all, { quiet: options.quiet as boolean });
+      const features = new Map(all.map((record, i) => [record, matrix.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
+      const mixName = [...new Set(trainRows.map((row) => row.origin))].join('+');
+      const results = benchmarkMixes([{ name: mixName, rows: trainRows }], evaluation, features, backbone.featureSize, dataset.classNames.length, settings, log);
+
+      const result = results[0];
+      log(`${mixName}: test accuracy ${result.testAccuracy.mean.toFixed(3)} ± ${result.testAccuracy.std.toFixed(3)}, AUC ${result.testAuc.mean.toFixed(3)} ± ${result.testAuc.std.toFixed(3)} (seeds ${settings.seeds.join(', ')})`);
+      if (options.out !== undefined) {
+        await mkdir(options.out as string, { recursive: true });
+        const path = join(options.out as string, 'metrics.json');
+        await writeFileAtomic(path, `${JSON.stringify({ data, with: options.with, settings, results }, null, 2)}\n`);
+        log(`metrics: ${path}`);
+      }
+    });
+}

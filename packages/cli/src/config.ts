@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { BACKEND_CHOICES, DATASET_FORMATS } from '@scarce/core';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { InputError } from './errors.js';
+
+const earlyStoppingSchema = z
+  .object({
+    monitor: z.string().default('val_loss'),
+    mode: z.enum(['auto', 'min', 'max']).default('auto'),
+    minDelta: z.number().nonnegative().default(0),
+    patience: z.number().int().nonnegative().default(15),
+    baseline: z.number().optional(),
+    restoreBestWeights: z.boolean().default(true),
+    startFromEpoch: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+
+/**
+ * The run config: where the data is, and the settings of each stage. Every field but
+ * `data.path` has a default; paths are relative to the config file.
+ */
+export const runConfigSchema = z
+  .object({
+    /** Run name; outputs go to `<output>/<name>/`. */
+    name: z.string().regex(/^[\w.-]+$/, 'use letters, digits, dot, dash or underscore').default('run'),
+    /** Folder that holds runs. */
+    output: z.string().default('runs'),
+    /** Seed of every random choice of the run (splits, augmentation, GAN); heads use `train.seeds`. */
+    seed: z.number().int().nonnegative().default(0),
+    backend: z.enum(['auto', ...BACKEND_CHOICES]).default('auto'),
+    data: z
+      .object({
+        path: z.string(),
+        format: z.enum(DATASET_FORMATS).default('auto'),
+        classNames: z.array(z.string()).min(2).optional(),
+        /** Shares of the train split held out as val and test, for data without its own splits. */
+        split: z.object({ val: z.number().min(0).max(0.5), test: z.number().min(0).max(0.5) }).strict().optional(),
+        size: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+      })
+      .strict(),
+    augment: z
+      .object({
+        enabled: z.boolean().default(true),
+        viewsPerImage: z.number().int().positive().default(4),
+        transforms: z.record(z.string(), z.unknown()).default({}),
+      })
+      .strict()
+      .prefault({}),
+    synth: z
+      .object({
+        enabled: z.boolean().default(true),
+        perClass: z.number().int().positive().default(500),
+        gan: z.record(z.string(), z.unknown()).default({}),
+      })
+      .strict()
+      .prefault({}),
+    train: z
+      .object({
+        backbone: z.string().default('fixtures/mobilenet_v2_0.35_224_notop'),
+        inputSize: z.number().int().min(32).default(128),
+        featureBatchSize: z.number().int().positive().default(64),
+        head: z
+          .object({
+            units: z.number().int().nonnegative().default(256),
+            dropout: z.number().min(0).lt(1).default(0.5),
+            learningRate: z.number().positive().default(1e-3),
+            batchSize: z.number().int().positive().default(32),
+            epochs: z.number().int().positive().default(200),
+            classWeight: z.enum(['none', 'balanced']).default('none'),
+          })
+          .strict()
+          .prefault({}),
+        earlyStopping: earlyStoppingSchema.prefault({}),
+        mixes: z.array(z.string()).min(1).default(['real', 'real+augmented', 'real+synthetic', 'real+augmented+synthetic', 'synthetic']),
+        /** Seeds of the head's initialisation, dropout and batch order: one classifier per mix and seed. */
+        seeds: z.array(z.number().int().nonnegative()).min(1).default([0, 1, 2]),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/** Formats the first problems of a failed parse as `field: message (received value)`. */
+export function describeIssues(error: z.ZodError, source: string): string {
+  const lines = error.issues.slice(0, 5).map((issue) => {
+    const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    return `  ${field}: ${issue.message}`;
+  });
+  return `Invalid config ${source}:\n${lines.join('\n')}`;
+}
+
+/** Validates a parsed config object; paths inside it are resolved against `baseDir`. */
+export function parseRunConfig(value: unknown, source: string, baseDir: string): RunConfig {
+  const parsed = runConfigSchema.safeParse(value);
+  if (!parsed.success) throw new InputError(describeIssues(parsed.error, source));
+  const config = parsed.data;
+  const resolvePath = (path: string) => (isAbsolute(path) || /^https?:\/\//i.test(path) ? path : resolve(baseDir, path));
+  config.data.path = resolvePath(config.data.path);
+  config.train.backbone = resolvePath(config.train.backbone);
+  return config;
+}
+
+/** Reads a run config from a JSON or YAML file. */
+export async function loadRunConfig(path: string): Promise<RunConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new InputError(`Cannot read config ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
+  }
+  let value: unknown;
+  try {
+    value = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new InputError(`Config ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(error as Error).message}`);
+  }
+  return parseRunConfig(value, path, dirname(resolve(path)));
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { TOOLKIT_VERSION } from '@scarce/core';
+import { registerAugment } from './commands/augment.js';
+import { registerRun } from './commands/run.js';
+import { registerSynth } from './commands/synth.js';
+import { registerTrain } from './commands/train.js';
+import { EXIT_BAD_INPUT, EXIT_FAILURE, InputError } from './errors.js';
+
+const program = new Command();
+program
+  .name('scarce')
+  .description('Make a small labelled image dataset go further: synthesise, augment, and benchmark what helps.')
+  .version(TOOLKIT_VERSION)
+  .exitOverride();
+registerRun(program);
+registerSynth(program);
+registerAugment(program);
+registerTrain(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Commander has printed its own message; help and version exit with code 0.
+    process.exit(error.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
+  }
+  if (error instanceof InputError) {
+    process.stderr.write(`scarce: ${error.message}\n`);
+    process.exit(EXIT_BAD_INPUT);
+  }
+  process.stderr.write(`scarce: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(EXIT_FAILURE);
+}

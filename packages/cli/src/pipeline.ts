@@ -1,0 +1,188 @@
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  buildManifest,
+  loadDataset,
+  readShardFolder,
+  recordsOfSplit,
+  selectBackend,
+  TOOLKIT_VERSION,
+  writeFileAtomic,
+  writeManifest,
+  writeRecordsAsShards,
+  type ImageRecord,
+  type LabelledDataset,
+} from '@scarce/core';
+import { augmentToShards, type TransformOptions } from '@scarce/augment';
+import { synthToShards, trainConditionalGan, type SynthConfig } from '@scarce/synth';
+import { checkNoLeakage, composeMix, extractFeatures, loadBackbone, parseMix, type Backbone } from '@scarce/train';
+import type { RunConfig } from './config.js';
+import { InputError } from './errors.js';
+import { benchmarkMixes, type MixResult } from './benchmark.js';
+import { writeReport } from './report.js';
+
+/** Options of `runPipeline`. */
+export interface PipelineOptions {
+  /** Replace an earlier run of the same name; default false. */
+  force?: boolean;
+  quiet?: boolean;
+  log?: (line: string) => void;
+}
+
+/** Everything a run measured, as written to `metrics.json`. */
+export interface RunMetrics {
+  toolkitVersion: string;
+  name: string;
+  seed: number;
+  backend: string;
+  startedAt: string;
+  /** Seconds per stage. */
+  timings: Record<string, number>;
+  dataset: { path: string; classNames: string[]; splits: Record<string, number> };
+  synth: { epochsCompleted: number; steps: number; stoppedBy: string; seconds: number } | null;
+  mixes: MixResult[];
+  config: RunConfig;
+}
+
+async function prepareRunFolder(directory: string, force: boolean): Promise<void> {
+  const exists = await stat(directory).then(() => true, () => false);
+  if (exists && !force) {
+    throw new InputError(`${directory} already holds a run. Choose another name (--name) or pass --force to replace it.`);
+  }
+  if (exists) await rm(directory, { recursive: true, force: true });
+  await mkdir(directory, { recursive: true });
+}
+
+async function timed<T>(timings: Record<string, number>, stage: string, work: () => Promise<T>): Promise<T> {
+  const start = performance.now();
+  const result = await work();
+  timings[stage] = Number(((performance.now() - start) / 1000).toFixed(1));
+  return result;
+}
+
+/**
+ * Runs the whole job: reads the data, writes its real rows as shards, augments and synthesises
+ * the train split into shards, reads every shard back, and trains and tests one classifier per
+ * mix and seed on the frozen backbone's features. Writes `metrics.json` and `report.md`.
+ */
+export async function runPipeline(config: RunConfig, options: PipelineOptions = {}): Promise<RunMetrics> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const progress = { quiet: options.quiet };
+  const runDir = join(config.output, config.name);
+  const timings: Record<string, number> = {};
+  const startedAt = new Date().toISOString();
+  const mixes = config.train.mixes.map((mix) => ({ name: mix, origins: parseMix(mix) }));
+  const needs = new Set(mixes.flatMap((mix) => mix.origins));
+  if (needs.has('augmented') && !config.augment.enabled) throw new InputError(`A mix uses augmented rows but augment.enabled is false.`);
+  if (needs.has('synthetic') && !config.synth.enabled) throw new InputError(`A mix uses synthetic rows but synth.enabled is false.`);
+
+  const selection = await selectBackend({ backend: config.backend, log });
+  const dataset = await timed(timings, 'load', () =>
+    loadDataset(config.data.path, { format: config.data.format, classNames: config.data.classNames, split: config.data.split, seed: config.seed, size: config.data.size }),
+  );
+  checkSplits(dataset, config.data.path);
+  await prepareRunFolder(runDir, options.force ?? false);
+  await writeFileAtomic(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  log(`run ${config.name}: ${dataset.records.length} images, classes ${dataset.classNames.join(', ')}, outputs in ${runDir}`);
+
+  await timed(timings, 'real shards', async () => {
+    const directory = join(runDir, 'real');
+    await mkdir(directory, { recursive: true });
+    const shards = await writeRecordsAsShards(dataset.records, { directory, classNames: dataset.classNames });
+    await writeManifest(directory, buildManifest(dataset.classNames, shards, { source: config.data.path }));
+  });
+
+  if (config.augment.enabled && needs.has('augmented')) {
+    await timed(timings, 'augment', () =>
+      augmentToShards(dataset, {
+        outDir: join(runDir, 'augmented'),
+        viewsPerImage: config.augment.viewsPerImage,
+        seed: config.seed,
+        transforms: config.augment.transforms as TransformOptions,
+        config: config.augment,
+        progress,
+        log,
+      }),
+    );
+  }
+
+  let synthSummary: RunMetrics['synth'] = null;
+  if (config.synth.enabled && needs.has('synthetic')) {
+    await timed(timings, 'synth', async () => {
+      const gan = await trainConditionalGan(
+        recordsOfSplit(dataset, 'train'),
+        dataset.classNames,
+        { seed: config.seed, ...(config.synth.gan as Partial<SynthConfig>) },
+        { log, progress: options.quiet ? false : {} },
+      );
+      await synthToShards(gan, { directory: join(runDir, 'synthetic'), perClass: config.synth.perClass, seed: config.seed, log });
+      synthSummary = { epochsCompleted: gan.epochsCompleted, steps: gan.steps, stoppedBy: gan.stoppedBy, seconds: Number(gan.seconds.toFixed(1)) };
+      gan.dispose();
+    });
+  }
+
+  // Training reads everything back from the shards, so the classifiers see exactly what was written.
+  const records = await timed(timings, 'read shards', () => readRunShards(runDir, needs));
+  const evaluation = records.filter((record) => record.split !== 'train');
+  const trainRows = records.filter((record) => record.split === 'train');
+  for (const duplicate of checkNoLeakage(trainRows, evaluation)) log(`warning: the data's own splits share an image: ${duplicate}`);
+
+  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize });
+  const features = await timed(timings, 'features', async () => featuresByRecord(backbone, records, config, options.quiet));
+
+  const results = await timed(timings, 'train', async () =>
+    benchmarkMixes(
+      mixes.map((mix) => ({ ...mix, rows: composeMix(trainRows, mix.origins) })),
+      { val: recordsOfSplit({ classNames: dataset.classNames, records }, 'val'), test: recordsOfSplit({ classNames: dataset.classNames, records }, 'test') },
+      features,
+      backbone.featureSize,
+      dataset.classNames.length,
+      config.train,
+      log,
+    ),
+  );
+  backbone.model.dispose();
+
+  const metrics: RunMetrics = {
+    toolkitVersion: TOOLKIT_VERSION,
+    name: config.name,
+    seed: config.seed,
+    backend: selection.backend,
+    startedAt,
+    timings,
+    dataset: {
+      path: config.data.path,
+      classNames: dataset.classNames,
+      splits: Object.fromEntries((['train', 'val', 'test'] as const).map((split) => [split, recordsOfSplit(dataset, split).length])),
+    },
+    synth: synthSummary,
+    mixes: results,
+    config,
+  };
+  const written = await writeReport(runDir, metrics);
+  log(`report: ${written.report}\nmetrics: ${written.metrics}`);
+  return metrics;
+}
+
+function checkSplits(dataset: LabelledDataset, path: string): void {
+  for (const split of ['train', 'val', 'test'] as const) {
+    if (recordsOfSplit(dataset, split).length === 0) {
+      throw new InputError(
+        `${path} has no ${split} images. Give data with train, val and test splits, or set data.split (e.g. { "val": 0.15, "test": 0.15 }) to hold some out.`,
+      );
+    }
+  }
+}
+
+async function readRunShards(runDir: string, needs: Set<string>): Promise<ImageRecord[]> {
+  const records = [...(await readShardFolder(join(runDir, 'real'))).records];
+  for (const origin of ['augmented', 'synthetic']) {
+    if (needs.has(origin)) records.push(...(await readShardFolder(join(runDir, origin))).records);
+  }
+  return records;
+}
+
+function featuresByRecord(backbone: Backbone, records: ImageRecord[], config: RunConfig, quiet?: boolean): Map<ImageRecord, Float32Array> {
+  const all = extractFeatures(backbone, records, { batchSize: config.train.featureBatchSize, quiet });
+  return new Map(records.map((record, i) => [record, all.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
+}

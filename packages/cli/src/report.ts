@@ -1,0 +1,66 @@
+import { join } from 'node:path';
+import { writeFileAtomic } from '@scarce/core';
+import type { RunMetrics } from './pipeline.js';
+
+const number = (value: number, digits = 3) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+const meanStd = (value: { mean: number; std: number }) => `${number(value.mean)} ± ${number(value.std)}`;
+
+/** Renders a run's metrics as Markdown. */
+export function renderMarkdownReport(metrics: RunMetrics): string {
+  const { config } = metrics;
+  const seeds = config.train.seeds.join(', ');
+  const lines: string[] = [
+    `# scarce run \`${metrics.name}\``,
+    '',
+    `Data: \`${metrics.dataset.path}\` (classes: ${metrics.dataset.classNames.join(', ')}; ` +
+      `train ${metrics.dataset.splits.train}, val ${metrics.dataset.splits.val}, test ${metrics.dataset.splits.test}).`,
+    `Backend: ${metrics.backend}. Run seed: ${metrics.seed}. Head seeds: ${seeds}. scarce ${metrics.toolkitVersion}, started ${metrics.startedAt}.`,
+    '',
+    '## Test scores per mix',
+    '',
+    `Each mix trains a head on frozen ${config.train.inputSize} px features of \`${config.train.backbone.split('/').pop()}\`, ` +
+      `stops early on the real validation split (${config.train.earlyStopping.monitor}, patience ${config.train.earlyStopping.patience}), ` +
+      `and is measured once on the real test split. Scores are mean ± standard deviation over head seeds ${seeds}.`,
+    '',
+    '| mix | real | augmented | synthetic | epochs run | best epoch | test accuracy | test AUC |',
+    '| --- | ---: | ---: | ---: | --- | --- | --- | --- |',
+  ];
+  for (const mix of metrics.mixes) {
+    const epochs = mix.seeds.map((seed) => seed.epochsRun).join(', ');
+    const best = mix.seeds.map((seed) => seed.bestEpoch).join(', ');
+    lines.push(
+      `| ${mix.mix} | ${mix.rows.real} | ${mix.rows.augmented} | ${mix.rows.synthetic} | ${epochs} | ${best} | ${meanStd(mix.testAccuracy)} | ${meanStd(mix.testAuc)} |`,
+    );
+  }
+
+  lines.push('', '## Per seed', '', '| mix | seed | val accuracy | val AUC | test accuracy | test AUC | confusion (rows: true, columns: predicted) |', '| --- | ---: | --- | --- | --- | --- | --- |');
+  for (const mix of metrics.mixes) {
+    for (const seed of mix.seeds) {
+      lines.push(
+        `| ${mix.mix} | ${seed.seed} | ${number(seed.val.accuracy)} | ${number(seed.val.auc)} | ${number(seed.test.accuracy)} | ${number(seed.test.auc)} | ${JSON.stringify(seed.test.confusion)} |`,
+      );
+    }
+  }
+
+  lines.push('', '## Stages', '');
+  if (metrics.synth !== null) {
+    lines.push(
+      `GAN: ${metrics.synth.epochsCompleted} epochs, ${metrics.synth.steps} steps in ${metrics.synth.seconds} s (stopped by ${metrics.synth.stoppedBy === 'timeBudget' ? 'the time budget' : 'the epoch limit'}); ` +
+        `${config.synth.perClass} synthetic images per class. Samples: \`synthetic/samples.png\`.`,
+    );
+  }
+  if (config.augment.enabled) lines.push(`Augmentation: ${config.augment.viewsPerImage} views per real train image. Examples: \`augmented/examples.png\`.`);
+  lines.push('', '| stage | seconds |', '| --- | ---: |');
+  for (const [stage, seconds] of Object.entries(metrics.timings)) lines.push(`| ${stage} | ${seconds} |`);
+  lines.push('', 'Outputs: `real/`, `augmented/` and `synthetic/` hold Arrow shards with a `manifest.json` each; `metrics.json` holds every number above and the per-epoch logs.', '');
+  return lines.join('\n');
+}
+
+/** Writes `metrics.json` and `report.md` into the run folder. */
+export async function writeReport(runDir: string, metrics: RunMetrics): Promise<{ report: string; metrics: string }> {
+  const metricsPath = join(runDir, 'metrics.json');
+  const reportPath = join(runDir, 'report.md');
+  await writeFileAtomic(metricsPath, `${JSON.stringify(metrics, null, 2)}\n`);
+  await writeFileAtomic(reportPath, renderMarkdownReport(metrics));
+  return { report: reportPath, metrics: metricsPath };
+}
