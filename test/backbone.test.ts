@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { readMedMnistNpz, selectBackend } from '@scarce/core';
+import { extractFeatures, loadBackbone } from '@scarce/train';
+import { BREASTMNIST, MOBILENET } from './helpers.js';
+
+let baseUrl = '';
+const requested: string[] = [];
+const server = createServer((request, response) => {
+  requested.push(request.url ?? '');
+  const file = (request.url ?? '').replace(/^\/model\//, '');
+  if (!['model.json', 'weights.bin'].includes(file)) {
+    response.writeHead(404).end();
+    return;
+  }
+  response.writeHead(200);
+  createReadStream(join(MOBILENET, file)).pipe(response);
+});
+
+before(async () => {
+  await selectBackend({ log: () => {} });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(() => server.close());
+
+test('backbone loads at a chosen input size', async () => {
+  const backbone = await loadBackbone(MOBILENET, { inputSize: 64 });
+  assert.equal(backbone.featureSize, 1280);
+  assert.deepEqual(backbone.model.inputs[0].shape, [null, 64, 64, 3]);
+  assert.deepEqual(backbone.model.outputs[0].shape, [null, 2, 2, 1280]);
+  assert.equal(backbone.model.countParams(), 410208);
+  backbone.model.dispose();
+});
+
+test('backbone from a URL equals the local copy', async () => {
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const images = dataset.records.slice(0, 4);
+  const local = await loadBackbone(MOBILENET, { inputSize: 32 });
+  const remote = await loadBackbone(`${baseUrl}/model/model.json`, { inputSize: 32 });
+  assert.ok(requested.includes('/model/weights.bin'), 'weights were fetched over HTTP');
+  const localFeatures = extractFeatures(local, images, { quiet: true });
+  const remoteFeatures = extractFeatures(remote, images, { quiet: true });
+  assert.equal(localFeatures.length, 4 * 1280);
+  assert.deepEqual(remoteFeatures, localFeatures);
+  assert.ok(localFeatures.some((value) => value > 0), 'features are not all zero');
+  local.model.dispose();
+  remote.model.dispose();
+});
+
+test('backbone names a failed download', async () => {
+  await assert.rejects(loadBackbone(`${baseUrl}/missing/model.json`), /GET .*missing\/model\.json failed with HTTP 404/);
+});
+
+test('feature extraction keeps the tensor count flat', async () => {
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
+  extractFeatures(backbone, dataset.records.slice(0, 8), { quiet: true });
+  const before = tf.memory().numTensors;
+  extractFeatures(backbone, dataset.records.slice(0, 40), { batchSize: 8, quiet: true });
+  assert.equal(tf.memory().numTensors, before);
+  backbone.model.dispose();
+});

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { readMedMnistNpz, readShardFolder, recordsOfSplit } from '@scarce/core';
+import { BREASTMNIST, MOBILENET, npyBytes, temporaryFolder, writeNpz } from './helpers.js';
+
+const CLI = resolve('packages/cli/dist/main.js');
+
+/** Writes a small BreastMNIST subset: 48 train, 16 val and 24 test images. */
+async function writeSubset(dir: string): Promise<string> {
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const arrays: Record<string, Uint8Array> = {};
+  for (const [split, count] of [['train', 48], ['val', 16], ['test', 24]] as const) {
+    const records = recordsOfSplit(dataset, split).slice(0, count);
+    const pixels = new Uint8Array(count * 28 * 28);
+    records.forEach((record, i) => pixels.set(record.pixels, i * 28 * 28));
+    arrays[`${split}_images`] = npyBytes(pixels, [count, 28, 28], '|u1');
+    arrays[`${split}_labels`] = npyBytes(records.map((record) => record.label), [count, 1], '<i8');
+  }
+  const path = join(dir, 'subset.npz');
+  await writeNpz(path, arrays);
+  return path;
+}
+
+function runCli(args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, SCARCE_BACKEND: '' } });
+}
+
+test('run writes a report with every mix', async () => {
+  const dir = await temporaryFolder();
+  const data = await writeSubset(dir);
+  const config = {
+    name: 'tiny',
+    output: join(dir, 'runs'),
+    data: { path: data, classNames: ['malignant', 'benign'] },
+    augment: { viewsPerImage: 2, transforms: { rotation: 10, horizontalFlip: true } },
+    synth: { perClass: 12, gan: { epochs: 2, timeBudgetSeconds: 20, batchSize: 16 } },
+    train: { backbone: resolve(MOBILENET), inputSize: 32, seeds: [0, 1], head: { epochs: 8 } },
+  };
+  const configPath = join(dir, 'tiny.json');
+  await writeFile(configPath, JSON.stringify(config));
+
+  const result = runCli(['run', configPath, '--quiet']);
+  assert.equal(result.status, 0, result.stderr);
+  const metrics = JSON.parse(await readFile(join(dir, 'runs', 'tiny', 'metrics.json'), 'utf8'));
+  assert.deepEqual(metrics.mixes.map((mix: { mix: string }) => mix.mix), ['real', 'real+augmented', 'real+synthetic', 'real+augmented+synthetic', 'synthetic']);
+  for (const mix of metrics.mixes) {
+    assert.equal(mix.seeds.length, 2);
+    for (const seed of mix.seeds) {
+      for (const value of [seed.test.accuracy, seed.test.auc, seed.val.accuracy]) assert.ok(value >= 0 && value <= 1, `${mix.mix}: ${value} in [0, 1]`);
+      assert.ok(seed.bestEpoch >= 1 && seed.bestEpoch <= seed.epochsRun);
+    }
+  }
+  const rows = Object.fromEntries(metrics.mixes.map((mix: { mix: string; rows: object }) => [mix.mix, mix.rows]));
+  assert.deepEqual(rows['real+augmented'], { real: 48, augmented: 96, synthetic: 0 });
+  assert.deepEqual(rows['synthetic'], { real: 0, augmented: 0, synthetic: 24 });
+  assert.equal(metrics.backend, 'wasm');
+
+  const report = await readFile(join(dir, 'runs', 'tiny', 'report.md'), 'utf8');
+  for (const mix of ['| real |', '| real+augmented |', '| real+synthetic |', '| real+augmented+synthetic |', '| synthetic |']) assert.ok(report.includes(mix), mix);
+  const synthetic = await readShardFolder(join(dir, 'runs', 'tiny', 'synthetic'));
+  assert.equal(synthetic.records.length, 24);
+  assert.ok(synthetic.records.every((record) => record.origin === 'synthetic' && record.sourceIndex === null));
+
+  const again = runCli(['run', configPath, '--quiet']);
+  assert.equal(again.status, 2, 'an existing run is not overwritten without --force');
+  assert.match(again.stderr, /already holds a run.*--force/);
+});
+
+test('run names an invalid config field', async () => {
+  const dir = await temporaryFolder();
+  const configPath = join(dir, 'bad.json');
+  await writeFile(configPath, JSON.stringify({ data: { path: BREASTMNIST }, train: { inputSize: 'large' } }));
+  const result = runCli(['run', configPath]);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /Invalid config .*bad\.json:\n\s+train\.inputSize: /);
+});
+
+test('cli exits 2 for a missing dataset', () => {
+  const result = runCli(['augment', 'no/such/data.npz', '--out', '/tmp/unused']);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /Dataset no\/such\/data\.npz not found/);
+});
