@@ -1,0 +1,109 @@
+import { checkChannels, deriveSeed, type ImageRecord, type RawImage } from '@scarce/core';
+import { resolveTransformConfig, type TransformConfig, type TransformOptions } from './config.js';
+import { forwardMatrix, invertAffine, isIdentityGeometry } from './geometry.js';
+import { parseTransformParams, sampleTransformParams, type TransformParams } from './params.js';
+import { warpWithSharp } from './warp-sharp.js';
+import { warpWithTypeScript } from './warp-typescript.js';
+
+/**
+ * Multiplies every pixel value by `factor`, dropping the fraction and clipping at 255, as sharp's
+ * `linear(factor, 0)` and torchvision's ColorJitter on uint8 tensors do. It is computed here so
+ * both warp engines share it without another sharp call.
+ */
+export function scaleBrightness(pixels: Uint8Array, factor: number): Uint8Array {
+  const table = new Uint8Array(256);
+  // libvips computes linear() on 8-bit images in single precision; rounding the same way matches it exactly.
+  const singleFactor = Math.fround(factor);
+  for (let value = 0; value < 256; value++) table[value] = Math.min(255, Math.floor(Math.fround(value * singleFactor)));
+  const output = new Uint8Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) output[i] = table[pixels[i]];
+  return output;
+}
+
+function checkImage(image: RawImage): void {
+  checkChannels(image.channels);
+  const expected = image.height * image.width * image.channels;
+  if (image.pixels.length !== expected) {
+    throw new Error(
+      `Invalid image: its shape ${image.height}x${image.width}x${image.channels} needs ${expected} pixel values ` +
+        `but it has ${image.pixels.length}.`,
+    );
+  }
+}
+
+/**
+ * Applies the transform that `params` describe: warp (mirror, zoom, rotation and shift in one
+ * affine map) with the recorded engine, then brightness. The output has the size and channels
+ * of the input. Replaying the params of an augmented row (as read back from a shard) on its
+ * source gives the row's pixels exactly, with the same sharp/libvips version when the row was
+ * warped by sharp. Throws an error naming the field when the params are not valid.
+ */
+export async function applyTransform(image: RawImage, params: TransformParams | Record<string, unknown>): Promise<RawImage> {
+  checkImage(image);
+  const checked = parseTransformParams(params);
+  const { height, width, channels } = image;
+
+  let pixels: Uint8Array = image.pixels;
+  if (!isIdentityGeometry(checked)) {
+    const forward = forwardMatrix(checked, height, width);
+    pixels =
+      checked.engine === 'sharp'
+        ? await warpWithSharp(image, forward, checked)
+        : warpWithTypeScript(image, invertAffine(forward), checked);
+  }
+  pixels = checked.brightness === 1 ? pixels.slice() : scaleBrightness(pixels, checked.brightness);
+  return { pixels, height, width, channels };
+}
+
+/**
+ * Rejects records that must not be augmented: anything but a real train record with a source
+ * index. Augmented rows of validation or test images would leak them into training.
+ */
+export function checkAugmentable(record: ImageRecord, position?: number): void {
+  const where = position === undefined ? 'The record' : `Record ${position}`;
+  if (record.split !== 'train') {
+    throw new Error(
+      `${where} is in the '${record.split}' split; only train records can be augmented, because augmented ` +
+        `rows of validation or test images would leak them into training. Pass recordsOfSplit(dataset, 'train').`,
+    );
+  }
+  if (record.origin !== 'real') {
+    throw new Error(`${where} has origin '${record.origin}'; only real records can be augmented.`);
+  }
+  if (!Number.isInteger(record.sourceIndex) || (record.sourceIndex as number) < 0) {
+    throw new Error(`${where} has source index ${record.sourceIndex}; a real record needs its non-negative index in its split.`);
+  }
+}
+
+/**
+ * Draws one view of a real train record and applies it. The result keeps the label, size,
+ * channels and source index, and records the seed and the drawn params so it can be replayed.
+ * `view` is the view number stored on the result (1..K within a dataset).
+ */
+export async function augmentRecord(
+  record: ImageRecord,
+  transforms: TransformOptions | TransformConfig,
+  seed: number,
+  view = 1,
+): Promise<ImageRecord> {
+  checkAugmentable(record);
+  const config = resolveTransformConfig(transforms);
+
+  const params = sampleTransformParams(config, record.height, record.width, seed);
+  const image = await applyTransform(record, params);
+  return {
+    ...image,
+    label: record.label,
+    origin: 'augmented',
+    sourceIndex: record.sourceIndex,
+    view,
+    seed: seed >>> 0,
+    params,
+    split: 'train',
+  };
+}
+
+/** Returns the seed of view `view` of the record with source index `sourceIndex`, for a run seed. */
+export function viewSeed(seed: number, sourceIndex: number, view: number): number {
+  return deriveSeed(seed, 'augment', sourceIndex, view);
+}
