@@ -1,1 +1,9 @@
-export {};
+export * from './config.js';
+export * from './contact-sheet.js';
+export * from './dataset.js';
+export * from './geometry.js';
+export * from './params.js';
+export * from './to-shards.js';
+export * from './transform.js';
+export * from './warp-sharp.js';
+export * from './warp-typescript.js';

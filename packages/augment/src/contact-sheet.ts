@@ -1,0 +1,108 @@
+import sharp from 'sharp';
+import { writeFileAtomic, type ImageRecord } from '@scarce/core';
+
+/** Options of `renderContactSheet`. */
+export interface ContactSheetOptions {
+  /** Source images shown, one per row, in the order given; default 6. */
+  sources?: number;
+  /** Views shown beside each source, in view order; default 8. */
+  viewsPerSource?: number;
+  /** Smallest side of a cell in pixels; images are enlarged by a whole factor, nearest neighbour, to reach it. Default 64. */
+  minimumCellSize?: number;
+}
+
+const GAP_PIXELS = 2;
+/** Extra space between a source and its first view, which sets the source apart. */
+const SOURCE_GAP_PIXELS = 8;
+const BACKGROUND = { r: 255, g: 255, b: 255 };
+
+/** Enlarges an image by a whole factor (nearest neighbour) and makes it RGB. */
+function toRgbCell(record: ImageRecord, scale: number): { pixels: Buffer; width: number; height: number } {
+  const width = record.width * scale;
+  const height = record.height * scale;
+  const pixels = Buffer.alloc(height * width * 3);
+  for (let y = 0; y < height; y++) {
+    const sourceRow = Math.floor(y / scale) * record.width;
+    for (let x = 0; x < width; x++) {
+      const source = (sourceRow + Math.floor(x / scale)) * record.channels;
+      const target = (y * width + x) * 3;
+      for (let k = 0; k < 3; k++) pixels[target + k] = record.pixels[source + (record.channels === 3 ? k : 0)];
+    }
+  }
+  return { pixels, width, height };
+}
+
+/**
+ * Renders a PNG with one row per source record: the source at the left, then its views. Views
+ * are matched to sources by source index. Every image must have the size of the first source.
+ */
+export async function renderContactSheet(
+  sources: readonly ImageRecord[],
+  views: readonly ImageRecord[],
+  options: ContactSheetOptions = {},
+): Promise<Uint8Array> {
+  const sourceCount = Math.min(options.sources ?? 6, sources.length);
+  const viewsPerSource = options.viewsPerSource ?? 8;
+  const minimumCellSize = options.minimumCellSize ?? 64;
+  for (const [name, value] of Object.entries({ sources: options.sources ?? 6, viewsPerSource, minimumCellSize })) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer but received ${value}.`);
+  }
+  if (sourceCount < 1) throw new Error('renderContactSheet received no source records to draw.');
+
+  const shownSources = sources.slice(0, sourceCount);
+  const viewsBySource = new Map<number | null, ImageRecord[]>();
+  for (const view of views) {
+    const list = viewsBySource.get(view.sourceIndex) ?? [];
+    list.push(view);
+    viewsBySource.set(view.sourceIndex, list);
+  }
+  const rows = shownSources.map((source) => [
+    source,
+    ...(viewsBySource.get(source.sourceIndex) ?? []).sort((first, second) => first.view - second.view).slice(0, viewsPerSource),
+  ]);
+
+  const { height, width } = shownSources[0];
+  const scale = Math.max(1, Math.ceil(minimumCellSize / Math.min(height, width)));
+  const cellHeight = height * scale;
+  const cellWidth = width * scale;
+  const columns = Math.max(...rows.map((row) => row.length));
+  const canvasWidth = GAP_PIXELS + cellWidth + SOURCE_GAP_PIXELS + (columns - 1) * (cellWidth + GAP_PIXELS);
+  const canvasHeight = GAP_PIXELS + rows.length * (cellHeight + GAP_PIXELS);
+
+  const overlays: sharp.OverlayOptions[] = [];
+  for (const [rowIndex, row] of rows.entries()) {
+    for (const [column, record] of row.entries()) {
+      if (record.height !== height || record.width !== width) {
+        throw new Error(
+          `renderContactSheet draws images of one size, ${height}x${width}, but source index ` +
+            `${record.sourceIndex} view ${record.view} is ${record.height}x${record.width}.`,
+        );
+      }
+      const cell = toRgbCell(record, scale);
+      const left = GAP_PIXELS + (column === 0 ? 0 : cellWidth + SOURCE_GAP_PIXELS + (column - 1) * (cellWidth + GAP_PIXELS));
+      overlays.push({
+        input: cell.pixels,
+        raw: { width: cell.width, height: cell.height, channels: 3 },
+        left,
+        top: GAP_PIXELS + rowIndex * (cellHeight + GAP_PIXELS),
+      });
+    }
+  }
+
+  const png = await sharp({ create: { width: canvasWidth, height: canvasHeight, channels: 3, background: BACKGROUND } })
+    .composite(overlays)
+    .png({ compressionLevel: 6, adaptiveFiltering: true })
+    .toBuffer();
+  return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
+}
+
+/** Renders the contact sheet and writes it to `path`, atomically. */
+export async function writeContactSheet(
+  path: string,
+  sources: readonly ImageRecord[],
+  views: readonly ImageRecord[],
+  options: ContactSheetOptions = {},
+): Promise<string> {
+  await writeFileAtomic(path, await renderContactSheet(sources, views, options));
+  return path;
+}
