@@ -11,3 +11,4 @@ export * from './random.js';
 export * from './records.js';
 export * from './shard-schema.js';
 export * from './shards.js';
+export * from './wasm-kernels/index.js';
