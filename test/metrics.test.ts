@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { accuracy, binaryAuc, confusionMatrix, crossEntropy, rocAuc } from '@scarce/train';
+import { accuracy, binaryAuc, confusionMatrix, crossEntropy, perClassScores, rocAuc } from '@scarce/train';
 
 test('auc of a known ranking', () => {
   // scikit-learn's roc_auc_score documentation example.
@@ -30,4 +30,12 @@ test('accuracy, confusion matrix and cross entropy', () => {
   assert.deepEqual(confusionMatrix([0, 1, 1, 0], [0, 1, 0, 0], 2), [[2, 1], [0, 1]]);
   const probabilities = Float32Array.from([0.5, 0.5, 0.25, 0.75]);
   assert.ok(Math.abs(crossEntropy(probabilities, [0, 1], 2) - (Math.log(2) + Math.log(4 / 3)) / 2) < 1e-6);
+});
+
+test('per-class precision, recall and f1', () => {
+  // True 0 predicted 0 twice and 1 once; true 1 predicted 1 once; class 2 never predicted.
+  const scores = perClassScores([[2, 1, 0], [0, 1, 0], [0, 0, 0]]);
+  assert.deepEqual(scores[0], { precision: 1, recall: 2 / 3, f1: 0.8, support: 3 });
+  assert.deepEqual(scores[1], { precision: 0.5, recall: 1, f1: 2 / 3, support: 1 });
+  assert.deepEqual(scores[2], { precision: 0, recall: 0, f1: 0, support: 0 });
 });

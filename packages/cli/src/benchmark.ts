@@ -48,7 +48,7 @@ export function benchmarkMixes(
   features: Map<ImageRecord, Float32Array>,
   featureSize: number,
   numClasses: number,
-  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'seeds'>,
+  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds'>,
   log: (line: string) => void,
 ): MixResult[] {
   const validation = stack(evaluation.val, features, featureSize);
@@ -60,7 +60,7 @@ export function benchmarkMixes(
     const train = stack(mix.rows, features, featureSize);
     const seeds: SeedResult[] = [];
     for (const seed of settings.seeds) {
-      const training = trainHead(train, validation, numClasses, { ...settings.head, earlyStopping: settings.earlyStopping, seed });
+      const training = trainHead(train, validation, numClasses, { ...settings.head, earlyStopping: settings.earlyStopping, reduceLrOnPlateau: settings.reduceLrOnPlateau, seed });
       const valReport = evaluateProbabilities(training.head.predict(validation.features), validation.labels, numClasses);
       const testReport = evaluateProbabilities(training.head.predict(test.features), test.labels, numClasses);
       training.head.dispose();

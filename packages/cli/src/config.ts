@@ -69,10 +69,28 @@ export const runConfigSchema = z
             batchSize: z.number().int().positive().default(32),
             epochs: z.number().int().positive().default(200),
             classWeight: z.enum(['none', 'balanced']).default('none'),
+            sampling: z.enum(['shuffle', 'balanced']).default('shuffle'),
           })
           .strict()
           .prefault({}),
         earlyStopping: earlyStoppingSchema.prefault({}),
+        /** Keras ReduceLROnPlateau settings, or false for a constant learning rate. */
+        reduceLrOnPlateau: z
+          .union([
+            z.literal(false),
+            z
+              .object({
+                monitor: z.string().default('val_loss'),
+                factor: z.number().gt(0).lt(1).default(0.1),
+                patience: z.number().int().nonnegative().default(10),
+                mode: z.enum(['auto', 'min', 'max']).default('auto'),
+                minDelta: z.number().nonnegative().default(1e-4),
+                cooldown: z.number().int().nonnegative().default(0),
+                minLearningRate: z.number().nonnegative().default(0),
+              })
+              .strict(),
+          ])
+          .default(false),
         mixes: z.array(z.string()).min(1).default(['real', 'real+augmented', 'real+synthetic', 'real+augmented+synthetic', 'synthetic']),
         /** Seeds of the head's initialisation, dropout and batch order: one classifier per mix and seed. */
         seeds: z.array(z.number().int().nonnegative()).min(1).default([0, 1, 2]),

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Random } from '@scarce/core';
 import { EarlyStopping, type EarlyStoppingOptions } from './early-stopping.js';
 import { evaluateProbabilities } from './metrics.js';
+import { ReduceLrOnPlateau, type ReduceLrOnPlateauOptions } from './reduce-lr.js';
 
 /** Feature vectors with their labels, row-major `[rows, featureSize]`. */
 export interface FeatureSet {
@@ -23,7 +24,14 @@ export interface HeadOptions {
   epochs?: number;
   /** `balanced` weights each class's loss by rows / (classes x class rows), as scikit-learn does. */
   classWeight?: 'none' | 'balanced';
+  /**
+   * `shuffle` visits every row once per epoch; `balanced` draws each row of an epoch from a
+   * uniformly chosen class (minority classes are oversampled), keeping the epoch's length.
+   */
+  sampling?: 'shuffle' | 'balanced';
   earlyStopping?: EarlyStoppingOptions;
+  /** Reduce the learning rate on a plateau (Keras `ReduceLROnPlateau`), or false for a constant rate. */
+  reduceLrOnPlateau?: ReduceLrOnPlateauOptions | false;
   seed?: number;
   /** Called after each epoch with its 1-based number and logged values. */
   onEpoch?: (epoch: number, logs: Record<string, number>) => void;
@@ -36,9 +44,23 @@ export const HEAD_DEFAULTS = {
   batchSize: 32,
   epochs: 200,
   classWeight: 'none',
+  sampling: 'shuffle',
+  reduceLrOnPlateau: false,
   seed: 0,
   earlyStopping: { monitor: 'val_loss', patience: 15, restoreBestWeights: true },
 } as const satisfies HeadOptions;
+
+/** One epoch's row order: a shuffle of all rows, or class-balanced draws of the same length. */
+export function epochOrder(labels: readonly number[], numClasses: number, sampling: 'shuffle' | 'balanced', random: Random): number[] {
+  if (sampling === 'shuffle') return random.shuffle(labels.map((_, i) => i));
+  const byClass = Array.from({ length: numClasses }, (): number[] => []);
+  labels.forEach((label, row) => byClass[label].push(row));
+  const present = byClass.filter((rows) => rows.length > 0);
+  return labels.map(() => {
+    const rows = present[random.integer(0, present.length)];
+    return rows[random.integer(0, rows.length)];
+  });
+}
 
 /** A trained head: feature standardisation, dense, dropout (training only), dense, softmax. */
 export class ClassifierHead {
@@ -131,15 +153,16 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
   const head = new ClassifierHead(mean, std, weights, numClasses);
 
   const optimizer = tf.train.adam(settings.learningRate);
+  let learningRate: number = settings.learningRate;
   const earlyStopping = new EarlyStopping(settings.earlyStopping);
+  const reduceLr = settings.reduceLrOnPlateau === false ? null : new ReduceLrOnPlateau(settings.reduceLrOnPlateau);
   const perClassWeight = classWeights(train.labels, numClasses, settings.classWeight);
   let snapshot: tf.Tensor[] | null = null;
   const history: Array<Record<string, number>> = [];
-  const order = train.labels.map((_, i) => i);
   let epochsRun = 0;
 
   for (let epoch = 0; epoch < settings.epochs; epoch++) {
-    random.shuffle(order);
+    const order = epochOrder(train.labels, numClasses, settings.sampling, random);
     let lossSum = 0;
     for (let start = 0; start < order.length; start += settings.batchSize) {
       const rows = order.slice(start, start + settings.batchSize);
@@ -164,7 +187,13 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
     epochsRun = epoch + 1;
 
     const validationReport = evaluateProbabilities(head.predict(validation.features), validation.labels, numClasses);
-    const logs = { loss: lossSum / order.length, val_loss: validationReport.loss, val_accuracy: validationReport.accuracy, val_auc: validationReport.auc };
+    const logs = {
+      loss: lossSum / order.length,
+      val_loss: validationReport.loss,
+      val_accuracy: validationReport.accuracy,
+      val_auc: validationReport.auc,
+      learning_rate: learningRate,
+    };
     history.push({ epoch: epoch + 1, ...logs });
     settings.onEpoch?.(epoch + 1, logs);
 
@@ -174,6 +203,11 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
       snapshot = weights.map((weight) => weight.clone());
     }
     if (decision.stop) break;
+    if (reduceLr !== null) {
+      learningRate = reduceLr.onEpochEnd(logs, learningRate);
+      // Adam reads its rate at every step, so changing it between epochs takes effect at once.
+      (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
+    }
   }
 
   if (earlyStopping.restoreBestWeights && snapshot !== null) {

@@ -5,3 +5,4 @@ export * from './head.js';
 export * from './metrics.js';
 export * from './preprocess.js';
 export * from './mixes.js';
+export * from './reduce-lr.js';

@@ -80,12 +80,37 @@ export function confusionMatrix(predictions: readonly number[], labels: readonly
   return matrix;
 }
 
-/** Accuracy, AUC, loss and confusion matrix of probabilities against labels. */
+/** Precision, recall and F1 of one class, with its number of true rows (support). */
+export interface ClassScores {
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+/**
+ * Per-class precision, recall and F1 from a confusion matrix ([true][predicted]). A ratio whose
+ * denominator is 0 is reported as 0, as scikit-learn does with `zero_division=0`.
+ */
+export function perClassScores(confusion: number[][]): ClassScores[] {
+  return confusion.map((row, k) => {
+    const truePositives = row[k];
+    const support = row.reduce((sum, count) => sum + count, 0);
+    const predicted = confusion.reduce((sum, other) => sum + other[k], 0);
+    const precision = predicted === 0 ? 0 : truePositives / predicted;
+    const recall = support === 0 ? 0 : truePositives / support;
+    const f1 = precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
+    return { precision, recall, f1, support };
+  });
+}
+
+/** Accuracy, AUC, loss, confusion matrix and per-class scores of probabilities against labels. */
 export interface ClassificationReport {
   loss: number;
   accuracy: number;
   auc: number;
   confusion: number[][];
+  perClass: ClassScores[];
 }
 
 export function evaluateProbabilities(
@@ -94,10 +119,12 @@ export function evaluateProbabilities(
   numClasses: number,
 ): ClassificationReport {
   const predictions = argmaxRows(probabilities, numClasses);
+  const confusion = confusionMatrix(predictions, labels, numClasses);
   return {
     loss: crossEntropy(probabilities, labels, numClasses),
     accuracy: accuracy(predictions, labels),
     auc: rocAuc(probabilities, labels, numClasses),
-    confusion: confusionMatrix(predictions, labels, numClasses),
+    confusion,
+    perClass: perClassScores(confusion),
   };
 }
