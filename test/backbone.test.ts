@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { readMedMnistNpz, selectBackend } from '@scarce/core';
-import { extractFeatures, loadBackbone } from '@scarce/train';
+import { extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone } from '@scarce/train';
 import { BREASTMNIST, MOBILENET } from './helpers.js';
 
 let baseUrl = '';
@@ -65,4 +67,25 @@ test('feature extraction keeps the tensor count flat', async () => {
   extractFeatures(backbone, dataset.records.slice(0, 40), { batchSize: 8, quiet: true });
   assert.equal(tf.memory().numTensors, before);
   backbone.model.dispose();
+});
+
+test('feature cache returns the same features without the backbone', async () => {
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const images = [...dataset.records.slice(0, 6), dataset.records[0]];
+  const root = await mkdtemp(join(tmpdir(), 'scarce-cache-'));
+  const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
+  const cache = new FeatureCache(root, backbone);
+
+  const first = await extractFeaturesCached(backbone, images, cache, { quiet: true });
+  assert.equal(first.misses, 7);
+  assert.deepEqual(first.features.subarray(6 * 1280), first.features.subarray(0, 1280), 'a repeated image gets the same features');
+  const second = await extractFeaturesCached(backbone, images, cache, { quiet: true });
+  assert.equal(second.hits, 7);
+  assert.deepEqual(second.features, first.features);
+  assert.deepEqual(second.features, extractFeatures(backbone, images, { quiet: true }));
+
+  const larger = await loadBackbone(MOBILENET, { inputSize: 64 });
+  assert.notEqual(new FeatureCache(root, larger).directory, cache.directory, 'another input size has its own cache');
+  backbone.model.dispose();
+  larger.model.dispose();
 });

@@ -37,7 +37,7 @@ test('run writes a report with every mix', async () => {
     data: { path: data, classNames: ['malignant', 'benign'] },
     augment: { viewsPerImage: 2, transforms: { rotation: 10, horizontalFlip: true } },
     synth: { perClass: 12, gan: { epochs: 2, timeBudgetSeconds: 20, batchSize: 16 } },
-    train: { backbone: resolve(MOBILENET), inputSize: 32, seeds: [0, 1], head: { epochs: 8 } },
+    train: { backbone: resolve(MOBILENET), inputSize: 32, seeds: [0, 1], head: { epochs: 8 }, featureCache: join(dir, 'cache') },
   };
   const configPath = join(dir, 'tiny.json');
   await writeFile(configPath, JSON.stringify(config));

@@ -61,6 +61,8 @@ export const runConfigSchema = z
         backbone: z.string().default('fixtures/mobilenet_v2_0.35_224_notop'),
         inputSize: z.number().int().min(32).default(128),
         featureBatchSize: z.number().int().positive().default(64),
+        /** Folder of the on-disk feature cache, or false for none; default $SCARCE_CACHE_DIR or ~/.cache/scarce. */
+        featureCache: z.union([z.string(), z.literal(false)]).optional(),
         head: z
           .object({
             units: z.number().int().nonnegative().default(256),
@@ -119,6 +121,7 @@ export function parseRunConfig(value: unknown, source: string, baseDir: string):
   const resolvePath = (path: string) => (isAbsolute(path) || /^https?:\/\//i.test(path) ? path : resolve(baseDir, path));
   config.data.path = resolvePath(config.data.path);
   config.train.backbone = resolvePath(config.train.backbone);
+  if (typeof config.train.featureCache === 'string') config.train.featureCache = resolvePath(config.train.featureCache);
   return config;
 }
 

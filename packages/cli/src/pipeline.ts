@@ -15,7 +15,7 @@ import {
 } from '@scarce/core';
 import { augmentToShards, type TransformOptions } from '@scarce/augment';
 import { synthToShards, trainConditionalGan, type SynthConfig } from '@scarce/synth';
-import { checkNoLeakage, composeMix, extractFeatures, loadBackbone, parseMix, type Backbone } from '@scarce/train';
+import { checkNoLeakage, composeMix, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, parseMix, type Backbone } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
 import { benchmarkMixes, type MixResult } from './benchmark.js';
@@ -128,7 +128,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   for (const duplicate of checkNoLeakage(trainRows, evaluation)) log(`warning: the data's own splits share an image: ${duplicate}`);
 
   const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize });
-  const features = await timed(timings, 'features', async () => featuresByRecord(backbone, records, config, options.quiet));
+  const features = await timed(timings, 'features', () => featuresByRecord(backbone, records, config, log, options.quiet));
 
   const results = await timed(timings, 'train', async () =>
     benchmarkMixes(
@@ -182,7 +182,22 @@ async function readRunShards(runDir: string, needs: Set<string>): Promise<ImageR
   return records;
 }
 
-function featuresByRecord(backbone: Backbone, records: ImageRecord[], config: RunConfig, quiet?: boolean): Map<ImageRecord, Float32Array> {
-  const all = extractFeatures(backbone, records, { batchSize: config.train.featureBatchSize, quiet });
+async function featuresByRecord(
+  backbone: Backbone,
+  records: ImageRecord[],
+  config: RunConfig,
+  log: (line: string) => void,
+  quiet?: boolean,
+): Promise<Map<ImageRecord, Float32Array>> {
+  const options = { batchSize: config.train.featureBatchSize, quiet };
+  let all: Float32Array;
+  if (config.train.featureCache === false) {
+    all = extractFeatures(backbone, records, options);
+  } else {
+    const cache = new FeatureCache(config.train.featureCache ?? defaultCacheDirectory(), backbone);
+    const result = await extractFeaturesCached(backbone, records, cache, options);
+    log(`features: ${result.hits} from the cache in ${cache.directory}, ${result.misses} computed`);
+    all = result.features;
+  }
   return new Map(records.map((record, i) => [record, all.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
 }

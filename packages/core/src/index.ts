@@ -5,6 +5,7 @@ export * from './files.js';
 export * from './folder.js';
 export * from './image-codec.js';
 export * from './manifest.js';
+export * from './model-files.js';
 export * from './npz.js';
 export * from './progress.js';
 export * from './random.js';

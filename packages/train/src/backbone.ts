@@ -1,6 +1,4 @@
-import { InputError } from '@scarce/core';
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { InputError, readModelArtifacts } from '@scarce/core';
 import * as tf from '@tensorflow/tfjs';
 
 /** How a backbone expects its input. */
@@ -25,6 +23,8 @@ export interface Backbone {
   featureSize: number;
   /** Where it was loaded from. */
   source: string;
+  /** sha256 of the resized topology and the weights: the key of cached features. */
+  fingerprint: string;
 }
 
 /** Options of `loadBackbone`. */
@@ -34,79 +34,16 @@ export interface LoadBackboneOptions {
   spec?: BackboneSpec;
 }
 
-interface ModelJson {
-  modelTopology: { config: { layers: Array<{ class_name: string; config: Record<string, unknown> }> } };
-  weightsManifest: tf.io.WeightsManifestConfig;
-  format?: string;
-  generatedBy?: string;
-  convertedBy?: string | null;
-}
-
-function isUrl(source: string): boolean {
-  return /^https?:\/\//i.test(source);
-}
-
-async function readSource(source: string, relative?: string): Promise<Uint8Array> {
-  if (isUrl(source)) {
-    const url = relative === undefined ? source : new URL(relative, source).toString();
-    const response = await fetch(url);
-    if (!response.ok) throw new InputError(`GET ${url} failed with HTTP ${response.status} ${response.statusText}.`);
-    return new Uint8Array(await response.arrayBuffer());
-  }
-  const path = relative === undefined ? source : join(dirname(source), relative);
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (error) {
-    throw new InputError(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
-  }
-}
-
-/**
- * Reads a TF.js layers model (model.json and its weight files) from a local path or an http(s)
- * URL, with the input layer resized to `inputSize` x `inputSize`.
- */
-export async function readModelArtifacts(source: string, inputSize?: number): Promise<tf.io.ModelArtifacts> {
-  const jsonSource = isUrl(source) || source.endsWith('.json') ? source : join(source, 'model.json');
-  let modelJson: ModelJson;
-  try {
-    modelJson = JSON.parse(new TextDecoder().decode(await readSource(jsonSource))) as ModelJson;
-  } catch (error) {
-    throw new InputError(`${jsonSource} is not a TF.js model.json: ${(error as Error).message}`);
-  }
-  if (modelJson.modelTopology === undefined || modelJson.weightsManifest === undefined) {
-    throw new InputError(`${jsonSource} has no modelTopology or weightsManifest; expected a TF.js layers model (tfjs-converter --output_format tfjs_layers_model).`);
-  }
-
-  if (inputSize !== undefined) {
-    const inputLayer = modelJson.modelTopology.config.layers.find((layer) => layer.class_name === 'InputLayer');
+/** Sets the input layer of a layers topology to `inputSize` x `inputSize`, keeping its channels. */
+function resizeInputLayer(inputSize: number) {
+  return (topology: Record<string, unknown>, jsonSource: string) => {
+    const layers = (topology.config as { layers?: Array<{ class_name: string; config: Record<string, unknown> }> } | undefined)?.layers ?? [];
+    const inputLayer = layers.find((layer) => layer.class_name === 'InputLayer');
     const shape = inputLayer?.config.batch_input_shape as Array<number | null> | undefined;
     if (shape === undefined || shape.length !== 4) {
       throw new InputError(`${jsonSource} has no 4-D InputLayer; cannot set its input size to ${inputSize}.`);
     }
     inputLayer!.config.batch_input_shape = [shape[0], inputSize, inputSize, shape[3]];
-  }
-
-  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: Uint8Array[] = [];
-  for (const group of modelJson.weightsManifest) {
-    weightSpecs.push(...group.weights);
-    for (const path of group.paths) buffers.push(await readSource(jsonSource, path));
-  }
-  const total = buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
-  const weightData = new Uint8Array(total);
-  let offset = 0;
-  for (const buffer of buffers) {
-    weightData.set(buffer, offset);
-    offset += buffer.byteLength;
-  }
-
-  return {
-    modelTopology: modelJson.modelTopology as unknown as tf.io.ModelArtifacts['modelTopology'],
-    weightSpecs,
-    weightData: weightData.buffer,
-    format: modelJson.format,
-    generatedBy: modelJson.generatedBy,
-    convertedBy: modelJson.convertedBy ?? undefined,
   };
 }
 
@@ -117,10 +54,10 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions 
   if (!Number.isInteger(inputSize) || inputSize < 32) {
     throw new InputError(`Backbone input size must be an integer of at least 32 pixels but received ${inputSize}.`);
   }
-  const artifacts = await readModelArtifacts(source, inputSize);
+  const { artifacts, fingerprint } = await readModelArtifacts(source, resizeInputLayer(inputSize));
   const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
   const outputShape = model.outputs[0].shape;
   const featureSize = outputShape[outputShape.length - 1];
   if (featureSize === null) throw new InputError(`${source}: the output has an unknown channel count.`);
-  return { model, spec, inputSize, featureSize, source };
+  return { model, spec, inputSize, featureSize, source, fingerprint };
 }

@@ -6,3 +6,4 @@ export * from './metrics.js';
 export * from './preprocess.js';
 export * from './mixes.js';
 export * from './reduce-lr.js';
+export * from './feature-cache.js';

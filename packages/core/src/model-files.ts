@@ -1,0 +1,123 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from './errors.js';
+import { sha256Hex, writeFileAtomic } from './files.js';
+
+export const MODEL_JSON_FILE = 'model.json';
+export const MODEL_WEIGHTS_FILE = 'weights.bin';
+
+function isUrl(source: string): boolean {
+  return /^https?:\/\//i.test(source);
+}
+
+/** Reads bytes from a local path or an http(s) URL; `relative` is resolved against `source`. */
+async function readSource(source: string, relative?: string): Promise<Uint8Array> {
+  if (isUrl(source)) {
+    const url = relative === undefined ? source : new URL(relative, source).toString();
+    const response = await fetch(url);
+    if (!response.ok) throw new InputError(`GET ${url} failed with HTTP ${response.status} ${response.statusText}.`);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+  const path = relative === undefined ? source : join(dirname(source), relative);
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw new InputError(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
+  }
+}
+
+/** Model artifacts with a fingerprint of their topology and weights. */
+export interface LoadedArtifacts {
+  artifacts: tf.io.ModelArtifacts;
+  /** sha256 of the topology JSON and the weight bytes, after any topology change. */
+  fingerprint: string;
+  /** The model.json path or URL that was read. */
+  jsonSource: string;
+}
+
+/**
+ * Reads a TF.js layers model (model.json and its weight files) from a folder, a model.json path
+ * or an http(s) URL. `editTopology` may change the topology before the model is built.
+ */
+export async function readModelArtifacts(
+  source: string,
+  editTopology?: (topology: Record<string, unknown>, jsonSource: string) => void,
+): Promise<LoadedArtifacts> {
+  const jsonSource = isUrl(source) || source.endsWith('.json') ? source : join(source, MODEL_JSON_FILE);
+  let modelJson: tf.io.ModelJSON;
+  try {
+    modelJson = JSON.parse(new TextDecoder().decode(await readSource(jsonSource))) as tf.io.ModelJSON;
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    throw new InputError(`${jsonSource} is not a TF.js model.json: ${(error as Error).message}`);
+  }
+  if (modelJson.modelTopology === undefined || modelJson.weightsManifest === undefined) {
+    throw new InputError(`${jsonSource} has no modelTopology or weightsManifest; expected a TF.js layers model (tfjs-converter --output_format tfjs_layers_model).`);
+  }
+  editTopology?.(modelJson.modelTopology as Record<string, unknown>, jsonSource);
+
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: Uint8Array[] = [];
+  for (const group of modelJson.weightsManifest) {
+    weightSpecs.push(...group.weights);
+    for (const path of group.paths) buffers.push(await readSource(jsonSource, path));
+  }
+  const weightData = new Uint8Array(buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0));
+  let offset = 0;
+  for (const buffer of buffers) {
+    weightData.set(buffer, offset);
+    offset += buffer.byteLength;
+  }
+
+  const topologyText = JSON.stringify(modelJson.modelTopology);
+  return {
+    artifacts: {
+      modelTopology: modelJson.modelTopology,
+      weightSpecs,
+      weightData: weightData.buffer,
+      format: modelJson.format,
+      generatedBy: modelJson.generatedBy,
+      convertedBy: modelJson.convertedBy ?? undefined,
+      userDefinedMetadata: modelJson.userDefinedMetadata,
+    },
+    fingerprint: sha256Hex(Buffer.concat([Buffer.from(topologyText), weightData])),
+    jsonSource,
+  };
+}
+
+/**
+ * Saves a layers model in the TF.js layers format: `model.json` (topology, weight manifest and
+ * `metadata` as user-defined metadata) and one `weights.bin`, each written atomically.
+ * Returns the path of model.json.
+ */
+export async function saveLayersModel(directory: string, model: tf.LayersModel, metadata: Record<string, unknown> = {}): Promise<string> {
+  await mkdir(directory, { recursive: true });
+  const modelJsonPath = join(directory, MODEL_JSON_FILE);
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      if (artifacts.weightData === undefined || artifacts.weightSpecs === undefined) {
+        throw new Error('The model produced no weights to save.');
+      }
+      const modelJson: tf.io.ModelJSON = {
+        modelTopology: artifacts.modelTopology as tf.io.ModelJSON['modelTopology'],
+        format: artifacts.format ?? 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy ?? null,
+        weightsManifest: [{ paths: [MODEL_WEIGHTS_FILE], weights: artifacts.weightSpecs }],
+        userDefinedMetadata: metadata as Record<string, object>,
+      };
+      await writeFileAtomic(join(directory, MODEL_WEIGHTS_FILE), new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData)));
+      await writeFileAtomic(modelJsonPath, JSON.stringify(modelJson));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+  return modelJsonPath;
+}
+
+/** Loads a layers model with its user-defined metadata from a folder, a model.json path or a URL. */
+export async function loadLayersModelFrom(source: string): Promise<{ model: tf.LayersModel; metadata: Record<string, unknown>; fingerprint: string }> {
+  const { artifacts, fingerprint } = await readModelArtifacts(source);
+  const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  return { model, metadata: (artifacts.userDefinedMetadata ?? {}) as Record<string, unknown>, fingerprint };
+}
