@@ -1,6 +1,6 @@
 import type { ImageRecord, Origin } from '@scarce/core';
 import { countByOrigin } from '@scarce/core';
-import { evaluateProbabilities, trainHead, type FeatureSet } from '@scarce/train';
+import { evaluateProbabilities, type ClassificationReport, trainHead, type ClassifierHead, type FeatureSet } from '@scarce/train';
 import type { RunConfig } from './config.js';
 
 /** One classifier of the benchmark: a mix trained with one seed. */
@@ -11,7 +11,7 @@ export interface SeedResult {
   bestEpoch: number;
   stoppedEpoch: number | null;
   val: { loss: number; accuracy: number; auc: number };
-  test: { loss: number; accuracy: number; auc: number; confusion: number[][] };
+  test: ClassificationReport;
   history: Array<Record<string, number>>;
 }
 
@@ -42,7 +42,7 @@ export function meanAndStd(values: readonly number[]): { mean: number; std: numb
  * split, and measures each on the real test split. The test split is only measured, never used
  * to choose anything.
  */
-export function benchmarkMixes(
+export async function benchmarkMixes(
   mixes: Array<{ name: string; rows: ImageRecord[] }>,
   evaluation: { val: ImageRecord[]; test: ImageRecord[] },
   features: Map<ImageRecord, Float32Array>,
@@ -50,7 +50,9 @@ export function benchmarkMixes(
   numClasses: number,
   settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds'>,
   log: (line: string) => void,
-): MixResult[] {
+  /** Called with each mix's head of its first seed before the head is freed, e.g. to save it. */
+  keepFirstHead?: (mix: string, head: ClassifierHead, result: SeedResult) => Promise<void>,
+): Promise<MixResult[]> {
   const validation = stack(evaluation.val, features, featureSize);
   const test = stack(evaluation.test, features, featureSize);
   const results: MixResult[] = [];
@@ -63,8 +65,7 @@ export function benchmarkMixes(
       const training = trainHead(train, validation, numClasses, { ...settings.head, earlyStopping: settings.earlyStopping, reduceLrOnPlateau: settings.reduceLrOnPlateau, seed });
       const valReport = evaluateProbabilities(training.head.predict(validation.features), validation.labels, numClasses);
       const testReport = evaluateProbabilities(training.head.predict(test.features), test.labels, numClasses);
-      training.head.dispose();
-      seeds.push({
+      const seedResult: SeedResult = {
         seed,
         epochsRun: training.epochsRun,
         bestEpoch: training.bestEpoch,
@@ -72,7 +73,10 @@ export function benchmarkMixes(
         val: { loss: valReport.loss, accuracy: valReport.accuracy, auc: valReport.auc },
         test: testReport,
         history: training.history,
-      });
+      };
+      seeds.push(seedResult);
+      if (seeds.length === 1) await keepFirstHead?.(mix.name, training.head, seedResult);
+      training.head.dispose();
       log(`mix ${mix.name} seed ${seed}: ${training.summary}; test accuracy ${testReport.accuracy.toFixed(3)}, AUC ${testReport.auc.toFixed(3)}`);
     }
     results.push({

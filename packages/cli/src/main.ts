@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { TOOLKIT_VERSION } from '@scarce/core';
 import { registerAugment } from './commands/augment.js';
+import { registerPredict } from './commands/predict.js';
 import { registerRun } from './commands/run.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTrain } from './commands/train.js';
@@ -17,6 +18,7 @@ registerRun(program);
 registerSynth(program);
 registerAugment(program);
 registerTrain(program);
+registerPredict(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -15,7 +15,7 @@ import {
 } from '@scarce/core';
 import { augmentToShards, type TransformOptions } from '@scarce/augment';
 import { synthToShards, trainConditionalGan, type SynthConfig } from '@scarce/synth';
-import { checkNoLeakage, composeMix, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, parseMix, type Backbone } from '@scarce/train';
+import { checkNoLeakage, composeClassifier, composeMix, saveClassifier, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, parseMix, type Backbone } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
 import { benchmarkMixes, type MixResult } from './benchmark.js';
@@ -139,6 +139,16 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
       dataset.classNames.length,
       config.train,
       log,
+      async (mix, head, result) => {
+        const model = composeClassifier(backbone, head);
+        await saveClassifier(join(runDir, 'models', mix), model, {
+          classNames: dataset.classNames,
+          inputSize: backbone.inputSize,
+          spec: backbone.spec,
+          backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
+          provenance: { run: config.name, mix, seed: result.seed, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
+        });
+      },
     ),
   );
   backbone.model.dispose();

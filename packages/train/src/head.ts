@@ -69,6 +69,8 @@ export class ClassifierHead {
     readonly std: Float32Array,
     readonly weights: tf.Variable[],
     readonly numClasses: number,
+    /** Dropout rate after the hidden layer during training. */
+    readonly dropout = 0,
   ) {}
 
   /** Class probabilities, row-major `[rows, numClasses]`. */
@@ -150,7 +152,7 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
     settings.units > 0
       ? [glorotUniform(random, featureSize, settings.units), tf.variable(tf.zeros([settings.units])), glorotUniform(random, settings.units, numClasses), tf.variable(tf.zeros([numClasses]))]
       : [glorotUniform(random, featureSize, numClasses), tf.variable(tf.zeros([numClasses]))];
-  const head = new ClassifierHead(mean, std, weights, numClasses);
+  const head = new ClassifierHead(mean, std, weights, numClasses, settings.units > 0 ? settings.dropout : 0);
 
   const optimizer = tf.train.adam(settings.learningRate);
   let learningRate: number = settings.learningRate;

@@ -7,3 +7,4 @@ export * from './preprocess.js';
 export * from './mixes.js';
 export * from './reduce-lr.js';
 export * from './feature-cache.js';
+export * from './classifier.js';

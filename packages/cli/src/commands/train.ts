@@ -2,8 +2,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
-import { checkNoLeakage, extractFeatures, loadBackbone } from '@scarce/train';
-import { benchmarkMixes } from '../benchmark.js';
+import { checkNoLeakage, composeClassifier, extractFeatures, loadBackbone, saveClassifier, type ClassifierHead } from '@scarce/train';
+import { benchmarkMixes, type SeedResult } from '../benchmark.js';
 import { runConfigSchema } from '../config.js';
 import { InputError } from '../errors.js';
 import { integer, integerList, number } from '../options.js';
@@ -21,7 +21,8 @@ export function registerTrain(program: Command): void {
     .option('--patience <epochs>', 'early-stopping patience in epochs', integer)
     .option('--monitor <name>', 'early-stopping monitor: val_loss, val_accuracy or val_auc')
     .option('--seeds <list>', 'comma-separated head seeds', integerList)
-    .option('--out <dir>', 'folder for metrics.json')
+    .option('--out <dir>', 'folder for metrics.json and, with --save, the classifier under model/')
+    .option('--save', 'save the first seed\'s classifier (backbone and head) in the TF.js layers format under <out>/model', false)
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
     .option('--quiet', 'print no progress bar', false)
     .addHelpText('after', '\nExample:\n  scarce train fixtures/breastmnist/breastmnist.npz --with out/aug out/synth --seeds 0,1,2')
@@ -58,7 +59,27 @@ export function registerTrain(program: Command): void {
       const matrix = extractFeatures(backbone, all, { quiet: options.quiet as boolean });
       const features = new Map(all.map((record, i) => [record, matrix.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
       const mixName = [...new Set(trainRows.map((row) => row.origin))].join('+');
-      const results = benchmarkMixes([{ name: mixName, rows: trainRows }], evaluation, features, backbone.featureSize, dataset.classNames.length, settings, log);
+      if (options.save === true && options.out === undefined) throw new InputError('--save needs --out <dir> to know where the model goes.');
+      const saveModel = async (mix: string, head: ClassifierHead, result: SeedResult) => {
+        const path = await saveClassifier(join(options.out as string, 'model'), composeClassifier(backbone, head), {
+          classNames: dataset.classNames,
+          inputSize: backbone.inputSize,
+          spec: backbone.spec,
+          backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
+          provenance: { data, mix, seed: result.seed, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
+        });
+        log(`model: ${path}`);
+      };
+      const results = await benchmarkMixes(
+        [{ name: mixName, rows: trainRows }],
+        evaluation,
+        features,
+        backbone.featureSize,
+        dataset.classNames.length,
+        settings,
+        log,
+        options.save === true ? saveModel : undefined,
+      );
 
       const result = results[0];
       log(`${mixName}: test accuracy ${result.testAccuracy.mean.toFixed(3)} ± ${result.testAccuracy.std.toFixed(3)}, AUC ${result.testAuc.mean.toFixed(3)} ± ${result.testAuc.std.toFixed(3)} (seeds ${settings.seeds.join(', ')})`);

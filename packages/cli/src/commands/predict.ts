@@ -1,0 +1,54 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
+import fg from 'fast-glob';
+import pLimit from 'p-limit';
+import { readFile } from 'node:fs/promises';
+import { decodeImage, IMAGE_EXTENSIONS, InputError, parseBackendChoice, selectBackend, writeFileAtomic, type RawImage } from '@scarce/core';
+import { argmaxRows, loadClassifier, predictImages } from '@scarce/train';
+
+async function decodeImageFile(path: string): Promise<RawImage> {
+  try {
+    return await decodeImage(await readFile(path));
+  } catch (error) {
+    throw new InputError(`${path} is not a readable PNG, JPEG or WebP image: ${(error as Error).message}.`);
+  }
+}
+
+/** Quotes a CSV field when it holds a comma, quote or line break (RFC 4180). */
+function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+export function registerPredict(program: Command): void {
+  program
+    .command('predict')
+    .description('Write class probabilities of every image under a folder as CSV, with a saved scarce classifier.')
+    .argument('<model>', 'classifier folder (with model.json), model.json path or URL, as written by scarce run or scarce train --save')
+    .argument('<folder>', 'folder of PNG, JPEG or WebP images, searched recursively')
+    .option('--out <file>', 'CSV file to write', 'predictions.csv')
+    .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
+    .addHelpText('after', '\nExample:\n  scarce predict runs/demo/models/real my-scans --out my-scans.csv')
+    .action(async (modelSource: string, folder: string, options: { out: string; backend?: string }) => {
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      await selectBackend({ backend: parseBackendChoice(options.backend, '--backend'), log });
+      const classifier = await loadClassifier(modelSource);
+      const paths = (await fg(`**/*.{${IMAGE_EXTENSIONS.join(',')}}`, { cwd: folder, absolute: true, caseSensitiveMatch: false })).sort();
+      if (paths.length === 0) throw new InputError(`${folder} has no images (.${IMAGE_EXTENSIONS.join(', .')}).`);
+
+      const limit = pLimit(8);
+      const images = await Promise.all(paths.map((path) => limit(() => decodeImageFile(path))));
+      const probabilities = predictImages(classifier, images);
+      const { classNames } = classifier.metadata;
+      const predicted = argmaxRows(probabilities, classNames.length);
+
+      const header = ['path', 'predicted', ...classNames.map((name) => `p_${name}`)].map(csvField).join(',');
+      const rows = paths.map((path, i) => {
+        const scores = classNames.map((_, k) => probabilities[i * classNames.length + k].toFixed(6));
+        return [csvField(relative(resolve(folder), path)), csvField(classNames[predicted[i]]), ...scores].join(',');
+      });
+      await mkdir(dirname(resolve(options.out)), { recursive: true });
+      await writeFileAtomic(options.out, `${[header, ...rows].join('\n')}\n`);
+      log(`wrote predictions for ${paths.length} images to ${options.out}`);
+    });
+}

@@ -1,0 +1,93 @@
+import * as tf from '@tensorflow/tfjs';
+import { InputError, loadLayersModelFrom, saveLayersModel, type RawImage } from '@scarce/core';
+import type { Backbone, BackboneSpec } from './backbone.js';
+import type { ClassifierHead } from './head.js';
+
+/** What a saved classifier records about its input and classes. */
+export interface ClassifierMetadata {
+  classNames: string[];
+  inputSize: number;
+  spec: BackboneSpec;
+  /** Where the backbone came from, and its fingerprint. */
+  backbone: { source: string; fingerprint: string };
+  /** Free-form provenance: the mix, seed and scores of the run that trained it. */
+  provenance?: Record<string, unknown>;
+}
+
+/**
+ * Builds one layers model from images to class probabilities: the backbone, global average
+ * pooling and the head. The head's feature standardisation is folded into its first dense layer
+ * (kernel rows divided by the feature std, bias shifted by the mean), which is exact.
+ */
+export function composeClassifier(backbone: Backbone, head: ClassifierHead): tf.LayersModel {
+  const weights = head.weights.map((weight) => weight.arraySync() as number[][] | number[]);
+  const [firstKernel, firstBias] = weights as [number[][], number[]];
+  const foldedKernel = firstKernel.map((row, i) => row.map((value) => value / head.std[i]));
+  const foldedBias = firstBias.map((bias, j) => bias - firstKernel.reduce((sum, row, i) => sum + (head.mean[i] / head.std[i]) * row[j], 0));
+
+  const pooled = tf.layers.globalAveragePooling2d({ name: 'head_pool' }).apply(backbone.model.outputs[0]) as tf.SymbolicTensor;
+  const output = tf.layers.dense({ units: head.numClasses, activation: 'softmax', name: 'head_output' });
+  let result: tf.SymbolicTensor;
+  if (weights.length === 4) {
+    const hidden = tf.layers.dense({ units: foldedBias.length, activation: 'relu', name: 'head_dense' });
+    const dropout = tf.layers.dropout({ rate: head.dropout, name: 'head_dropout' });
+    result = output.apply(dropout.apply(hidden.apply(pooled))) as tf.SymbolicTensor;
+    const [kernel, bias] = weights.slice(2) as [number[][], number[]];
+    // setWeights copies into the layers' own variables, so the temporary tensors can go.
+    tf.tidy(() => {
+      hidden.setWeights([tf.tensor2d(foldedKernel), tf.tensor1d(foldedBias)]);
+      output.setWeights([tf.tensor2d(kernel), tf.tensor1d(bias)]);
+    });
+  } else {
+    result = output.apply(pooled) as tf.SymbolicTensor;
+    tf.tidy(() => output.setWeights([tf.tensor2d(foldedKernel), tf.tensor1d(foldedBias)]));
+  }
+  return tf.model({ inputs: backbone.model.inputs, outputs: result, name: 'scarce_classifier' });
+}
+
+/** Saves a composed classifier in the TF.js layers format with its metadata; returns model.json's path. */
+export function saveClassifier(directory: string, model: tf.LayersModel, metadata: ClassifierMetadata): Promise<string> {
+  return saveLayersModel(directory, model, { scarceClassifier: metadata });
+}
+
+/** A loaded classifier. */
+export interface Classifier {
+  model: tf.LayersModel;
+  metadata: ClassifierMetadata;
+}
+
+/** Loads a classifier written by `saveClassifier` from a folder, a model.json path or a URL. */
+export async function loadClassifier(source: string): Promise<Classifier> {
+  const { model, metadata } = await loadLayersModelFrom(source);
+  const classifier = metadata.scarceClassifier as ClassifierMetadata | undefined;
+  if (classifier?.classNames === undefined || classifier.inputSize === undefined) {
+    throw new InputError(`${source} is a TF.js model but not a scarce classifier (no scarceClassifier metadata). Save it with 'scarce train --save'.`);
+  }
+  return { model, metadata: classifier };
+}
+
+/**
+ * Class probabilities of images of any size and channel count, row-major `[images, classes]`.
+ * Each image is resized bilinearly to the input size, grayscale is repeated to RGB, and pixels
+ * are scaled as the classifier's spec says.
+ */
+export function predictImages(classifier: Classifier, images: readonly RawImage[], batchSize = 32): Float32Array {
+  const { inputSize, spec, classNames } = classifier.metadata;
+  const probabilities = new Float32Array(images.length * classNames.length);
+  for (let start = 0; start < images.length; start += batchSize) {
+    const batch = images.slice(start, start + batchSize);
+    const output = tf.tidy(() => {
+      const inputs = batch.map((image) => {
+        let pixels: tf.Tensor3D = tf.tensor3d(image.pixels, [image.height, image.width, image.channels], 'int32').toFloat();
+        pixels = tf.image.resizeBilinear(pixels, [inputSize, inputSize]);
+        return image.channels === 1 ? tf.tile(pixels, [1, 1, 3]) : pixels;
+      });
+      const stacked = tf.stack(inputs) as tf.Tensor4D;
+      const scaled = spec.scaling === '[-1, 1]' ? stacked.div(127.5).sub(1) : stacked.div(255);
+      return classifier.model.predict(scaled) as tf.Tensor2D;
+    });
+    probabilities.set(output.dataSync() as Float32Array, start * classNames.length);
+    output.dispose();
+  }
+  return probabilities;
+}

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { before, test } from 'node:test';
+import sharp from 'sharp';
+import { readMedMnistNpz, recordsOfSplit, selectBackend } from '@scarce/core';
+import { composeClassifier, extractFeatures, loadBackbone, loadClassifier, predictImages, saveClassifier, trainHead } from '@scarce/train';
+import { BREASTMNIST, MOBILENET, temporaryFolder } from './helpers.js';
+
+before(async () => {
+  await selectBackend({ log: () => {} });
+});
+
+test('saved classifier predicts as the head does', async () => {
+  const dataset = await readMedMnistNpz(BREASTMNIST, { classNames: ['malignant', 'benign'] });
+  const train = recordsOfSplit(dataset, 'train').slice(0, 60);
+  const validation = recordsOfSplit(dataset, 'val').slice(0, 20);
+  const test = recordsOfSplit(dataset, 'test').slice(0, 10);
+  const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
+  const features = (records: typeof train) => ({ features: extractFeatures(backbone, records, { quiet: true }), labels: records.map((record) => record.label) });
+  const training = trainHead(features(train), features(validation), 2, { epochs: 5, units: 16 });
+  const expected = training.head.predict(features(test).features);
+
+  const dir = await temporaryFolder();
+  const path = await saveClassifier(join(dir, 'model'), composeClassifier(backbone, training.head), {
+    classNames: dataset.classNames,
+    inputSize: 32,
+    spec: backbone.spec,
+    backbone: { source: MOBILENET, fingerprint: backbone.fingerprint },
+  });
+  assert.equal(path, join(dir, 'model', 'model.json'));
+
+  const classifier = await loadClassifier(join(dir, 'model'));
+  assert.deepEqual(classifier.metadata.classNames, ['malignant', 'benign']);
+  const probabilities = predictImages(classifier, test);
+  assert.equal(probabilities.length, 20);
+  const maxDifference = Math.max(...probabilities.map((value, i) => Math.abs(value - expected[i])));
+  assert.ok(maxDifference < 1e-4, `max difference ${maxDifference}`);
+
+  // The predict command reads a folder of images of any size and writes one CSV row per image.
+  const images = join(dir, 'images', 'nested');
+  await mkdir(images, { recursive: true });
+  for (const [i, record] of test.slice(0, 3).entries()) {
+    await sharp(Buffer.from(record.pixels), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(join(images, `scan,${i}.png`));
+  }
+  const out = join(dir, 'predictions.csv');
+  const result = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), join(dir, 'images'), '--out', out], { encoding: 'utf8' });
+  assert.equal(result.status, 0, result.stderr);
+  const lines = (await readFile(out, 'utf8')).trim().split('\n');
+  assert.equal(lines[0], 'path,predicted,p_malignant,p_benign');
+  assert.equal(lines.length, 4);
+  assert.match(lines[1], /^"nested\/scan,0\.png",(malignant|benign),0\.\d{6},0\.\d{6}$/);
+  const csvProbability = Number(lines[1].split(',').at(-1));
+  assert.ok(Math.abs(csvProbability - expected[1]) < 1e-4, `${csvProbability} vs ${expected[1]}`);
+  training.head.dispose();
+});
