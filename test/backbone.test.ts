@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { readMedMnistNpz, selectBackend } from '@scarce/core';
-import { extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone } from '@scarce/train';
+import { backboneBlocks, blockName, describeBackbone, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone } from '@scarce/train';
 import { BREASTMNIST, MOBILENET } from './helpers.js';
 
 let baseUrl = '';
@@ -88,4 +88,19 @@ test('feature cache returns the same features without the backbone', async () =>
   assert.notEqual(new FeatureCache(root, larger).directory, cache.directory, 'another input size has its own cache');
   backbone.model.dispose();
   larger.model.dispose();
+});
+
+test('backbone blocks follow Keras layer names', async () => {
+  assert.equal(blockName('block_16_expand_BN'), 'block_16');
+  assert.equal(blockName('conv4_block2_out'), 'conv4_block2');
+  assert.equal(blockName('expanded_conv_project'), 'expanded_conv');
+  assert.equal(blockName('bn_Conv1'), 'Conv1');
+  assert.equal(blockName('Conv_1_bn'), 'Conv_1');
+  const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
+  const blocks = backboneBlocks(backbone.model);
+  assert.deepEqual(blocks.map((block) => block.name), ['Conv1', 'expanded_conv', ...Array.from({ length: 16 }, (_, i) => `block_${i + 1}`), 'Conv_1']);
+  assert.equal(blocks.reduce((sum, block) => sum + block.params, 0), 410208);
+  assert.deepEqual(blocks.at(-1)!.layers.map((layer) => layer.name), ['Conv_1', 'Conv_1_bn', 'out_relu']);
+  assert.match(describeBackbone(backbone.model), /^model\w*: 155 layers, 410,208 parameters\ninput \[null,32,32,3\] -> output \[null,1,1,1280\]/);
+  backbone.model.dispose();
 });

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { TOOLKIT_VERSION } from '@scarce/core';
 import { registerAugment } from './commands/augment.js';
+import { registerBackbone } from './commands/backbone.js';
 import { registerPredict } from './commands/predict.js';
 import { registerRun } from './commands/run.js';
 import { registerSynth } from './commands/synth.js';
@@ -19,6 +20,7 @@ registerSynth(program);
 registerAugment(program);
 registerTrain(program);
 registerPredict(program);
+registerBackbone(program);
 
 try {
   await program.parseAsync(process.argv);

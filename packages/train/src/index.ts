@@ -8,3 +8,4 @@ export * from './mixes.js';
 export * from './reduce-lr.js';
 export * from './feature-cache.js';
 export * from './classifier.js';
+export * from './blocks.js';
