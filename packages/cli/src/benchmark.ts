@@ -1,6 +1,17 @@
 import type { ImageRecord, Origin } from '@scarce/core';
 import { countByOrigin } from '@scarce/core';
-import { evaluateProbabilities, type ClassificationReport, trainHead, type ClassifierHead, type FeatureSet } from '@scarce/train';
+import * as tf from '@tensorflow/tfjs';
+import {
+  evaluateProbabilities,
+  fineTune,
+  tailFeatures,
+  trainHead,
+  type ClassificationReport,
+  type ClassifierHead,
+  type FeatureSet,
+  type FineTuneOptions,
+  type SplitBackbone,
+} from '@scarce/train';
 import type { RunConfig } from './config.js';
 
 /** One classifier of the benchmark: a mix trained with one seed. */
@@ -13,6 +24,8 @@ export interface SeedResult {
   val: { loss: number; accuracy: number; auc: number };
   test: ClassificationReport;
   history: Array<Record<string, number>>;
+  /** The fine-tuning phase after the head, or null when only the head trained. */
+  fineTune: { epochsRun: number; bestEpoch: number; stoppedEpoch: number | null; history: Array<Record<string, number>> } | null;
 }
 
 /** A mix's classifiers over all seeds, with the mean and standard deviation of their test scores. */
@@ -37,47 +50,92 @@ export function meanAndStd(values: readonly number[]): { mean: number; std: numb
   return { mean, std: Math.sqrt(variance) };
 }
 
+/** The fine-tuning phase: the split backbone, every record's frozen activations, and the settings. */
+export interface FineTuneContext {
+  split: SplitBackbone;
+  /** Frozen activations of all records, stacked on axis 0 in the order of `rowOf`. */
+  activations: tf.Tensor;
+  rowOf: Map<ImageRecord, number>;
+  options: FineTuneOptions;
+}
+
+/** Inputs of `benchmarkMixes`. */
+export interface BenchmarkInputs {
+  mixes: Array<{ name: string; rows: ImageRecord[] }>;
+  evaluation: { val: ImageRecord[]; test: ImageRecord[] };
+  /** Pooled features of every record under the pretrained backbone. */
+  features: Map<ImageRecord, Float32Array>;
+  featureSize: number;
+  numClasses: number;
+  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds'>;
+  /** When given, each head is then fine-tuned together with the backbone's last blocks. */
+  fineTuning?: FineTuneContext;
+  log: (line: string) => void;
+  /** Called with each mix's head of its first seed before the head is freed, e.g. to save it. */
+  keepFirstHead?: (mix: string, head: ClassifierHead, result: SeedResult) => Promise<void>;
+}
+
+function activationsOf(context: FineTuneContext, rows: readonly ImageRecord[]): tf.Tensor {
+  return tf.tidy(() => tf.gather(context.activations, tf.tensor1d(rows.map((row) => context.rowOf.get(row)!), 'int32')));
+}
+
 /**
  * Trains one head per mix and seed on cached features, stopping early on the real validation
- * split, and measures each on the real test split. The test split is only measured, never used
- * to choose anything.
+ * split, optionally fine-tunes it with the backbone's last blocks, and measures each classifier
+ * on the real test split. The test split is only measured, never used to choose anything.
+ * Fine-tuning changes the backbone's weights, so they are restored after every classifier.
  */
-export async function benchmarkMixes(
-  mixes: Array<{ name: string; rows: ImageRecord[] }>,
-  evaluation: { val: ImageRecord[]; test: ImageRecord[] },
-  features: Map<ImageRecord, Float32Array>,
-  featureSize: number,
-  numClasses: number,
-  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds'>,
-  log: (line: string) => void,
-  /** Called with each mix's head of its first seed before the head is freed, e.g. to save it. */
-  keepFirstHead?: (mix: string, head: ClassifierHead, result: SeedResult) => Promise<void>,
-): Promise<MixResult[]> {
-  const validation = stack(evaluation.val, features, featureSize);
-  const test = stack(evaluation.test, features, featureSize);
+export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult[]> {
+  const { evaluation, features, featureSize, numClasses, settings, fineTuning, log } = inputs;
+  let validation = stack(evaluation.val, features, featureSize);
+  let test = stack(evaluation.test, features, featureSize);
+  const evaluationActivations = fineTuning === undefined ? null : { val: activationsOf(fineTuning, evaluation.val), test: activationsOf(fineTuning, evaluation.test) };
   const results: MixResult[] = [];
 
-  for (const mix of mixes) {
+  for (const mix of inputs.mixes) {
     if (mix.rows.length === 0) throw new Error(`Mix '${mix.name}' has no training rows.`);
     const train = stack(mix.rows, features, featureSize);
     const seeds: SeedResult[] = [];
     for (const seed of settings.seeds) {
       const training = trainHead(train, validation, numClasses, { ...settings.head, earlyStopping: settings.earlyStopping, reduceLrOnPlateau: settings.reduceLrOnPlateau, seed });
-      const valReport = evaluateProbabilities(training.head.predict(validation.features), validation.labels, numClasses);
-      const testReport = evaluateProbabilities(training.head.predict(test.features), test.labels, numClasses);
+      let summary = training.summary;
+      let fineTuneResult: SeedResult['fineTune'] = null;
+      let pretrained: tf.Tensor[] = [];
+      let scored = { validation, test };
+
+      if (fineTuning !== undefined && evaluationActivations !== null) {
+        pretrained = fineTuning.split.tail.trainableWeights.map((weight) => weight.read().clone());
+        const trainActivations = activationsOf(fineTuning, mix.rows);
+        const tuned = fineTune(fineTuning.split, training.head, { activations: trainActivations, labels: train.labels }, { activations: evaluationActivations.val, labels: validation.labels }, { ...fineTuning.options, seed });
+        trainActivations.dispose();
+        fineTuneResult = { epochsRun: tuned.epochsRun, bestEpoch: tuned.bestEpoch, stoppedEpoch: tuned.stoppedEpoch, history: tuned.history };
+        summary = `head: ${training.summary}; fine-tuning: ${tuned.summary}`;
+        scored = {
+          validation: { features: tailFeatures(fineTuning.split, evaluationActivations.val), labels: validation.labels },
+          test: { features: tailFeatures(fineTuning.split, evaluationActivations.test), labels: test.labels },
+        };
+      }
+
+      const valReport = evaluateProbabilities(training.head.predict(scored.validation.features), scored.validation.labels, numClasses);
+      const testReport = evaluateProbabilities(training.head.predict(scored.test.features), scored.test.labels, numClasses);
       const seedResult: SeedResult = {
         seed,
         epochsRun: training.epochsRun,
         bestEpoch: training.bestEpoch,
         stoppedEpoch: training.stoppedEpoch,
+        fineTune: fineTuneResult,
         val: { loss: valReport.loss, accuracy: valReport.accuracy, auc: valReport.auc },
         test: testReport,
         history: training.history,
       };
       seeds.push(seedResult);
-      if (seeds.length === 1) await keepFirstHead?.(mix.name, training.head, seedResult);
+      if (seeds.length === 1) await inputs.keepFirstHead?.(mix.name, training.head, seedResult);
       training.head.dispose();
-      log(`mix ${mix.name} seed ${seed}: ${training.summary}; test accuracy ${testReport.accuracy.toFixed(3)}, AUC ${testReport.auc.toFixed(3)}`);
+      if (fineTuning !== undefined) {
+        fineTuning.split.tail.trainableWeights.forEach((weight, i) => weight.write(pretrained[i]));
+        pretrained.forEach((tensor) => tensor.dispose());
+      }
+      log(`mix ${mix.name} seed ${seed}: ${summary}; test accuracy ${testReport.accuracy.toFixed(3)}, AUC ${testReport.auc.toFixed(3)}`);
     }
     results.push({
       mix: mix.name,

@@ -76,6 +76,21 @@ export const runConfigSchema = z
           .strict()
           .prefault({}),
         earlyStopping: earlyStoppingSchema.prefault({}),
+        /** `feature-extraction` trains only the head on frozen features; `fine-tune` then trains the head with the backbone's last blocks. */
+        strategy: z.enum(['feature-extraction', 'fine-tune']).default('feature-extraction'),
+        fineTune: z
+          .object({
+            /** Blocks at the end of the backbone that train, as `scarce backbone inspect` lists them. */
+            lastBlocks: z.number().int().positive().default(2),
+            /** Or the layers whose names start with these prefixes; overrides lastBlocks when not empty. */
+            layerPrefixes: z.array(z.string()).default([]),
+            learningRate: z.number().positive().default(1e-4),
+            epochs: z.number().int().positive().default(30),
+            batchSize: z.number().int().positive().default(32),
+            earlyStopping: earlyStoppingSchema.extend({ patience: z.number().int().nonnegative().default(5) }).prefault({}),
+          })
+          .strict()
+          .prefault({}),
         /** Keras ReduceLROnPlateau settings, or false for a constant learning rate. */
         reduceLrOnPlateau: z
           .union([

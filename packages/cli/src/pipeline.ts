@@ -15,10 +15,10 @@ import {
 } from '@scarce/core';
 import { augmentToShards, type TransformOptions } from '@scarce/augment';
 import { synthToShards, trainConditionalGan, type SynthConfig } from '@scarce/synth';
-import { checkNoLeakage, composeClassifier, composeMix, saveClassifier, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, parseMix, type Backbone } from '@scarce/train';
+import { checkNoLeakage, composeClassifier, composeMix, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, parseMix, type Backbone } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
-import { benchmarkMixes, type MixResult } from './benchmark.js';
+import { benchmarkMixes, type FineTuneContext, type MixResult } from './benchmark.js';
 import { writeReport } from './report.js';
 
 /** Options of `runPipeline`. */
@@ -130,27 +130,34 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize });
   const features = await timed(timings, 'features', () => featuresByRecord(backbone, records, config, log, options.quiet));
 
-  const results = await timed(timings, 'train', async () =>
-    benchmarkMixes(
-      mixes.map((mix) => ({ ...mix, rows: composeMix(trainRows, mix.origins) })),
-      { val: recordsOfSplit({ classNames: dataset.classNames, records }, 'val'), test: recordsOfSplit({ classNames: dataset.classNames, records }, 'test') },
+  const fineTuning = config.train.strategy === 'fine-tune' ? prepareFineTuning(backbone, records, config, options.quiet) : undefined;
+  const evaluationSplits = {
+    val: records.filter((record) => record.split === 'val'),
+    test: records.filter((record) => record.split === 'test'),
+  };
+  const results = await timed(timings, 'train', () =>
+    benchmarkMixes({
+      mixes: mixes.map((mix) => ({ name: mix.name, rows: composeMix(trainRows, mix.origins) })),
+      evaluation: evaluationSplits,
       features,
-      backbone.featureSize,
-      dataset.classNames.length,
-      config.train,
+      featureSize: backbone.featureSize,
+      numClasses: dataset.classNames.length,
+      settings: config.train,
+      fineTuning,
       log,
-      async (mix, head, result) => {
+      keepFirstHead: async (mix, head, result) => {
         const model = composeClassifier(backbone, head);
         await saveClassifier(join(runDir, 'models', mix), model, {
           classNames: dataset.classNames,
           inputSize: backbone.inputSize,
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
-          provenance: { run: config.name, mix, seed: result.seed, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
+          provenance: { run: config.name, mix, seed: result.seed, strategy: config.train.strategy, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
         });
       },
-    ),
+    }),
   );
+  fineTuning?.activations.dispose();
   backbone.model.dispose();
 
   const metrics: RunMetrics = {
@@ -190,6 +197,14 @@ async function readRunShards(runDir: string, needs: Set<string>): Promise<ImageR
     if (needs.has(origin)) records.push(...(await readShardFolder(join(runDir, origin))).records);
   }
   return records;
+}
+
+/** Splits the backbone for fine-tuning and runs its frozen front once over every record. */
+function prepareFineTuning(backbone: Backbone, records: ImageRecord[], config: RunConfig, quiet?: boolean): FineTuneContext {
+  const { lastBlocks, layerPrefixes, ...options } = config.train.fineTune;
+  const split = splitBackbone(backbone, layerPrefixes.length > 0 ? { layerPrefixes } : { lastBlocks });
+  const activations = frozenActivations(split, backbone, records, config.train.featureBatchSize, quiet);
+  return { split, activations, rowOf: new Map(records.map((record, i) => [record, i])), options };
 }
 
 async function featuresByRecord(

@@ -76,7 +76,7 @@ export class ClassifierHead {
   /** Class probabilities, row-major `[rows, numClasses]`. */
   predict(features: Float32Array): Float32Array {
     const rows = features.length / this.mean.length;
-    return tf.tidy(() => forward(this, tf.tensor2d(features, [rows, this.mean.length]), null).softmax().dataSync() as Float32Array);
+    return tf.tidy(() => headLogits(this, tf.tensor2d(features, [rows, this.mean.length]), null).softmax().dataSync() as Float32Array);
   }
 
   dispose(): void {
@@ -84,7 +84,8 @@ export class ClassifierHead {
   }
 }
 
-function forward(head: ClassifierHead, features: tf.Tensor2D, dropoutMask: tf.Tensor2D | null): tf.Tensor2D {
+/** Logits of the head for pooled features; `dropoutMask` (scaled keep mask) is applied after the hidden layer when given. */
+export function headLogits(head: ClassifierHead, features: tf.Tensor2D, dropoutMask: tf.Tensor2D | null): tf.Tensor2D {
   let x = features.sub(tf.tensor1d(head.mean)).div(tf.tensor1d(head.std)) as tf.Tensor2D;
   if (head.weights.length === 4) {
     const [kernel, bias] = head.weights;
@@ -93,6 +94,12 @@ function forward(head: ClassifierHead, features: tf.Tensor2D, dropoutMask: tf.Te
   }
   const [kernel, bias] = head.weights.slice(-2);
   return x.matMul(kernel as tf.Tensor2D).add(bias) as tf.Tensor2D;
+}
+
+/** A seeded inverted-dropout mask: each entry is 0 with probability `rate`, else 1 / (1 - rate). */
+export function dropoutMask(random: Random, rows: number, units: number, rate: number): Float32Array {
+  const keep = 1 - rate;
+  return Float32Array.from({ length: rows * units }, () => (random.next() < keep ? 1 / keep : 0));
 }
 
 function glorotUniform(random: Random, fanIn: number, fanOut: number): tf.Variable {
@@ -170,8 +177,7 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
       const rows = order.slice(start, start + settings.batchSize);
       const batch = new Float32Array(rows.length * featureSize);
       rows.forEach((row, i) => batch.set(train.features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize));
-      const keep = 1 - settings.dropout;
-      const mask = settings.units > 0 ? Float32Array.from({ length: rows.length * settings.units }, () => (random.next() < keep ? 1 / keep : 0)) : null;
+      const mask = settings.units > 0 ? dropoutMask(random, rows.length, settings.units, settings.dropout) : null;
 
       const loss = tf.tidy(() => {
         const x = tf.tensor2d(batch, [rows.length, featureSize]);
@@ -179,7 +185,7 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
         const sampleWeights = tf.tensor1d(rows.map((row) => perClassWeight[train.labels[row]]));
         const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, settings.units]);
         return optimizer.minimize(() => {
-          const logits = forward(head, x, maskTensor);
+          const logits = headLogits(head, x, maskTensor);
           return tf.losses.softmaxCrossEntropy(y, logits, sampleWeights, undefined, tf.Reduction.SUM_BY_NONZERO_WEIGHTS) as tf.Scalar;
         }, true, weights)!;
       });

@@ -9,3 +9,4 @@ export * from './reduce-lr.js';
 export * from './feature-cache.js';
 export * from './classifier.js';
 export * from './blocks.js';
+export * from './fine-tune.js';

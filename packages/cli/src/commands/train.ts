@@ -70,16 +70,16 @@ export function registerTrain(program: Command): void {
         });
         log(`model: ${path}`);
       };
-      const results = await benchmarkMixes(
-        [{ name: mixName, rows: trainRows }],
+      const results = await benchmarkMixes({
+        mixes: [{ name: mixName, rows: trainRows }],
         evaluation,
         features,
-        backbone.featureSize,
-        dataset.classNames.length,
+        featureSize: backbone.featureSize,
+        numClasses: dataset.classNames.length,
         settings,
         log,
-        options.save === true ? saveModel : undefined,
-      );
+        keepFirstHead: options.save === true ? saveModel : undefined,
+      });
 
       const result = results[0];
       log(`${mixName}: test accuracy ${result.testAccuracy.mean.toFixed(3)} ± ${result.testAccuracy.std.toFixed(3)}, AUC ${result.testAuc.mean.toFixed(3)} ± ${result.testAuc.std.toFixed(3)} (seeds ${settings.seeds.join(', ')})`);
