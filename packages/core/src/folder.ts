@@ -1,10 +1,9 @@
 import { InputError } from './errors.js';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import fg from 'fast-glob';
 import pLimit from 'p-limit';
-import sharp from 'sharp';
-import { decodeImage } from './image-codec.js';
+import { readImageFile } from './image-file.js';
 import type { ImageRecord, LabelledDataset, Split } from './records.js';
 import { realRecord, SPLITS } from './records.js';
 import { Random } from './random.js';
@@ -24,19 +23,29 @@ export interface ImageFolderOptions {
   concurrency?: number;
 }
 
-interface FoundImage {
+/** An image file found in a class folder, with its label, split and index within the split. */
+export interface FoundImage {
   path: string;
   label: number;
   split: Split;
+  /** Position within its split in listing order: the record's `sourceIndex`. */
+  sourceIndex: number;
+}
+
+/** The result of `listImageFolder`. */
+export interface ImageFolderListing {
+  classNames: string[];
+  /** Every image, by split folder, then class, then sorted path. */
+  images: FoundImage[];
+  /** Class folders of the train split without images. */
+  emptyClassFolders: string[];
 }
 
 /**
- * Reads labelled images from a folder with one subfolder per class (`root/<class>/*.png`), or
- * with split folders above those (`root/train/<class>/...`, `root/val/...`, `root/test/...`).
- * Class names are the subfolder names in sorted order. Without split folders every record is in
- * the train split; use `assignSplits` to hold some out.
+ * Lists the images of a class folder (see `readImageFolder` for the layouts) without reading
+ * them. Files whose extension is not an image extension are left out.
  */
-export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<LabelledDataset> {
+export async function listImageFolder(root: string): Promise<ImageFolderListing> {
   const topLevel = await listFolders(root);
   const hasSplits = topLevel.length > 0 && topLevel.every((name) => (SPLITS as readonly string[]).includes(name));
   const splitFolders: Array<[Split, string]> = hasSplits
@@ -48,7 +57,9 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
     throw new InputError(`${root} has no class subfolders. Put each class's images in a folder named after the class, e.g. ${join(root, 'benign', 'img001.png')}.`);
   }
 
-  const found: FoundImage[] = [];
+  const images: FoundImage[] = [];
+  const emptyClassFolders: string[] = [];
+  const indexInSplit: Record<Split, number> = { train: 0, val: 0, test: 0 };
   for (const [split, dir] of splitFolders) {
     for (const [label, className] of classNames.entries()) {
       const classDir = join(dir, className);
@@ -56,21 +67,33 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
         cwd: classDir,
         caseSensitiveMatch: false,
         absolute: true,
-        onlyFiles: true,
+        onlyFiles: false,
+        followSymbolicLinks: false,
       }).catch(() => [] as string[]);
-      if (paths.length === 0 && split === 'train') {
-        throw new InputError(`${classDir} has no images (.${IMAGE_EXTENSIONS.join(', .')}). Add images or remove the empty class folder.`);
-      }
-      for (const path of paths.sort()) found.push({ path, label, split });
+      if (paths.length === 0 && split === 'train') emptyClassFolders.push(classDir);
+      for (const path of paths.sort()) images.push({ path, label, split, sourceIndex: indexInSplit[split]++ });
     }
+  }
+  return { classNames, images, emptyClassFolders };
+}
+
+/**
+ * Reads labelled images from a folder with one subfolder per class (`root/<class>/*.png`), or
+ * with split folders above those (`root/train/<class>/...`, `root/val/...`, `root/test/...`).
+ * Class names are the subfolder names in sorted order. Without split folders every record is in
+ * the train split; use `assignSplits` to hold some out.
+ */
+export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<LabelledDataset> {
+  const { classNames, images: found, emptyClassFolders } = await listImageFolder(root);
+  if (emptyClassFolders.length > 0) {
+    throw new InputError(`${emptyClassFolders[0]} has no images (.${IMAGE_EXTENSIONS.join(', .')}). Add images or remove the empty class folder.`);
   }
 
   const limit = pLimit(options.concurrency ?? 8);
-  const decoded = await Promise.all(found.map((image) => limit(() => decodeFile(image.path, options.size))));
+  const decoded = await Promise.all(found.map((image) => limit(() => readImageFile(image.path, { size: options.size }))));
   const channels = options.channels ?? (decoded.some((image) => image.channels === 3) ? 3 : 1);
   const first = decoded[0];
 
-  const indexInSplit: Record<Split, number> = { train: 0, val: 0, test: 0 };
   const records: ImageRecord[] = found.map((image, i) => {
     const pixels = decoded[i];
     if (pixels.height !== first.height || pixels.width !== first.width) {
@@ -81,7 +104,7 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
     }
     const converted = convertChannels(pixels.pixels, pixels.channels, channels);
     const shape = { height: pixels.height, width: pixels.width, channels };
-    return realRecord(converted, shape, image.label, image.split, indexInSplit[image.split]++);
+    return realRecord(converted, shape, image.label, image.split, image.sourceIndex);
   });
   return { classNames, records };
 }
@@ -100,21 +123,6 @@ async function unionOfClassFolders(dirs: string[]): Promise<string[]> {
   const names = new Set<string>();
   for (const dir of dirs) for (const name of await listFolders(dir)) names.add(name);
   return [...names].sort();
-}
-
-async function decodeFile(path: string, size?: [number, number]) {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new InputError(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
-  }
-  try {
-    const input = size === undefined ? bytes : await sharp(bytes).rotate().resize(size[1], size[0], { fit: 'fill' }).png().toBuffer();
-    return await decodeImage(input);
-  } catch (error) {
-    throw new InputError(`${path} is not a readable PNG, JPEG or WebP image: ${(error as Error).message}.`);
-  }
 }
 
 /** Converts 8-bit pixels between grayscale and RGB (ITU-R BT.601 luma for RGB to gray). */

@@ -1,5 +1,7 @@
 import { InputError } from './errors.js';
 import sharp from 'sharp';
+import { decodePng, encodePngSync, type PngFilter } from './png.js';
+import type { ImageEncoding } from './shard-schema.js';
 
 /** Pixel dimensions of an 8-bit image held channels last. */
 export interface ImageShape {
@@ -13,10 +15,12 @@ export interface RawImage extends ImageShape {
   pixels: Uint8Array;
 }
 
-/** Options of `encodePng`. */
+/** Options of `encodePng` and `encodeImage`. */
 export interface EncodePngOptions {
   /** zlib level 0-9; default 6, the level most PNG writers use. */
   compressionLevel?: number;
+  /** PNG row filter; default `adaptive` (one filter per row, chosen as libpng does). */
+  filter?: PngFilter;
 }
 
 function toBuffer(pixels: Uint8Array): Buffer {
@@ -24,27 +28,61 @@ function toBuffer(pixels: Uint8Array): Buffer {
 }
 
 /**
- * Encodes raw pixels as PNG. Grayscale stays one channel (sharp would otherwise write RGB),
- * and row filtering is on because sharp's default writes files about a third larger.
+ * Encodes raw pixels as PNG with the TypeScript codec in `png.ts`: grayscale stays one channel,
+ * and rows are filtered adaptively unless `filter` says otherwise.
  */
 export async function encodePng(image: RawImage, options: EncodePngOptions = {}): Promise<Uint8Array> {
   checkChannels(image.channels);
-  const { height, width, channels } = image;
-  const pipeline = sharp(toBuffer(image.pixels), { raw: { width, height, channels: channels as 1 | 3 } });
-  if (channels === 1) pipeline.toColourspace('b-w');
-  const png = await pipeline
-    .png({ compressionLevel: options.compressionLevel ?? 6, adaptiveFiltering: true })
-    .toBuffer();
-  return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
+  return encodePngSync(image, options);
+}
+
+/** Encodes an image for a shard's `image` column: PNG bytes, or a copy of the raw pixels. */
+export function encodeImage(image: RawImage, encoding: ImageEncoding, options: EncodePngOptions = {}): Uint8Array {
+  checkChannels(image.channels);
+  if (encoding === 'raw') return image.pixels.slice();
+  return encodePngSync(image, options);
+}
+
+/**
+ * Decodes a shard's `image` value. Raw values must hold exactly height x width x channels
+ * bytes; PNG values must decode to that shape. Throws an `InputError` naming `source` otherwise.
+ */
+export async function decodeStoredImage(bytes: Uint8Array, encoding: ImageEncoding, shape: ImageShape, source: string): Promise<RawImage> {
+  const { height, width, channels } = shape;
+  if (encoding === 'raw') {
+    if (bytes.length !== height * width * channels) {
+      throw new InputError(`${source} declares ${height}x${width}x${channels} but holds ${bytes.length} raw bytes where ${height * width * channels} are needed.`);
+    }
+    return { pixels: bytes.slice(), height, width, channels };
+  }
+  const decoded = await decodeImage(bytes);
+  if (decoded.height !== height || decoded.width !== width || decoded.channels !== channels) {
+    throw new InputError(
+      `${source} declares ${height}x${width}x${channels} but its image decodes to ${decoded.height}x${decoded.width}x${decoded.channels}.`,
+    );
+  }
+  return decoded;
 }
 
 /**
  * Decodes PNG, JPEG or WebP bytes to 8-bit pixels, applying EXIF orientation and dropping alpha.
- * The result keeps one channel for grayscale images and three for colour ones.
+ * The result keeps one channel for grayscale images and three for colour ones; CMYK is converted
+ * to sRGB. Plain 8-bit PNGs are decoded in TypeScript, everything else by sharp. Rejects images
+ * of more than 8 bits per sample, because scaling them to 8 bits needs a window that only the
+ * data's owner knows.
  */
 export async function decodeImage(bytes: Uint8Array): Promise<RawImage> {
-  const pipeline = sharp(toBuffer(bytes)).rotate().removeAlpha();
+  const fast = decodePng(bytes);
+  if (fast !== undefined) return fast;
+
   const metadata = await sharp(toBuffer(bytes)).metadata();
+  if (metadata.depth !== undefined && metadata.depth !== 'uchar' && metadata.depth !== 'char') {
+    throw new InputError(
+      `the image has ${metadata.depth === 'ushort' ? 16 : metadata.depth} samples where 8-bit ones are expected. ` +
+        'Convert it to 8 bits per channel with the intensity window your data needs, then rerun.',
+    );
+  }
+  const pipeline = sharp(toBuffer(bytes)).rotate().removeAlpha();
   const grayscale = metadata.channels !== undefined && metadata.channels <= 2 && metadata.space !== 'cmyk';
   if (grayscale) pipeline.toColourspace('b-w');
   else pipeline.toColourspace('srgb');

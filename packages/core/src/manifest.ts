@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { sha256Hex, TOOLKIT_VERSION, writeFileAtomic } from './files.js';
 import type { Origin, Split } from './records.js';
 import { readShardFiles, type ShardInfo } from './shards.js';
-import { SHARD_FORMAT_VERSION } from './shard-schema.js';
+import { IMAGE_ENCODINGS, SHARD_FORMAT_VERSION, type ImageEncoding } from './shard-schema.js';
 import type { LabelledDataset } from './records.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -18,7 +18,7 @@ const manifestSchema = z.object({
   toolkitVersion: z.string(),
   createdAt: z.string(),
   classNames: z.array(z.string()).min(1),
-  encoding: z.literal('png'),
+  encoding: z.enum(IMAGE_ENCODINGS as [ImageEncoding, ...ImageEncoding[]]),
   shards: z.array(
     z.object({
       file: z.string(),
@@ -31,14 +31,35 @@ const manifestSchema = z.object({
     }),
   ),
   totals: z.object({ rows: z.number().int(), classCounts: z.array(z.number().int()), originCounts, splitCounts }),
+  /** Input files left out under `onError: 'skip'`, each with the reason. */
+  skipped: z.array(z.object({ file: z.string(), reason: z.string() })).optional(),
   config: z.unknown(),
 });
+
+/** An input file that a run left out, and why. */
+export interface SkippedInput {
+  file: string;
+  reason: string;
+}
+
+/** Options of `buildManifest`. */
+export interface BuildManifestOptions {
+  /** How the shards store images; default `png`. */
+  encoding?: ImageEncoding;
+  /** Inputs left out of the shards; recorded only when given. */
+  skipped?: readonly SkippedInput[];
+}
 
 /** The `manifest.json` that lists the shards of one folder. */
 export type Manifest = z.infer<typeof manifestSchema>;
 
 /** Builds a manifest for written shards, with totals. */
-export function buildManifest(classNames: readonly string[], shards: readonly ShardInfo[], config: unknown): Manifest {
+export function buildManifest(
+  classNames: readonly string[],
+  shards: readonly ShardInfo[],
+  config: unknown,
+  options: BuildManifestOptions = {},
+): Manifest {
   const classCounts = new Array<number>(classNames.length).fill(0);
   const origins: Record<Origin, number> = { real: 0, augmented: 0, synthetic: 0 };
   const splits: Record<Split, number> = { train: 0, val: 0, test: 0 };
@@ -52,9 +73,10 @@ export function buildManifest(classNames: readonly string[], shards: readonly Sh
     toolkitVersion: TOOLKIT_VERSION,
     createdAt: new Date().toISOString(),
     classNames: [...classNames],
-    encoding: 'png',
+    encoding: options.encoding ?? 'png',
     shards: [...shards],
     totals: { rows: shards.reduce((sum, shard) => sum + shard.rows, 0), classCounts, originCounts: origins, splitCounts: splits },
+    ...(options.skipped === undefined ? {} : { skipped: [...options.skipped] }),
     config,
   };
 }
@@ -68,7 +90,11 @@ export async function writeManifest(directory: string, manifest: Manifest): Prom
 
 /** Reads and validates a shard folder's manifest. */
 export async function readManifest(directory: string): Promise<Manifest> {
-  const path = join(directory, MANIFEST_FILE);
+  return readManifestFile(join(directory, MANIFEST_FILE));
+}
+
+/** Reads and validates one manifest file, such as the partial manifest of one part of a split run. */
+export async function readManifestFile(path: string): Promise<Manifest> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -1,9 +1,10 @@
 import { Binary, Field, Int32, Schema, Uint32, Utf8 } from 'apache-arrow';
 
 /**
- * The Arrow shard schema, format version 1. One row per image; the image column holds
- * PNG bytes. The class names and the format version travel in the schema metadata so a
- * shard can be read without its manifest.
+ * The Arrow shard schema, format version 1. One row per image. The image column holds PNG
+ * bytes, or with the `raw` encoding the uint8 pixels row-major and channels last, whose shape
+ * the height, width and channels columns give. The class names, the encoding and the format
+ * version travel in the schema metadata, so a shard can be read without its manifest.
  */
 export const SHARD_FORMAT_VERSION = 1;
 
@@ -11,8 +12,9 @@ export const METADATA_FORMAT_VERSION = 'scarce.format_version';
 export const METADATA_CLASS_NAMES = 'scarce.class_names';
 export const METADATA_ENCODING = 'scarce.encoding';
 
-/** How the `image` column stores pixels. */
-export type ImageEncoding = 'png';
+/** How the `image` column stores pixels: PNG bytes, or raw uint8 pixels (height x width x channels). */
+export type ImageEncoding = 'png' | 'raw';
+export const IMAGE_ENCODINGS: readonly ImageEncoding[] = ['png', 'raw'];
 
 export const SHARD_FIELDS = [
   new Field('image', new Binary(), false),

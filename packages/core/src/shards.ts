@@ -1,8 +1,10 @@
 import { InputError } from './errors.js';
-import { readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   Binary,
+  RecordBatchFileWriter,
   Int32,
   makeData,
   RecordBatch,
@@ -16,11 +18,13 @@ import {
 } from 'apache-arrow';
 import pLimit from 'p-limit';
 import { sha256Hex, writeFileAtomic } from './files.js';
-import { decodeImage, encodePng } from './image-codec.js';
+import { decodeStoredImage, encodeImage, type EncodePngOptions } from './image-codec.js';
 import type { ImageRecord, LabelledDataset, Origin, Split } from './records.js';
 import { countByClass, countByOrigin, ORIGINS, SPLITS } from './records.js';
 import {
+  IMAGE_ENCODINGS,
   METADATA_CLASS_NAMES,
+  METADATA_ENCODING,
   METADATA_FORMAT_VERSION,
   SHARD_FIELDS,
   SHARD_FORMAT_VERSION,
@@ -54,6 +58,7 @@ export interface ShardWriterOptions {
   prefix?: string;
   /** Rows per shard; default 4096. */
   rowsPerShard?: number;
+  /** How images are stored; default `png`. The rows' `image` bytes must already be in it. */
   encoding?: ImageEncoding;
 }
 
@@ -79,11 +84,7 @@ export class ShardWriter {
   /** Adds one row, writing a shard when it fills up. */
   async add(row: ShardRow): Promise<void> {
     if (this.closed) throw new InputError('ShardWriter.add called after close.');
-    if (row.label < 0 || row.label >= this.options.classNames.length || !Number.isInteger(row.label)) {
-      throw new InputError(
-        `Row label ${row.label} is not a class index in 0..${this.options.classNames.length - 1}.`,
-      );
-    }
+    checkLabel(row.label, this.options.classNames.length);
     this.rows.push(row);
     if (this.rows.length >= this.rowsPerShard) await this.flush();
   }
@@ -103,15 +104,102 @@ export class ShardWriter {
     const file = `${this.prefix}-${String(this.written.length).padStart(5, '0')}.arrow`;
     const bytes = tableToIPC(rowsToTable(rows, this.options.classNames, this.options.encoding), 'file');
     await writeFileAtomic(join(this.options.directory, file), bytes);
-    this.written.push({
-      file,
-      rows: rows.length,
-      bytes: bytes.byteLength,
-      sha256: sha256Hex(bytes),
-      classCounts: countByClass(rows as unknown as ImageRecord[], this.options.classNames.length),
-      originCounts: countByOrigin(rows as unknown as ImageRecord[]),
-      splitCounts: countBySplit(rows),
-    });
+    this.written.push({ file, rows: rows.length, bytes: bytes.byteLength, sha256: sha256Hex(bytes), ...countRows(rows, this.options.classNames.length) });
+  }
+}
+
+/** Counts of shard rows by class, origin and split, as a manifest records them. */
+export function countRows(rows: readonly Pick<ShardRow, 'label' | 'origin' | 'split'>[], numClasses: number) {
+  return {
+    classCounts: countByClass(rows as unknown as ImageRecord[], numClasses),
+    originCounts: countByOrigin(rows as unknown as ImageRecord[]),
+    splitCounts: countBySplit(rows),
+  };
+}
+
+/** Options of `ShardFileWriter.open`. */
+export interface ShardFileWriterOptions {
+  classNames: readonly string[];
+  /** How the rows' images are stored; default `png`. */
+  encoding?: ImageEncoding;
+}
+
+/**
+ * Writes one shard as a stream of record batches, so its rows never need to be in memory at
+ * once. The file is written under a temporary name beside `path` and renamed into place by
+ * `close`, so a crash never leaves a partial shard under the final name. Call `abort` to
+ * remove the temporary file after a failure.
+ */
+export class ShardFileWriter {
+  private readonly writer = new RecordBatchFileWriter();
+  private readonly hash = createHash('sha256');
+  private readonly drained: Promise<void>;
+  private bytes = 0;
+  private readonly rowCounts: ReturnType<typeof countRows>;
+  private rows = 0;
+
+  private constructor(
+    private readonly path: string,
+    private readonly temporaryPath: string,
+    private readonly handle: FileHandle,
+    private readonly options: ShardFileWriterOptions,
+  ) {
+    this.rowCounts = countRows([], options.classNames.length);
+    this.drained = this.drain();
+  }
+
+  /** Creates the temporary file of a shard that will be renamed to `path`. */
+  static async open(path: string, options: ShardFileWriterOptions): Promise<ShardFileWriter> {
+    const temporaryPath = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const handle = await open(temporaryPath, 'w');
+    return new ShardFileWriter(path, temporaryPath, handle, options);
+  }
+
+  private async drain(): Promise<void> {
+    for await (const chunk of this.writer) {
+      this.hash.update(chunk);
+      this.bytes += chunk.byteLength;
+      await this.handle.write(chunk);
+    }
+  }
+
+  /** Appends the rows as one record batch. */
+  write(rows: readonly ShardRow[]): void {
+    const numClasses = this.options.classNames.length;
+    for (const row of rows) checkLabel(row.label, numClasses);
+    this.writer.write(rowsToRecordBatch(rows, this.options.classNames, this.options.encoding));
+    const counts = countRows(rows, numClasses);
+    counts.classCounts.forEach((count, label) => (this.rowCounts.classCounts[label] += count));
+    for (const origin of ORIGINS) this.rowCounts.originCounts[origin] += counts.originCounts[origin];
+    for (const split of SPLITS) this.rowCounts.splitCounts[split] += counts.splitCounts[split];
+    this.rows += rows.length;
+  }
+
+  /** Finishes the file, syncs it to disk, renames it into place and returns what the manifest records. */
+  async close(): Promise<ShardInfo> {
+    // A shard without rows still carries its schema, so every listed shard can be read.
+    if (this.rows === 0) this.writer.write(rowsToRecordBatch([], this.options.classNames, this.options.encoding));
+    this.writer.finish();
+    this.writer.close();
+    await this.drained;
+    await this.handle.sync();
+    await this.handle.close();
+    await rename(this.temporaryPath, this.path);
+    return { file: basename(this.path), rows: this.rows, bytes: this.bytes, sha256: this.hash.digest('hex'), ...this.rowCounts };
+  }
+
+  /** Removes the temporary file; the final name is never written. */
+  async abort(): Promise<void> {
+    this.writer.abort();
+    await this.drained.catch(() => undefined);
+    await this.handle.close().catch(() => undefined);
+    await rm(this.temporaryPath, { force: true });
+  }
+}
+
+function checkLabel(label: number, numClasses: number): void {
+  if (label < 0 || label >= numClasses || !Number.isInteger(label)) {
+    throw new InputError(`Row label ${label} is not a class index in 0..${numClasses - 1}.`);
   }
 }
 
@@ -122,6 +210,12 @@ function countBySplit(rows: readonly { split: Split }[]): Record<Split, number> 
 }
 
 function rowsToTable(rows: readonly ShardRow[], classNames: readonly string[], encoding?: ImageEncoding): Table {
+  const batch = rowsToRecordBatch(rows, classNames, encoding);
+  return new Table(batch.schema, [batch]);
+}
+
+/** Builds one Arrow record batch of shard rows, with the shard schema and its metadata. */
+export function rowsToRecordBatch(rows: readonly ShardRow[], classNames: readonly string[], encoding?: ImageEncoding): RecordBatch {
   const schema = shardSchema(classNames, encoding);
   const columns = [
     vectorFromArray(rows.map((row) => row.image), new Binary()),
@@ -142,45 +236,35 @@ function rowsToTable(rows: readonly ShardRow[], classNames: readonly string[], e
     nullCount: 0,
     children: columns.map((column) => column.data[0]),
   });
-  return new Table(schema, [new RecordBatch(schema, data)]);
+  return new RecordBatch(schema, data);
 }
 
 /** Options of `writeRecordsAsShards`. */
-export interface WriteRecordsOptions extends ShardWriterOptions {
-  /** PNG encodes running at once; default 8 (sharp runs them on libuv's thread pool). */
+export interface WriteRecordsOptions extends ShardWriterOptions, EncodePngOptions {
+  /** Kept for callers of earlier versions; encoding now runs on the calling thread and ignores it. */
   concurrency?: number;
-  compressionLevel?: number;
 }
 
-/** Encodes records as PNG (concurrently, written in input order) and writes them as shards. */
+/** Encodes records (PNG by default, or raw) and writes them as shards in input order. */
 export async function writeRecordsAsShards(
   records: readonly ImageRecord[],
   options: WriteRecordsOptions,
 ): Promise<ShardInfo[]> {
   const writer = new ShardWriter(options);
-  const limit = pLimit(options.concurrency ?? 8);
-  const chunkSize = options.rowsPerShard ?? 4096;
-
-  for (let start = 0; start < records.length; start += chunkSize) {
-    const chunk = records.slice(start, start + chunkSize);
-    const rows = await Promise.all(
-      chunk.map((record) =>
-        limit(async () => {
-          const { pixels, ...rest } = record;
-          const image = await encodePng(record, { compressionLevel: options.compressionLevel });
-          return { ...rest, image } satisfies ShardRow;
-        }),
-      ),
-    );
-    for (const row of rows) await writer.add(row);
+  const encoding = options.encoding ?? 'png';
+  for (const record of records) {
+    const { pixels, ...rest } = record;
+    const image = encodeImage(record, encoding, { compressionLevel: options.compressionLevel, filter: options.filter });
+    await writer.add({ ...rest, image } satisfies ShardRow);
   }
   return writer.close();
 }
 
-/** A shard's rows with their images still encoded, and the class names from its metadata. */
+/** A shard's rows with their images still encoded, and the class names and encoding from its metadata. */
 export interface ShardContents {
   classNames: string[];
   rows: ShardRow[];
+  encoding: ImageEncoding;
 }
 
 /** Reads one shard file without decoding its images. */
@@ -202,6 +286,11 @@ export async function readShard(path: string): Promise<ShardContents> {
     );
   }
   const classNames = JSON.parse(metadata.get(METADATA_CLASS_NAMES) ?? '[]') as string[];
+  // Shards written before raw encoding existed carry 'png' or nothing.
+  const encoding = (metadata.get(METADATA_ENCODING) ?? 'png') as ImageEncoding;
+  if (!IMAGE_ENCODINGS.includes(encoding)) {
+    throw new InputError(`${path}: unknown image encoding '${encoding}' in schema metadata '${METADATA_ENCODING}'; expected one of ${IMAGE_ENCODINGS.join(', ')}.`);
+  }
   for (const field of SHARD_FIELDS) {
     if (!table.getChild(field.name)) throw new InputError(`${path}: column '${field.name}' is missing.`);
   }
@@ -227,23 +316,22 @@ export async function readShard(path: string): Promise<ShardContents> {
       split,
     });
   }
-  return { classNames, rows };
+  return { classNames, rows, encoding };
 }
 
 /** Decodes shard rows into records, checking each image against its declared shape. */
-export async function decodeShardRows(rows: readonly ShardRow[], source: string, concurrency = 8): Promise<ImageRecord[]> {
+export async function decodeShardRows(
+  rows: readonly ShardRow[],
+  source: string,
+  concurrency = 8,
+  encoding: ImageEncoding = 'png',
+): Promise<ImageRecord[]> {
   const limit = pLimit(concurrency);
   return Promise.all(
     rows.map((row, index) =>
       limit(async () => {
         const { image, ...rest } = row;
-        const decoded = await decodeImage(image);
-        if (decoded.height !== row.height || decoded.width !== row.width || decoded.channels !== row.channels) {
-          throw new InputError(
-            `${source}: row ${index} declares ${row.height}x${row.width}x${row.channels} but its image ` +
-              `decodes to ${decoded.height}x${decoded.width}x${decoded.channels}.`,
-          );
-        }
+        const decoded = await decodeStoredImage(image, encoding, row, `${source}: row ${index}`);
         return { ...rest, pixels: decoded.pixels };
       }),
     ),
@@ -263,7 +351,7 @@ export async function readShardFiles(paths: readonly string[]): Promise<Labelled
           `${JSON.stringify(classNames)}. Shards read together must share their class names.`,
       );
     }
-    records.push(...(await decodeShardRows(contents.rows, path)));
+    records.push(...(await decodeShardRows(contents.rows, path, 8, contents.encoding)));
   }
   return { classNames: classNames ?? [], records };
 }
