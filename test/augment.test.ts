@@ -106,8 +106,8 @@ describe('transform config', () => {
       fill: { mode: 'constant', value: 9 },
     });
     assert.deepEqual(config.rotation, { probability: 1, range: [-10, 10] });
-    assert.deepEqual(config.widthShift, { probability: 1, range: [-0.1, 0.1] });
-    assert.deepEqual(config.heightShift, { probability: 1, range: [-0.05, 0.2] });
+    assert.deepEqual(config.widthShift, { probability: 1, range: [-0.1, 0.1], unit: 'fraction' });
+    assert.deepEqual(config.heightShift, { probability: 1, range: [-0.05, 0.2], unit: 'fraction' });
     assert.deepEqual(config.zoom, { probability: 1, range: [0.8, 1.2], perAxis: false });
     assert.deepEqual(config.horizontalFlip, { probability: 0.5 });
     assert.equal(config.brightness.range[0], 0.7);
@@ -132,7 +132,8 @@ describe('transform config', () => {
     ['shift above 1', { widthShift: 2 }, /'widthShift'/],
     ['probability above 1', { rotation: { range: 10, probability: 2 } }, /'rotation.probability'/],
     ['flip probability as text', { horizontalFlip: { probability: 'half' } }, /'horizontalFlip.probability'/],
-    ['unknown fill mode', { fill: 'mirror' }, /'fill.mode'.*"mirror"/],
+    ['unknown fill mode', { fill: 'mirror' }, /'fill'.*"mirror"/],
+    ['unknown fill mode in object', { fill: { mode: 'mirror' } }, /'fill\.mode'.*"mirror"/],
     ['fill value above 255', { fill: { mode: 'constant', value: 300 } }, /'fill.value'/],
     ['misspelt transform', { rotaton: 10 }, /'rotaton'/],
     ['misspelt range key', { zoom: { rang: 0.1 } }, /'zoom.rang'/],
@@ -289,7 +290,7 @@ describe('applyTransform geometry', () => {
 
   test('rejects params with a bad field', () => {
     assert.throws(() => parseTransformParams({ ...identityParams(), zoomX: 0 }), /'zoomX'/);
-    assert.throws(() => parseTransformParams({ ...identityParams(), fill: { mode: 'edge', value: 0 } }), /'fill'/);
+    assert.throws(() => parseTransformParams({ ...identityParams(), fill: { mode: 'edge', value: 0 } }), /'fill\.mode'/);
     assert.throws(() => parseTransformParams({ ...identityParams(), engine: 'gpu' }), /'engine'/);
     assert.throws(() => parseTransformParams({ ...identityParams(), flip: 'yes' }), /'flip'/);
   });

@@ -1,13 +1,17 @@
 /**
  * Transform settings: what a caller writes (`TransformOptions`), the checked form every other
- * module reads (`TransformConfig`), and the defaults of both in `DEFAULT_TRANSFORMS`.
+ * module reads (`TransformConfig`), and the defaults of both in `DEFAULT_TRANSFORMS`. The
+ * options are checked with zod, and every error names the field, what was expected, what was
+ * found, and an example.
  */
+import { InputError } from '@scarce/core';
+import { z } from 'zod';
 
 /** A closed interval [low, high] that a value is drawn from uniformly. */
 export type Range = readonly [number, number];
 
 /**
- * Fill of pixels that map from outside the source image:
+ * Fill of pixels that map from outside the source image, as Keras' `fill_mode` defines it:
  * `nearest` repeats the edge pixel (aaaa|abcd|dddd, the Keras default),
  * `constant` uses `fill.value`,
  * `reflect` mirrors about the edge (dcba|abcd|dcba),
@@ -24,34 +28,82 @@ export const INTERPOLATIONS: readonly Interpolation[] = ['bilinear', 'nearest'];
 export type WarpEngine = 'typescript' | 'sharp';
 export const WARP_ENGINES: readonly WarpEngine[] = ['typescript', 'sharp'];
 
-/** A random transform with a range: a symmetric bound, an explicit [low, high], or both with a probability. */
+/** Unit of a shift: a fraction of the image side, or pixels. */
+export type ShiftUnit = 'fraction' | 'pixels';
+
+/** A random transform with a range: a bound, an explicit [low, high], or either with a probability. */
 export type RangeOption = number | Range | { range: number | Range; probability?: number };
 
+/** A transform that is applied to a share of the views. */
+export type FlipOption = boolean | { probability: number };
+
+/** Random crop of a fixed output size, [height, width] in pixels. */
+export type CropOption = readonly [number, number] | { size: readonly [number, number]; probability?: number };
+
+/** Random resized crop, as torchvision's RandomResizedCrop. */
+export type ResizedCropOption =
+  | readonly [number, number]
+  | { size: readonly [number, number]; scale?: Range; ratio?: Range; probability?: number };
+
+/** Cutout: `count` rectangles filled with `value`, each side a fraction of the image side. */
+export type CutoutOption = number | { size: number | Range; count?: number; value?: number; probability?: number };
+
 /**
- * Transform settings as a caller writes them, in the spirit of Keras' ImageDataGenerator.
- * Every field is optional and every transform is off unless set. A transform given as a
- * number or a pair is applied to every view (probability 1).
+ * Transform settings as a caller writes them, in the spirit of Keras' ImageDataGenerator and
+ * torchvision's transforms. Every field is optional and every transform is off unless set. A
+ * transform given as a number or a pair is applied to every view (probability 1), except the
+ * flips, which `true` applies to half of the views.
  */
 export interface TransformOptions {
   /** Rotation in degrees, counter-clockwise: r draws the angle from [-r, r]. Default off. */
   rotation?: RangeOption;
-  /** Horizontal shift as a fraction of the width: f draws from [-f, f]. Default off. */
-  widthShift?: RangeOption;
-  /** Vertical shift as a fraction of the height: f draws from [-f, f]. Default off. */
-  heightShift?: RangeOption;
+  /**
+   * Horizontal shift, positive to the right: f draws from [-f, f]. A fraction of the width
+   * unless `unit: 'pixels'`. Default off.
+   */
+  widthShift?: RangeOption | { range: number | Range; probability?: number; unit?: ShiftUnit };
+  /** Vertical shift, positive downwards; as `widthShift` with the height. Default off. */
+  heightShift?: RangeOption | { range: number | Range; probability?: number; unit?: ShiftUnit };
   /**
    * Zoom as a scale of the content (above 1 enlarges): z draws from [1 - z, 1 + z], as Keras'
    * `zoom_range` does. Default off. `perAxis: true` draws the horizontal and vertical scale
    * separately, as Keras does; the default draws one scale for both, which keeps the aspect ratio.
    */
   zoom?: RangeOption | { range: number | Range; probability?: number; perAxis?: boolean };
+  /** Horizontal shear angle in degrees: s draws from [-s, s]. Default off. */
+  shear?: RangeOption;
   /** Mirror left to right: `true` flips half of the views, as Keras does. Default off. */
-  horizontalFlip?: boolean | { probability: number };
+  horizontalFlip?: FlipOption;
+  /** Mirror top to bottom: `true` flips half of the views. Default off. */
+  verticalFlip?: FlipOption;
+  /**
+   * Random crop to [height, width] pixels at a uniformly drawn position. Views that do not draw
+   * it (probability below 1) get the centre crop, so every view has the same size. Default off.
+   */
+  crop?: CropOption | null;
+  /**
+   * Random resized crop to [height, width] pixels, as torchvision's RandomResizedCrop: a region
+   * of `scale` (default [0.08, 1]) times the area and aspect ratio in `ratio` (default [3/4, 4/3])
+   * is resampled to the size. Views that do not draw it get the whole image resized. Default off.
+   */
+  resizedCrop?: ResizedCropOption | null;
   /**
    * Brightness as a factor that multiplies every pixel, as torchvision's ColorJitter does:
    * b draws from [max(0, 1 - b), 1 + b]. Default off.
    */
   brightness?: RangeOption;
+  /** Contrast factor about the mean gray level, as ColorJitter: c draws from [max(0, 1 - c), 1 + c]. Default off. */
+  contrast?: RangeOption;
+  /** Saturation factor, as ColorJitter: s draws from [max(0, 1 - s), 1 + s]. Colour images only. Default off. */
+  saturation?: RangeOption;
+  /** Hue shift as a fraction of the colour circle: h in [0, 0.5] draws from [-h, h]. Colour images only. Default off. */
+  hue?: RangeOption;
+  /** Gaussian blur: s draws the standard deviation in pixels from [0, s]. Default off. */
+  blur?: RangeOption;
+  /** Gaussian noise: s draws the standard deviation in 8-bit levels from [0, s]. Default off. */
+  noise?: RangeOption;
+  /** Cutout: f erases one square-ish rectangle whose sides are f times the image sides. Default off. */
+  cutout?: CutoutOption;
   /** Fill of pixels that come from outside the image: a mode, or `{ mode, value }`. Default `nearest`. */
   fill?: FillMode | { mode: FillMode; value?: number };
   /** Default `bilinear`. The sharp engine supports bilinear only. */
@@ -68,19 +120,51 @@ export interface RandomTransform {
   range: Range;
 }
 
+/** Checked crop settings. */
+export interface CropConfig {
+  probability: number;
+  /** Output [height, width] in pixels. */
+  size: readonly [number, number];
+}
+
+/** Checked random resized crop settings. */
+export interface ResizedCropConfig extends CropConfig {
+  /** Share of the image area the region covers. */
+  scale: Range;
+  /** Width / height of the region. */
+  ratio: Range;
+}
+
 /** Checked transform settings with every field filled in. */
 export interface TransformConfig {
   /** Degrees, counter-clockwise as displayed. */
   rotation: RandomTransform;
-  /** Fraction of the width; positive moves the content right. */
-  widthShift: RandomTransform;
-  /** Fraction of the height; positive moves the content down. */
-  heightShift: RandomTransform;
+  /** Positive moves the content right; in `unit`. */
+  widthShift: RandomTransform & { unit: ShiftUnit };
+  /** Positive moves the content down; in `unit`. */
+  heightShift: RandomTransform & { unit: ShiftUnit };
   /** Scale of the content; above 1 enlarges. */
   zoom: RandomTransform & { perAxis: boolean };
+  /** Degrees of horizontal shear. */
+  shear: RandomTransform;
   horizontalFlip: { probability: number };
+  verticalFlip: { probability: number };
+  crop: CropConfig | null;
+  resizedCrop: ResizedCropConfig | null;
   /** Factor multiplying every pixel value. */
   brightness: RandomTransform;
+  /** Factor scaling the distance from the mean gray level. */
+  contrast: RandomTransform;
+  /** Factor scaling the distance from each pixel's gray level. */
+  saturation: RandomTransform;
+  /** Fraction of the hue circle added to every pixel's hue. */
+  hue: RandomTransform;
+  /** Standard deviation of the Gaussian kernel, in pixels. */
+  blur: RandomTransform;
+  /** Standard deviation of the added noise, in 8-bit levels. */
+  noise: RandomTransform;
+  /** Rectangle sides as fractions of the image sides (drawn from `size`), how many, and their 8-bit fill value. */
+  cutout: { probability: number; size: Range; count: number; value: number };
   /** Fill mode, and the 8-bit value that `constant` writes into every channel. */
   fill: { mode: FillMode; value: number };
   interpolation: Interpolation;
@@ -95,15 +179,25 @@ function off(identity: number): RandomTransform {
 /**
  * The defaults: every transform off, fill `nearest` with value 0, bilinear interpolation and
  * the engine picked by image size. A transform that is set without a probability is applied to
- * every view, except `horizontalFlip: true`, which flips with probability 0.5.
+ * every view, except the flips, which `true` applies with probability 0.5.
  */
 export const DEFAULT_TRANSFORMS: Readonly<TransformConfig> = Object.freeze({
   rotation: off(0),
-  widthShift: off(0),
-  heightShift: off(0),
+  widthShift: { ...off(0), unit: 'fraction' as ShiftUnit },
+  heightShift: { ...off(0), unit: 'fraction' as ShiftUnit },
   zoom: { ...off(1), perAxis: false },
+  shear: off(0),
   horizontalFlip: { probability: 0 },
+  verticalFlip: { probability: 0 },
+  crop: null,
+  resizedCrop: null,
   brightness: off(1),
+  contrast: off(1),
+  saturation: off(1),
+  hue: off(0),
+  blur: off(0),
+  noise: off(0),
+  cutout: { probability: 0, size: [0, 0] as Range, count: 1, value: 0 },
   fill: { mode: 'nearest' as FillMode, value: 0 },
   interpolation: 'bilinear' as Interpolation,
   engine: 'auto' as const,
@@ -118,48 +212,14 @@ export const DEFAULT_TRANSFORMS: Readonly<TransformConfig> = Object.freeze({
  */
 export const SHARP_ENGINE_MIN_PIXELS = 768 * 768;
 
-/** Probability of `horizontalFlip: true`. */
+/** Probability of `horizontalFlip: true` and `verticalFlip: true`. */
 export const DEFAULT_FLIP_PROBABILITY = 0.5;
 
-const TRANSFORM_FIELDS = [
-  'rotation',
-  'widthShift',
-  'heightShift',
-  'zoom',
-  'horizontalFlip',
-  'brightness',
-  'fill',
-  'interpolation',
-  'engine',
-] as const;
+/** Default `scale` and `ratio` of `resizedCrop`, torchvision's. */
+export const DEFAULT_RESIZED_CROP_SCALE: Range = [0.08, 1];
+export const DEFAULT_RESIZED_CROP_RATIO: Range = [3 / 4, 4 / 3];
 
-function describe(value: unknown): string {
-  return value === undefined ? 'undefined' : JSON.stringify(value);
-}
-
-function invalid(field: string, expected: string, value: unknown, example: string): Error {
-  return new Error(
-    `Invalid transform setting '${field}': expected ${expected} but received ${describe(value)}. ` +
-      `For example: ${example}.`,
-  );
-}
-
-function isFiniteNumber(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value);
-}
-
-function isPair(value: unknown): value is [number, number] {
-  return Array.isArray(value) && value.length === 2 && value.every(isFiniteNumber) && value[0] <= value[1];
-}
-
-function checkProbability(field: string, value: unknown): number {
-  if (!isFiniteNumber(value) || value < 0 || value > 1) {
-    throw invalid(field, 'a probability in [0, 1]', value, `{ "range": 10, "probability": 0.5 }`);
-  }
-  return value;
-}
-
-/** Rules of one range transform: how a symmetric bound becomes an interval, and which pairs are valid. */
+/** Rules of one range transform: how a bound becomes an interval, and which pairs are valid. */
 interface RangeRule {
   /** Unit and limits, for error messages. */
   expected: string;
@@ -168,156 +228,322 @@ interface RangeRule {
   fromBound(bound: number): Range | undefined;
   /** Whether an explicit interval is within the limits. */
   acceptsPair(range: Range): boolean;
+  /** Value that leaves the image unchanged. */
+  identity: number;
 }
 
-function checkKeys(field: string, fields: Record<string, unknown>, allowed: readonly string[]): void {
-  const unknownKeys = Object.keys(fields).filter((key) => !allowed.includes(key));
-  if (unknownKeys.length > 0) {
-    throw new Error(
-      `Unknown transform setting(s) ${unknownKeys.map((key) => `'${field}.${key}'`).join(', ')}; ` +
-        `expected some of ${allowed.join(', ')}.`,
-    );
-  }
-}
-
-/** Splits a range transform option into its range and probability, applying the rule. */
-function resolveRange(
-  field: string,
-  option: unknown,
-  rule: RangeRule,
-  identity: number,
-  extraKeys: readonly string[] = [],
-): RandomTransform {
-  if (option === undefined || option === false) return off(identity);
-
-  let rangeOption: unknown = option;
-  let probability = 1;
-  if (typeof option === 'object' && option !== null && !Array.isArray(option)) {
-    const fields = option as Record<string, unknown>;
-    checkKeys(field, fields, ['range', 'probability', ...extraKeys]);
-    rangeOption = fields.range;
-    if (fields.probability !== undefined) probability = checkProbability(`${field}.probability`, fields.probability);
-    field = `${field}.range`;
-  }
-
-  let range: Range | undefined;
-  if (isFiniteNumber(rangeOption)) range = rule.fromBound(rangeOption);
-  else if (isPair(rangeOption) && rule.acceptsPair(rangeOption)) range = [rangeOption[0], rangeOption[1]];
-  if (range === undefined) throw invalid(field, rule.expected, rangeOption, rule.example);
-
-  const leavesImageUnchanged = range[0] === identity && range[1] === identity;
-  return { probability: leavesImageUnchanged ? 0 : probability, range };
-}
-
-const ROTATION_RULE: RangeRule = {
-  expected: 'a bound in degrees in [0, 180], or a pair [low, high] of degrees in [-360, 360] with low <= high',
-  example: `{ "rotation": 15 } or { "rotation": [-10, 30] }`,
-  fromBound: (bound) => (bound >= 0 && bound <= 180 ? [-bound, bound] : undefined),
-  acceptsPair: ([low, high]) => low >= -360 && high <= 360,
-};
-
-function shiftRule(name: string): RangeRule {
+function symmetricRule(unit: string, maximumBound: number, example: string, pairLimit = maximumBound): RangeRule {
   return {
-    expected: 'a fraction of the image size in [0, 1], or a pair [low, high] in [-1, 1] with low <= high',
-    example: `{ "${name}": 0.1 } or { "${name}": [-0.05, 0.2] }`,
-    fromBound: (bound) => (bound >= 0 && bound <= 1 ? [-bound, bound] : undefined),
-    acceptsPair: ([low, high]) => low >= -1 && high <= 1,
+    expected: `a bound in ${unit} in [0, ${maximumBound}], or a pair [low, high] in [-${pairLimit}, ${pairLimit}] with low <= high`,
+    example,
+    fromBound: (bound) => (bound >= 0 && bound <= maximumBound ? [-bound, bound] : undefined),
+    acceptsPair: ([low, high]) => low >= -pairLimit && high <= pairLimit,
+    identity: 0,
   };
 }
 
-const ZOOM_RULE: RangeRule = {
-  expected: 'a bound z in [0, 1) giving scales [1 - z, 1 + z], or a pair of scales [low, high] with 0 < low <= high <= 10',
-  example: `{ "zoom": 0.1 } or { "zoom": [0.8, 1.25] }`,
-  fromBound: (bound) => (bound >= 0 && bound < 1 ? [1 - bound, 1 + bound] : undefined),
-  acceptsPair: ([low, high]) => low > 0 && high <= 10,
+function factorRule(name: string): RangeRule {
+  return {
+    expected: 'a bound b >= 0 giving factors [max(0, 1 - b), 1 + b], or a pair of factors [low, high] with 0 <= low <= high',
+    example: `{ "${name}": 0.2 } or { "${name}": [0.8, 1.3] }`,
+    fromBound: (bound) => (bound >= 0 ? [Math.max(0, 1 - bound), 1 + bound] : undefined),
+    acceptsPair: ([low]) => low >= 0,
+    identity: 1,
+  };
+}
+
+function fromZeroRule(name: string, unit: string, maximum: number, example: number): RangeRule {
+  return {
+    expected: `a bound s in [0, ${maximum}] ${unit} giving [0, s], or a pair [low, high] with 0 <= low <= high <= ${maximum}`,
+    example: `{ "${name}": ${example} } or { "${name}": [${example / 2}, ${example}] }`,
+    fromBound: (bound) => (bound >= 0 && bound <= maximum ? [0, bound] : undefined),
+    acceptsPair: ([low, high]) => low >= 0 && high <= maximum,
+    identity: 0,
+  };
+}
+
+const RULES = {
+  rotation: symmetricRule('degrees', 180, `{ "rotation": 15 } or { "rotation": [-10, 30] }`, 360),
+  shiftFraction: (name: string) => symmetricRule('fractions of the image side', 1, `{ "${name}": 0.1 } or { "${name}": [-0.05, 0.2] }`),
+  shiftPixels: (name: string): RangeRule => ({
+    expected: 'a bound in pixels >= 0, or a pair [low, high] of pixels with low <= high',
+    example: `{ "${name}": { "range": 4, "unit": "pixels" } }`,
+    fromBound: (bound) => (bound >= 0 ? [-bound, bound] : undefined),
+    acceptsPair: () => true,
+    identity: 0,
+  }),
+  zoom: {
+    expected: 'a bound z in [0, 1) giving scales [1 - z, 1 + z], or a pair of scales [low, high] with 0 < low <= high <= 10',
+    example: `{ "zoom": 0.1 } or { "zoom": [0.8, 1.25] }`,
+    fromBound: (bound: number): Range | undefined => (bound >= 0 && bound < 1 ? [1 - bound, 1 + bound] : undefined),
+    acceptsPair: ([low, high]: Range) => low > 0 && high <= 10,
+    identity: 1,
+  },
+  // Beyond about 80 degrees the shear factor tan(angle) grows without bound.
+  shear: symmetricRule('degrees', 80, `{ "shear": 10 } or { "shear": [-5, 15] }`),
+  hue: symmetricRule('fractions of the colour circle', 0.5, `{ "hue": 0.05 } or { "hue": [-0.1, 0.1] }`),
+  blur: fromZeroRule('blur', 'pixels', 50, 1.5),
+  noise: fromZeroRule('noise', 'levels of 255', 255, 8),
+} satisfies Record<string, RangeRule | ((name: string) => RangeRule)>;
+
+const finite = z.number().refine(Number.isFinite, 'expected a finite number');
+const pair = z.tuple([finite, finite]).refine(([low, high]) => low <= high, 'expected a pair [low, high] with low <= high');
+const probability = z.number().min(0, 'expected a probability in [0, 1]').max(1, 'expected a probability in [0, 1]');
+const size = z.tuple([z.number().int().positive(), z.number().int().positive()], {
+  error: 'expected [height, width] in whole pixels, e.g. [24, 24]',
+});
+
+/**
+ * Dispatches on the JavaScript type of a value, so the issues of the matching form are reported
+ * with their own paths rather than as one union failure.
+ */
+function byType(forms: { number?: z.ZodType; array?: z.ZodType; object?: z.ZodType; boolean?: z.ZodType; string?: z.ZodType }, expected: string) {
+  return z.unknown().transform((value, context) => {
+    if (value === undefined || value === false || value === null) return undefined;
+    const kind = Array.isArray(value) ? 'array' : typeof value;
+    const schema = forms[kind as keyof typeof forms];
+    if (schema === undefined) {
+      context.addIssue({ code: 'custom', message: expected, input: value });
+      return z.NEVER;
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) context.addIssue({ ...issue, path: issue.path } as Parameters<typeof context.addIssue>[0]);
+      return z.NEVER;
+    }
+    return parsed.data as unknown;
+  }).optional();
+}
+
+function rangeObject(extra: z.ZodRawShape = {}) {
+  return z.object({ range: byType({ number: finite, array: pair }, 'expected a bound or a pair [low, high]'), probability: probability.optional(), ...extra }).strict();
+}
+
+const rangeForm = (extra: z.ZodRawShape = {}) =>
+  byType({ number: finite, array: pair, object: rangeObject(extra) }, 'expected a bound, a pair [low, high] or { "range": ..., "probability": ... }');
+const flipForm = byType({ boolean: z.literal(true), object: z.object({ probability }).strict() }, 'expected true, false or { "probability": p }');
+const cropObject = z.object({ size, probability: probability.optional() }).strict();
+const resizedCropObject = z
+  .object({ size, scale: pair.optional(), ratio: pair.optional(), probability: probability.optional() })
+  .strict();
+const cutoutObject = z
+  .object({
+    size: byType({ number: finite, array: pair }, 'expected a fraction or a pair of fractions of the image side'),
+    count: z.number().int().min(1).max(100).optional(),
+    value: z.number().int().min(0).max(255).optional(),
+    probability: probability.optional(),
+  })
+  .strict();
+const fillObject = z.object({ mode: z.enum(FILL_MODES as [FillMode, ...FillMode[]]), value: z.number().int().min(0).max(255).optional() }).strict();
+
+const optionsSchema = z
+  .object({
+    rotation: rangeForm(),
+    widthShift: rangeForm({ unit: z.enum(['fraction', 'pixels']).optional() }),
+    heightShift: rangeForm({ unit: z.enum(['fraction', 'pixels']).optional() }),
+    zoom: rangeForm({ perAxis: z.boolean().optional() }),
+    shear: rangeForm(),
+    horizontalFlip: flipForm,
+    verticalFlip: flipForm,
+    crop: byType({ array: size, object: cropObject }, 'expected [height, width] or { "size": [height, width], "probability": p }'),
+    resizedCrop: byType({ array: size, object: resizedCropObject }, 'expected [height, width] or { "size": [height, width], "scale": [low, high], "ratio": [low, high] }'),
+    brightness: rangeForm(),
+    contrast: rangeForm(),
+    saturation: rangeForm(),
+    hue: rangeForm(),
+    blur: rangeForm(),
+    noise: rangeForm(),
+    cutout: byType({ number: finite, object: cutoutObject }, 'expected a fraction of the image side or { "size": f, "count": n, "value": v }'),
+    fill: byType(
+      { string: z.enum(FILL_MODES as [FillMode, ...FillMode[]]).transform((mode) => ({ mode })), object: fillObject },
+      `expected one of ${FILL_MODES.join(', ')} or { "mode": ..., "value": 0-255 }`,
+    ),
+    interpolation: z.enum(INTERPOLATIONS as [Interpolation, ...Interpolation[]]).optional(),
+    engine: z.enum(['typescript', 'sharp', 'auto']).optional(),
+  })
+  .strict();
+
+const EXAMPLES: Record<string, string> = {
+  rotation: RULES.rotation.example,
+  widthShift: RULES.shiftFraction('widthShift').example,
+  heightShift: RULES.shiftFraction('heightShift').example,
+  zoom: RULES.zoom.example,
+  shear: RULES.shear.example,
+  horizontalFlip: `{ "horizontalFlip": true } or { "horizontalFlip": { "probability": 0.3 } }`,
+  verticalFlip: `{ "verticalFlip": true }`,
+  crop: `{ "crop": [24, 24] }`,
+  resizedCrop: `{ "resizedCrop": { "size": [224, 224], "scale": [0.5, 1] } }`,
+  brightness: factorRule('brightness').example,
+  contrast: factorRule('contrast').example,
+  saturation: factorRule('saturation').example,
+  hue: RULES.hue.example,
+  blur: RULES.blur.example,
+  noise: RULES.noise.example,
+  cutout: `{ "cutout": 0.25 } or { "cutout": { "size": [0.1, 0.3], "count": 2, "value": 0 } }`,
+  fill: `{ "fill": "nearest" } or { "fill": { "mode": "constant", "value": 0 } }`,
+  interpolation: `{ "interpolation": "bilinear" }`,
+  engine: `{ "engine": "auto" }`,
 };
 
-const BRIGHTNESS_RULE: RangeRule = {
-  expected: 'a bound b >= 0 giving factors [max(0, 1 - b), 1 + b], or a pair of factors [low, high] with 0 <= low <= high',
-  example: `{ "brightness": 0.2 } or { "brightness": [0.8, 1.3] }`,
-  fromBound: (bound) => (bound >= 0 ? [Math.max(0, 1 - bound), 1 + bound] : undefined),
-  acceptsPair: ([low]) => low >= 0,
-};
+export const TRANSFORM_FIELDS = Object.keys(optionsSchema.shape) as ReadonlyArray<keyof TransformOptions>;
+
+function describe(value: unknown): string {
+  return value === undefined ? 'undefined' : JSON.stringify(value);
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root;
+  for (const key of path) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
+}
+
+/** The error for one bad field: its path, what was expected, what was received, and an example. */
+function invalid(field: string, expected: string, value: unknown): InputError {
+  const example = EXAMPLES[field.split('.')[0]];
+  return new InputError(
+    `Invalid transform setting '${field}': ${expected.replace(/^expected /, 'expected ')} but received ${describe(value)}.` +
+      (example === undefined ? '' : ` For example: ${example}.`),
+  );
+}
+
+function issueToError(issue: z.core.$ZodIssue, options: unknown): InputError {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = path.length > 0 ? `${path.join('.')}.` : '';
+    const keys = issue.keys.map((key) => `'${prefix}${key}'`).join(', ');
+    const allowed = path.length === 0 ? TRANSFORM_FIELDS.join(', ') : Object.keys((valueAt(options, path) ?? {}) as object).join(', ');
+    return new InputError(
+      `Unknown transform setting(s) ${keys}; ` +
+        (path.length === 0 ? `expected some of ${allowed}.` : `check the spelling against the documented fields of '${path.join('.')}'.`),
+    );
+  }
+  const expected = issue.code === 'invalid_value' && 'values' in issue ? `expected one of ${(issue.values as unknown[]).join(', ')}` : issue.message;
+  return invalid(path.join('.'), expected, valueAt(options, issue.path));
+}
+
+type Parsed = z.output<typeof optionsSchema>;
+type RangeForm = number | [number, number] | { range: number | [number, number]; probability?: number; unit?: ShiftUnit; perAxis?: boolean };
+
+/** Splits a parsed range option into its range and probability, applying the rule. */
+function resolveRange(field: string, option: unknown, rule: RangeRule): RandomTransform {
+  if (option === undefined) return off(rule.identity);
+  const form = option as RangeForm;
+  let range: number | [number, number];
+  let chance = 1;
+  let path = field;
+  if (typeof form === 'object' && !Array.isArray(form)) {
+    range = form.range;
+    chance = form.probability ?? 1;
+    path = `${field}.range`;
+  } else {
+    range = form;
+  }
+
+  const interval = typeof range === 'number' ? rule.fromBound(range) : rule.acceptsPair(range) ? ([range[0], range[1]] as const) : undefined;
+  if (interval === undefined) throw invalid(path, `expected ${rule.expected}`, range);
+  const leavesImageUnchanged = interval[0] === rule.identity && interval[1] === rule.identity;
+  return { probability: leavesImageUnchanged ? 0 : chance, range: interval };
+}
+
+function resolveShift(field: 'widthShift' | 'heightShift', option: unknown): RandomTransform & { unit: ShiftUnit } {
+  const unit = (typeof option === 'object' && option !== null && !Array.isArray(option) ? (option as { unit?: ShiftUnit }).unit : undefined) ?? 'fraction';
+  const rule = unit === 'pixels' ? RULES.shiftPixels(field) : RULES.shiftFraction(field);
+  return { ...resolveRange(field, option, rule), unit };
+}
 
 function resolveFlip(option: unknown): { probability: number } {
-  if (option === undefined || option === false) return { probability: 0 };
+  if (option === undefined) return { probability: 0 };
   if (option === true) return { probability: DEFAULT_FLIP_PROBABILITY };
-  if (typeof option === 'object' && option !== null && !Array.isArray(option)) {
-    const fields = option as Record<string, unknown>;
-    checkKeys('horizontalFlip', fields, ['probability']);
-    return { probability: checkProbability('horizontalFlip.probability', fields.probability) };
-  }
-  throw invalid('horizontalFlip', 'true, false or { probability }', option, `{ "horizontalFlip": true }`);
+  return { probability: (option as { probability: number }).probability };
 }
 
-function resolveFill(option: unknown): { mode: FillMode; value: number } {
-  if (option === undefined) return { ...DEFAULT_TRANSFORMS.fill };
-  const fields = typeof option === 'object' && option !== null ? (option as Record<string, unknown>) : { mode: option };
-  checkKeys('fill', fields, ['mode', 'value']);
-  const mode = fields.mode;
-  if (!FILL_MODES.includes(mode as FillMode)) {
-    const example = `{ "fill": "nearest" } or { "fill": { "mode": "constant", "value": 0 } }`;
-    throw invalid('fill.mode', `one of ${FILL_MODES.join(', ')}`, mode, example);
-  }
-  const value = fields.value ?? DEFAULT_TRANSFORMS.fill.value;
-  if (!isFiniteNumber(value) || !Number.isInteger(value) || value < 0 || value > 255) {
-    throw invalid('fill.value', 'an integer pixel value in [0, 255]', value, `{ "fill": { "mode": "constant", "value": 0 } }`);
-  }
-  return { mode: mode as FillMode, value };
+function resolveCrop(option: unknown): CropConfig | null {
+  if (option === undefined) return null;
+  if (Array.isArray(option)) return { probability: 1, size: [option[0], option[1]] };
+  const form = option as z.output<typeof cropObject>;
+  return { probability: form.probability ?? 1, size: form.size };
 }
 
-function resolveChoice<T extends string>(field: string, option: unknown, choices: readonly T[], fallback: T): T {
-  if (option === undefined) return fallback;
-  if (!choices.includes(option as T)) {
-    throw invalid(field, `one of ${choices.join(', ')}`, option, `{ "${field}": "${fallback}" }`);
+function resolveResizedCrop(option: unknown): ResizedCropConfig | null {
+  if (option === undefined) return null;
+  if (Array.isArray(option)) return { probability: 1, size: [option[0], option[1]], scale: DEFAULT_RESIZED_CROP_SCALE, ratio: DEFAULT_RESIZED_CROP_RATIO };
+  const form = option as z.output<typeof resizedCropObject>;
+  const scale = form.scale ?? DEFAULT_RESIZED_CROP_SCALE;
+  const ratio = form.ratio ?? DEFAULT_RESIZED_CROP_RATIO;
+  if (scale[0] <= 0 || scale[1] > 1) throw invalid('resizedCrop.scale', 'expected a pair of area shares in (0, 1]', scale);
+  if (ratio[0] <= 0) throw invalid('resizedCrop.ratio', 'expected a pair of aspect ratios above 0', ratio);
+  return { probability: form.probability ?? 1, size: form.size, scale, ratio };
+}
+
+function resolveCutout(option: unknown): TransformConfig['cutout'] {
+  if (option === undefined) return { ...DEFAULT_TRANSFORMS.cutout };
+  const form = typeof option === 'number' ? { size: option } : (option as z.output<typeof cutoutObject>);
+  const sizeValue = form.size as number | [number, number];
+  const range: Range = typeof sizeValue === 'number' ? [sizeValue, sizeValue] : sizeValue;
+  if (range[0] < 0 || range[1] > 1) {
+    throw invalid(typeof option === 'number' ? 'cutout' : 'cutout.size', 'expected a fraction of the image side in [0, 1], or a pair of them', sizeValue);
   }
-  return option as T;
+  const leavesImageUnchanged = range[1] === 0;
+  return { probability: leavesImageUnchanged ? 0 : (form.probability ?? 1), size: range, count: form.count ?? 1, value: form.value ?? 0 };
 }
 
 /**
- * Checks transform options and fills in the defaults. Throws an error naming the field, what
- * was expected and what was found. Unknown fields are errors too, so a misspelt transform is
- * not silently left off.
+ * Checks transform options and fills in the defaults. Throws an `InputError` naming the field,
+ * what was expected and what was found. Unknown fields are errors too, so a misspelt transform is
+ * not silently left off. A resolved config is accepted as options and comes back unchanged.
  */
 export function resolveTransformConfig(options: TransformOptions = {}): TransformConfig {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new Error(`Invalid transform settings: expected an object but received ${describe(options)}.`);
+    throw new InputError(`Invalid transform settings: expected an object but received ${describe(options)}.`);
   }
-  const unknownFields = Object.keys(options).filter((key) => !(TRANSFORM_FIELDS as readonly string[]).includes(key));
-  if (unknownFields.length > 0) {
-    throw new Error(
-      `Unknown transform setting(s) ${unknownFields.map((key) => `'${key}'`).join(', ')}; ` +
-        `expected some of ${TRANSFORM_FIELDS.join(', ')}.`,
-    );
-  }
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) throw issueToError(parsed.error.issues[0], options);
+  const fields: Parsed = parsed.data;
 
-  const zoomOption = options.zoom;
-  let perAxis = DEFAULT_TRANSFORMS.zoom.perAxis;
-  if (typeof zoomOption === 'object' && zoomOption !== null && !Array.isArray(zoomOption) && 'perAxis' in zoomOption) {
-    if (typeof zoomOption.perAxis !== 'boolean') {
-      throw invalid('zoom.perAxis', 'true or false', zoomOption.perAxis, `{ "zoom": { "range": 0.1, "perAxis": true } }`);
-    }
-    perAxis = zoomOption.perAxis;
-  }
-
-  const interpolation = resolveChoice('interpolation', options.interpolation, INTERPOLATIONS, DEFAULT_TRANSFORMS.interpolation);
-  const engine = resolveChoice<WarpEngine | 'auto'>('engine', options.engine, [...WARP_ENGINES, 'auto'], DEFAULT_TRANSFORMS.engine);
-  if (engine === 'sharp' && interpolation !== 'bilinear') {
-    throw new Error(
-      `Invalid transform settings: the 'sharp' engine supports bilinear interpolation only, but interpolation is ` +
-        `'${interpolation}'. Set engine to 'typescript' or 'auto'.`,
-    );
-  }
-
-  return {
-    rotation: resolveRange('rotation', options.rotation, ROTATION_RULE, 0),
-    widthShift: resolveRange('widthShift', options.widthShift, shiftRule('widthShift'), 0),
-    heightShift: resolveRange('heightShift', options.heightShift, shiftRule('heightShift'), 0),
-    zoom: { ...resolveRange('zoom', options.zoom, ZOOM_RULE, 1, ['perAxis']), perAxis },
-    horizontalFlip: resolveFlip(options.horizontalFlip),
-    brightness: resolveRange('brightness', options.brightness, BRIGHTNESS_RULE, 1),
-    fill: resolveFill(options.fill),
-    interpolation,
-    engine,
+  const zoomForm = fields.zoom as RangeForm | undefined;
+  const perAxis = typeof zoomForm === 'object' && !Array.isArray(zoomForm) ? (zoomForm.perAxis ?? false) : false;
+  const fill = (fields.fill as { mode: FillMode; value?: number } | undefined) ?? DEFAULT_TRANSFORMS.fill;
+  const config: TransformConfig = {
+    rotation: resolveRange('rotation', fields.rotation, RULES.rotation),
+    widthShift: resolveShift('widthShift', fields.widthShift),
+    heightShift: resolveShift('heightShift', fields.heightShift),
+    zoom: { ...resolveRange('zoom', fields.zoom, RULES.zoom), perAxis },
+    shear: resolveRange('shear', fields.shear, RULES.shear),
+    horizontalFlip: resolveFlip(fields.horizontalFlip),
+    verticalFlip: resolveFlip(fields.verticalFlip),
+    crop: resolveCrop(fields.crop),
+    resizedCrop: resolveResizedCrop(fields.resizedCrop),
+    brightness: resolveRange('brightness', fields.brightness, factorRule('brightness')),
+    contrast: resolveRange('contrast', fields.contrast, factorRule('contrast')),
+    saturation: resolveRange('saturation', fields.saturation, factorRule('saturation')),
+    hue: resolveRange('hue', fields.hue, RULES.hue),
+    blur: resolveRange('blur', fields.blur, RULES.blur),
+    noise: resolveRange('noise', fields.noise, RULES.noise),
+    cutout: resolveCutout(fields.cutout),
+    fill: { mode: fill.mode, value: fill.value ?? DEFAULT_TRANSFORMS.fill.value },
+    interpolation: fields.interpolation ?? DEFAULT_TRANSFORMS.interpolation,
+    engine: fields.engine ?? DEFAULT_TRANSFORMS.engine,
   };
+
+  if (config.crop !== null && config.resizedCrop !== null) {
+    throw new InputError(`Invalid transform settings: 'crop' and 'resizedCrop' both set the output size; keep one of them.`);
+  }
+  if (config.engine === 'sharp' && config.interpolation !== 'bilinear') {
+    throw new InputError(
+      `Invalid transform settings: the 'sharp' engine supports bilinear interpolation only, but interpolation is ` +
+        `'${config.interpolation}'. Set engine to 'typescript' or 'auto'.`,
+    );
+  }
+  if (config.engine === 'sharp' && (config.crop !== null || config.resizedCrop !== null)) {
+    throw new InputError(
+      `Invalid transform settings: the 'sharp' engine keeps the image size, so it cannot apply 'crop' or 'resizedCrop'. ` +
+        `Set engine to 'typescript' or 'auto'.`,
+    );
+  }
+  return config;
+}
+
+/** Returns whether a config changes the output size, which only the TypeScript engine supports. */
+export function changesSize(config: TransformConfig): boolean {
+  return config.crop !== null || config.resizedCrop !== null;
 }

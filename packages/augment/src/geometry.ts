@@ -24,27 +24,37 @@ function cosineSine(degrees: number): [number, number] {
 }
 
 /**
- * Builds the map from source to output pixels: mirror (when `flip`), scale, rotate
- * counter-clockwise, all about the image centre, then shift. A point right of the centre moves
- * up under a positive angle, because y points down.
+ * Builds the map from source to output pixels: mirror (when `flip` or `flipVertical`), scale,
+ * shear, rotate counter-clockwise, all about the image centre, then shift. A point right of the
+ * centre moves up under a positive angle, because y points down. With a crop, the region
+ * `params.crop` of that result is then scaled to `params.outputSize`, with pixel centres at
+ * half-pixel offsets as image resizers place them.
  */
 export function forwardMatrix(params: TransformParams, height: number, width: number): AffineMatrix {
   const [cosine, sine] = cosineSine(params.angle);
-  const mirror = params.flip ? -1 : 1;
-  const a = cosine * params.zoomX * mirror;
-  const b = sine * params.zoomY;
-  const c = -sine * params.zoomX * mirror;
-  const d = cosine * params.zoomY;
+  const scaleX = params.zoomX * (params.flip ? -1 : 1);
+  const scaleY = params.zoomY * (params.flipVertical ? -1 : 1);
+  const shearFactor = params.shear === 0 ? 0 : Math.tan((params.shear * Math.PI) / 180);
+  const a = cosine * scaleX;
+  const b = (cosine * shearFactor + sine) * scaleY;
+  const c = -sine * scaleX;
+  const d = (cosine - sine * shearFactor) * scaleY;
 
   const centreX = (width - 1) / 2;
   const centreY = (height - 1) / 2;
+  const tx = centreX + params.shiftX - (a * centreX + b * centreY);
+  const ty = centreY + params.shiftY - (c * centreX + d * centreY);
+  if (params.crop === null || params.outputSize === null) return { a, b, c, d, tx, ty };
+
+  const scaleToOutputX = params.outputSize[1] / params.crop.width;
+  const scaleToOutputY = params.outputSize[0] / params.crop.height;
   return {
-    a,
-    b,
-    c,
-    d,
-    tx: centreX + params.shiftX - (a * centreX + b * centreY),
-    ty: centreY + params.shiftY - (c * centreX + d * centreY),
+    a: a * scaleToOutputX,
+    b: b * scaleToOutputX,
+    c: c * scaleToOutputY,
+    d: d * scaleToOutputY,
+    tx: (tx - params.crop.x + 0.5) * scaleToOutputX - 0.5,
+    ty: (ty - params.crop.y + 0.5) * scaleToOutputY - 0.5,
   };
 }
 
@@ -61,6 +71,7 @@ export function invertAffine(matrix: AffineMatrix): AffineMatrix {
 
 /** Returns whether the params move no pixel, so the warp can be skipped. */
 export function isIdentityGeometry(params: TransformParams): boolean {
-  const unmoved = params.angle % 360 === 0 && params.shiftX === 0 && params.shiftY === 0;
-  return unmoved && params.zoomX === 1 && params.zoomY === 1 && !params.flip;
+  const unmoved = params.angle % 360 === 0 && params.shiftX === 0 && params.shiftY === 0 && params.shear === 0;
+  const unscaled = params.zoomX === 1 && params.zoomY === 1 && params.crop === null;
+  return unmoved && unscaled && !params.flip && !params.flipVertical;
 }

@@ -3,6 +3,7 @@ export * from './contact-sheet.js';
 export * from './dataset.js';
 export * from './geometry.js';
 export * from './params.js';
+export * from './pixel-ops.js';
 export * from './to-shards.js';
 export * from './transform.js';
 export * from './warp-sharp.js';

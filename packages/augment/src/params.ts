@@ -1,5 +1,7 @@
-import { deriveSeed, Random } from '@scarce/core';
+import { deriveSeed, InputError, Random } from '@scarce/core';
+import { z } from 'zod';
 import {
+  changesSize,
   FILL_MODES,
   INTERPOLATIONS,
   SHARP_ENGINE_MIN_PIXELS,
@@ -7,9 +9,18 @@ import {
   type FillMode,
   type Interpolation,
   type RandomTransform,
+  type ResizedCropConfig,
   type TransformConfig,
   type WarpEngine,
 } from './config.js';
+
+/** A rectangle in pixels: left, top, width and height. */
+export interface PixelRegion {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
 
 /**
  * The values drawn for one view. They are stored as the row's `params`, and `applyTransform`
@@ -26,10 +37,34 @@ export type TransformParams = {
   zoomX: number;
   /** Vertical scale of the content; above 1 enlarges. */
   zoomY: number;
+  /** Horizontal shear in degrees: a point below the centre moves right by tan(shear) times its distance. */
+  shear: number;
   /** Mirrored left to right before the other geometric transforms. */
   flip: boolean;
+  /** Mirrored top to bottom before the other geometric transforms. */
+  flipVertical: boolean;
+  /**
+   * Region of the warped image that becomes the output, resampled to `outputSize`; null keeps
+   * the whole image at its size.
+   */
+  crop: PixelRegion | null;
+  /** [height, width] of the output; null keeps the source size. */
+  outputSize: [number, number] | null;
   /** Factor multiplying every pixel value after the warp. */
   brightness: number;
+  /** Factor scaling each value's distance from the image's mean gray level. */
+  contrast: number;
+  /** Factor scaling each value's distance from its pixel's gray level; colour images only. */
+  saturation: number;
+  /** Fraction of the colour circle added to each pixel's hue; colour images only. */
+  hue: number;
+  /** Standard deviation of the Gaussian blur in pixels; 0 is none. */
+  blur: number;
+  /** Standard deviation of the added Gaussian noise in 8-bit levels, and the seed of its samples. */
+  noise: { std: number; seed: number };
+  /** Rectangles set to `cutoutValue`, in output pixels. */
+  cutout: PixelRegion[];
+  cutoutValue: number;
   fill: { mode: FillMode; value: number };
   interpolation: Interpolation;
   engine: WarpEngine;
@@ -43,17 +78,29 @@ export function identityParams(engine: WarpEngine = 'typescript'): TransformPara
     shiftY: 0,
     zoomX: 1,
     zoomY: 1,
+    shear: 0,
     flip: false,
+    flipVertical: false,
+    crop: null,
+    outputSize: null,
     brightness: 1,
+    contrast: 1,
+    saturation: 1,
+    hue: 0,
+    blur: 0,
+    noise: { std: 0, seed: 0 },
+    cutout: [],
+    cutoutValue: 0,
     fill: { mode: 'nearest', value: 0 },
     interpolation: 'bilinear',
     engine,
   };
 }
 
-/** Returns the engine a config selects, resolving `auto` by the interpolation and the image's pixel count. */
+/** Returns the engine a config selects, resolving `auto` by the interpolation, the output size and the image's pixel count. */
 export function chooseEngine(config: TransformConfig, height: number, width: number): WarpEngine {
   if (config.engine !== 'auto') return config.engine;
+  if (changesSize(config)) return 'typescript';
   return config.interpolation === 'bilinear' && height * width >= SHARP_ENGINE_MIN_PIXELS ? 'sharp' : 'typescript';
 }
 
@@ -64,9 +111,76 @@ function draw(transform: RandomTransform, random: Random, identity: number): num
 }
 
 /**
+ * Draws the region of torchvision's RandomResizedCrop: up to 10 tries at a region of the drawn
+ * area share and log-uniform aspect ratio that fits, then the centre crop with the ratio clamped.
+ */
+function drawResizedCrop(config: ResizedCropConfig, random: Random, height: number, width: number): PixelRegion {
+  const area = height * width;
+  const [logLow, logHigh] = [Math.log(config.ratio[0]), Math.log(config.ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const targetArea = area * random.uniform(config.scale[0], config.scale[1]);
+    const aspect = Math.exp(random.uniform(logLow, logHigh));
+    const regionWidth = Math.round(Math.sqrt(targetArea * aspect));
+    const regionHeight = Math.round(Math.sqrt(targetArea / aspect));
+    if (regionWidth > 0 && regionHeight > 0 && regionWidth <= width && regionHeight <= height) {
+      const y = random.integer(0, height - regionHeight + 1);
+      const x = random.integer(0, width - regionWidth + 1);
+      return { x, y, width: regionWidth, height: regionHeight };
+    }
+  }
+  const inputRatio = width / height;
+  let regionWidth = width;
+  let regionHeight = height;
+  if (inputRatio < config.ratio[0]) regionHeight = Math.round(width / config.ratio[0]);
+  else if (inputRatio > config.ratio[1]) regionWidth = Math.round(height * config.ratio[1]);
+  return { x: Math.floor((width - regionWidth) / 2), y: Math.floor((height - regionHeight) / 2), width: regionWidth, height: regionHeight };
+}
+
+/** Draws the crop region and output size, or nulls when the config keeps the whole image. */
+function drawCrop(config: TransformConfig, random: Random, height: number, width: number): Pick<TransformParams, 'crop' | 'outputSize'> {
+  if (config.crop !== null) {
+    const [cropHeight, cropWidth] = config.crop.size;
+    if (cropHeight > height || cropWidth > width) {
+      throw new InputError(`Invalid transform setting 'crop': the crop ${cropHeight}x${cropWidth} is larger than the ${height}x${width} image. Choose a crop no larger than the images.`);
+    }
+    const drawn = config.crop.probability > 0 && random.chance(config.crop.probability);
+    const x = drawn ? random.integer(0, width - cropWidth + 1) : Math.floor((width - cropWidth) / 2);
+    const y = drawn ? random.integer(0, height - cropHeight + 1) : Math.floor((height - cropHeight) / 2);
+    return { crop: { x, y, width: cropWidth, height: cropHeight }, outputSize: [cropHeight, cropWidth] };
+  }
+  if (config.resizedCrop !== null) {
+    const drawn = config.resizedCrop.probability > 0 && random.chance(config.resizedCrop.probability);
+    const region = drawn ? drawResizedCrop(config.resizedCrop, random, height, width) : { x: 0, y: 0, width, height };
+    return { crop: region, outputSize: [config.resizedCrop.size[0], config.resizedCrop.size[1]] };
+  }
+  return { crop: null, outputSize: null };
+}
+
+/** Draws the cutout rectangles, centred uniformly in the output and clipped at its edges, as in DeVries and Taylor's Cutout. */
+function drawCutout(config: TransformConfig, random: Random, height: number, width: number): PixelRegion[] {
+  const { cutout } = config;
+  if (cutout.probability === 0 || !random.chance(cutout.probability)) return [];
+  const regions: PixelRegion[] = [];
+  for (let i = 0; i < cutout.count; i++) {
+    const fraction = random.uniform(cutout.size[0], cutout.size[1]);
+    const sideY = Math.round(fraction * height);
+    const sideX = Math.round(fraction * width);
+    const centreY = random.integer(0, height);
+    const centreX = random.integer(0, width);
+    const top = Math.max(0, centreY - Math.floor(sideY / 2));
+    const left = Math.max(0, centreX - Math.floor(sideX / 2));
+    const bottom = Math.min(height, centreY - Math.floor(sideY / 2) + sideY);
+    const right = Math.min(width, centreX - Math.floor(sideX / 2) + sideX);
+    if (bottom > top && right > left) regions.push({ x: left, y: top, width: right - left, height: bottom - top });
+  }
+  return regions;
+}
+
+/**
  * Draws the params of one view of a `height` x `width` image. Each transform draws from its own
  * generator, derived from `seed` and the transform's name, so adding a transform to a config
- * does not change the values the others draw.
+ * does not change the values the others draw. Throws an `InputError` when a crop is larger than
+ * the image.
  */
 export function sampleTransformParams(config: TransformConfig, height: number, width: number, seed: number): TransformParams {
   const generator = (name: string) => new Random(deriveSeed(seed, name));
@@ -80,70 +194,101 @@ export function sampleTransformParams(config: TransformConfig, height: number, w
     zoomY = config.zoom.perAxis ? zoomRandom.uniform(low, high) : zoomX;
   }
 
+  const shiftScaleX = config.widthShift.unit === 'pixels' ? 1 : width;
+  const shiftScaleY = config.heightShift.unit === 'pixels' ? 1 : height;
+  const { crop, outputSize } = drawCrop(config, generator('crop'), height, width);
+  const [outputHeight, outputWidth] = outputSize ?? [height, width];
+  const noiseStd = draw(config.noise, generator('noise'), 0);
   const flipProbability = config.horizontalFlip.probability;
+  const verticalFlipProbability = config.verticalFlip.probability;
   return {
     angle: draw(config.rotation, generator('rotation'), 0),
-    shiftX: draw(config.widthShift, generator('widthShift'), 0) * width,
-    shiftY: draw(config.heightShift, generator('heightShift'), 0) * height,
+    shiftX: draw(config.widthShift, generator('widthShift'), 0) * shiftScaleX,
+    shiftY: draw(config.heightShift, generator('heightShift'), 0) * shiftScaleY,
     zoomX,
     zoomY,
+    shear: draw(config.shear, generator('shear'), 0),
     flip: flipProbability > 0 && generator('horizontalFlip').chance(flipProbability),
+    flipVertical: verticalFlipProbability > 0 && generator('verticalFlip').chance(verticalFlipProbability),
+    crop,
+    outputSize,
     brightness: draw(config.brightness, generator('brightness'), 1),
+    contrast: draw(config.contrast, generator('contrast'), 1),
+    saturation: draw(config.saturation, generator('saturation'), 1),
+    hue: draw(config.hue, generator('hue'), 0),
+    blur: draw(config.blur, generator('blur'), 0),
+    noise: { std: noiseStd, seed: noiseStd === 0 ? 0 : deriveSeed(seed, 'noise samples') },
+    cutout: drawCutout(config, generator('cutout'), outputHeight, outputWidth),
+    cutoutValue: config.cutout.value,
     fill: { ...config.fill },
     interpolation: config.interpolation,
     engine: chooseEngine(config, height, width),
   };
 }
 
-function invalidParams(field: string, expected: string, value: unknown): Error {
-  return new Error(
-    `Invalid transform params '${field}': expected ${expected} but received ${JSON.stringify(value)}. ` +
-      'Params must be the object that augmentRecord stored in the row.',
-  );
-}
+const finiteNumber = z.number().refine(Number.isFinite, 'expected a finite number');
+const region = z.object({
+  x: z.number().int().nonnegative(),
+  y: z.number().int().nonnegative(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+});
 
-function finiteNumber(params: Record<string, unknown>, field: string, check: (value: number) => boolean, expected: string): number {
-  const value = params[field];
-  if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) throw invalidParams(field, expected, value);
-  return value;
-}
+/**
+ * Params as read back from a row. Fields added after the first release default to their
+ * identity, so rows written before them still replay.
+ */
+const paramsSchema = z.object({
+  angle: finiteNumber,
+  shiftX: finiteNumber,
+  shiftY: finiteNumber,
+  zoomX: finiteNumber.refine((zoom) => zoom > 0, 'expected a scale > 0'),
+  zoomY: finiteNumber.refine((zoom) => zoom > 0, 'expected a scale > 0'),
+  shear: finiteNumber.refine((shear) => Math.abs(shear) < 90, 'expected degrees in (-90, 90)').default(0),
+  flip: z.boolean({ error: 'expected true or false' }),
+  flipVertical: z.boolean({ error: 'expected true or false' }).default(false),
+  crop: region.nullable().default(null),
+  outputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).nullable().default(null),
+  brightness: finiteNumber.refine((factor) => factor >= 0, 'expected a factor >= 0'),
+  contrast: finiteNumber.refine((factor) => factor >= 0, 'expected a factor >= 0').default(1),
+  saturation: finiteNumber.refine((factor) => factor >= 0, 'expected a factor >= 0').default(1),
+  hue: finiteNumber.refine((shift) => Math.abs(shift) <= 0.5, 'expected a shift in [-0.5, 0.5]').default(0),
+  blur: finiteNumber.refine((sigma) => sigma >= 0, 'expected a standard deviation >= 0').default(0),
+  noise: z.object({ std: finiteNumber.refine((std) => std >= 0, 'expected a standard deviation >= 0'), seed: z.number().int().nonnegative() }).default({ std: 0, seed: 0 }),
+  cutout: z.array(region).default([]),
+  cutoutValue: z.number().int().min(0).max(255).default(0),
+  fill: z.object({
+    mode: z.enum(FILL_MODES as [FillMode, ...FillMode[]], { error: `expected { mode, value } with mode one of ${FILL_MODES.join(', ')}` }),
+    value: z.number().int().min(0).max(255),
+  }, { error: `expected { mode, value } with mode one of ${FILL_MODES.join(', ')}` }),
+  interpolation: z.enum(INTERPOLATIONS as [Interpolation, ...Interpolation[]], { error: `expected one of ${INTERPOLATIONS.join(', ')}` }),
+  engine: z.enum(WARP_ENGINES as [WarpEngine, ...WarpEngine[]], { error: `expected one of ${WARP_ENGINES.join(', ')}` }),
+});
 
-/** Checks params read back from a row (JSON) before they are replayed. */
+/** Checks params read back from a row (JSON) before they are replayed; the error names the field. */
 export function parseTransformParams(value: unknown): TransformParams {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidParams('params', 'an object', value);
+    throw new InputError(`Invalid transform params 'params': expected an object but received ${JSON.stringify(value)}.`);
   }
-  const params = value as Record<string, unknown>;
-  const any = () => true;
-
-  const fill = params.fill as Record<string, unknown> | undefined;
-  if (typeof fill !== 'object' || fill === null || !FILL_MODES.includes(fill.mode as FillMode)) {
-    throw invalidParams('fill', `{ mode, value } with mode one of ${FILL_MODES.join(', ')}`, fill);
+  const parsed = paramsSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    let received: unknown = value;
+    for (const key of issue.path) received = (received as Record<PropertyKey, unknown> | undefined)?.[key];
+    throw new InputError(
+      `Invalid transform params '${issue.path.join('.')}': ${issue.message} but received ${JSON.stringify(received)}. ` +
+        'Params must be the object that augmentRecord stored in the row.',
+    );
   }
-  if (typeof fill.value !== 'number' || !Number.isInteger(fill.value) || fill.value < 0 || fill.value > 255) {
-    throw invalidParams('fill.value', 'an integer in [0, 255]', fill.value);
-  }
-  if (typeof params.flip !== 'boolean') throw invalidParams('flip', 'true or false', params.flip);
-  if (!INTERPOLATIONS.includes(params.interpolation as Interpolation)) {
-    throw invalidParams('interpolation', `one of ${INTERPOLATIONS.join(', ')}`, params.interpolation);
-  }
-  if (!WARP_ENGINES.includes(params.engine as WarpEngine)) {
-    throw invalidParams('engine', `one of ${WARP_ENGINES.join(', ')}`, params.engine);
-  }
+  const params = parsed.data as TransformParams;
   if (params.engine === 'sharp' && params.interpolation !== 'bilinear') {
-    throw invalidParams('interpolation', "'bilinear', the only interpolation of the 'sharp' engine", params.interpolation);
+    throw new InputError(`Invalid transform params 'interpolation': expected 'bilinear', the only interpolation of the 'sharp' engine, but received "${params.interpolation}".`);
   }
-
-  return {
-    angle: finiteNumber(params, 'angle', any, 'a finite number of degrees'),
-    shiftX: finiteNumber(params, 'shiftX', any, 'a finite number of pixels'),
-    shiftY: finiteNumber(params, 'shiftY', any, 'a finite number of pixels'),
-    zoomX: finiteNumber(params, 'zoomX', (zoom) => zoom > 0, 'a scale > 0'),
-    zoomY: finiteNumber(params, 'zoomY', (zoom) => zoom > 0, 'a scale > 0'),
-    flip: params.flip,
-    brightness: finiteNumber(params, 'brightness', (factor) => factor >= 0, 'a factor >= 0'),
-    fill: { mode: fill.mode as FillMode, value: fill.value },
-    interpolation: params.interpolation as Interpolation,
-    engine: params.engine as WarpEngine,
-  };
+  if (params.engine === 'sharp' && params.outputSize !== null) {
+    throw new InputError(`Invalid transform params 'engine': the 'sharp' engine keeps the image size, but the params crop to ${params.outputSize.join('x')}.`);
+  }
+  if ((params.crop === null) !== (params.outputSize === null)) {
+    throw new InputError(`Invalid transform params 'crop': crop and outputSize must both be set or both be null.`);
+  }
+  return params;
 }

@@ -4,21 +4,7 @@ import { forwardMatrix, invertAffine, isIdentityGeometry } from './geometry.js';
 import { parseTransformParams, sampleTransformParams, type TransformParams } from './params.js';
 import { warpWithSharp } from './warp-sharp.js';
 import { warpWithTypeScript } from './warp-typescript.js';
-
-/**
- * Multiplies every pixel value by `factor`, dropping the fraction and clipping at 255, as sharp's
- * `linear(factor, 0)` and torchvision's ColorJitter on uint8 tensors do. It is computed here so
- * both warp engines share it without another sharp call.
- */
-export function scaleBrightness(pixels: Uint8Array, factor: number): Uint8Array {
-  const table = new Uint8Array(256);
-  // libvips computes linear() on 8-bit images in single precision; rounding the same way matches it exactly.
-  const singleFactor = Math.fround(factor);
-  for (let value = 0; value < 256; value++) table[value] = Math.min(255, Math.floor(Math.fround(value * singleFactor)));
-  const output = new Uint8Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) output[i] = table[pixels[i]];
-  return output;
-}
+import { addGaussianNoise, adjustContrast, adjustHue, adjustSaturation, applyCutout, gaussianBlur, scaleBrightness } from './pixel-ops.js';
 
 function checkImage(image: RawImage): void {
   checkChannels(image.channels);
@@ -32,27 +18,37 @@ function checkImage(image: RawImage): void {
 }
 
 /**
- * Applies the transform that `params` describe: warp (mirror, zoom, rotation and shift in one
- * affine map) with the recorded engine, then brightness. The output has the size and channels
- * of the input. Replaying the params of an augmented row (as read back from a shard) on its
- * source gives the row's pixels exactly, with the same sharp/libvips version when the row was
- * warped by sharp. Throws an error naming the field when the params are not valid.
+ * Applies the transform that `params` describe, in a fixed order: the warp (mirror, zoom,
+ * shear, rotation, shift and crop in one affine map, with the recorded engine), then brightness,
+ * contrast, saturation, hue, blur, noise and cutout. The output has the channels of the input and
+ * its size, or `params.outputSize` with a crop. Replaying the params of an augmented row (as read
+ * back from a shard) on its source gives the row's pixels exactly, with the same sharp/libvips
+ * version when the row was warped by sharp. Throws an error naming the field when the params are
+ * not valid.
  */
 export async function applyTransform(image: RawImage, params: TransformParams | Record<string, unknown>): Promise<RawImage> {
   checkImage(image);
   const checked = parseTransformParams(params);
-  const { height, width, channels } = image;
+  const { channels } = image;
+  const [height, width] = checked.outputSize ?? [image.height, image.width];
 
   let pixels: Uint8Array = image.pixels;
   if (!isIdentityGeometry(checked)) {
-    const forward = forwardMatrix(checked, height, width);
+    const forward = forwardMatrix(checked, image.height, image.width);
     pixels =
       checked.engine === 'sharp'
         ? await warpWithSharp(image, forward, checked)
-        : warpWithTypeScript(image, invertAffine(forward), checked);
+        : warpWithTypeScript(image, invertAffine(forward), checked, height, width);
   }
+  const current = (): RawImage => ({ pixels, height, width, channels });
   pixels = checked.brightness === 1 ? pixels.slice() : scaleBrightness(pixels, checked.brightness);
-  return { pixels, height, width, channels };
+  if (checked.contrast !== 1) pixels = adjustContrast(current(), checked.contrast);
+  if (checked.saturation !== 1) pixels = adjustSaturation(current(), checked.saturation);
+  if (checked.hue !== 0) pixels = adjustHue(current(), checked.hue);
+  if (checked.blur > 0) pixels = gaussianBlur(current(), checked.blur);
+  if (checked.noise.std > 0) pixels = addGaussianNoise(pixels, checked.noise.std, checked.noise.seed);
+  if (checked.cutout.length > 0) pixels = applyCutout(current(), checked.cutout, checked.cutoutValue);
+  return current();
 }
 
 /**

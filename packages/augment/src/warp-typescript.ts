@@ -52,13 +52,19 @@ function buildOffsetTable(low: number, high: number, size: number, mode: FillMod
  * output rectangle at the corners; the two extra entries each side cover the bilinear neighbour
  * and rounding in the per-pixel arithmetic.
  */
-function buildTables(image: RawImage, inverse: AffineMatrix, mode: FillMode): { columns: OffsetTable; rows: OffsetTable } {
+function buildTables(
+  image: RawImage,
+  inverse: AffineMatrix,
+  mode: FillMode,
+  outputHeight: number,
+  outputWidth: number,
+): { columns: OffsetTable; rows: OffsetTable } {
   const { height, width, channels } = image;
   const corners = [
     [0, 0],
-    [width - 1, 0],
-    [0, height - 1],
-    [width - 1, height - 1],
+    [outputWidth - 1, 0],
+    [0, outputHeight - 1],
+    [outputWidth - 1, outputHeight - 1],
   ];
   const xs = corners.map(([x, y]) => inverse.a * x + inverse.b * y + inverse.tx);
   const ys = corners.map(([x, y]) => inverse.c * x + inverse.d * y + inverse.ty);
@@ -71,22 +77,28 @@ function buildTables(image: RawImage, inverse: AffineMatrix, mode: FillMode): { 
 /**
  * Warps an image in TypeScript: each output pixel (x, y) takes the source value at
  * `inverse(x, y)`, read with bilinear or nearest-neighbour interpolation. Values are rounded
- * half up to 8 bits. The output has the source's size and channels.
+ * half up to 8 bits. The output has the source's channels and, unless given, its size.
  */
-export function warpWithTypeScript(image: RawImage, inverse: AffineMatrix, settings: WarpSettings): Uint8Array {
+export function warpWithTypeScript(
+  image: RawImage,
+  inverse: AffineMatrix,
+  settings: WarpSettings,
+  outputHeight = image.height,
+  outputWidth = image.width,
+): Uint8Array {
   const { pixels: source, height, width, channels } = image;
-  const output = new Uint8Array(height * width * channels);
+  const output = new Uint8Array(outputHeight * outputWidth * channels);
   const fillValue = settings.fill.value;
   const { a, b, c, d, tx, ty } = inverse;
-  const { columns, rows } = buildTables(image, inverse, settings.fill.mode);
+  const { columns, rows } = buildTables(image, inverse, settings.fill.mode, outputHeight, outputWidth);
   const columnOffsets = columns.offsets;
   const rowOffsets = rows.offsets;
   // Stores into a Uint8Array truncate, so adding 0.5 to a value in [0, 255] rounds it half up.
   let offset = 0;
 
   if (settings.interpolation === 'nearest') {
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
+    for (let y = 0; y < outputHeight; y++) {
+      for (let x = 0; x < outputWidth; x++) {
         const column = columnOffsets[Math.floor(a * x + b * y + tx + 0.5) - columns.low];
         const row = rowOffsets[Math.floor(c * x + d * y + ty + 0.5) - rows.low];
         const start = column < 0 || row < 0 ? -1 : row + column;
@@ -96,8 +108,8 @@ export function warpWithTypeScript(image: RawImage, inverse: AffineMatrix, setti
     return output;
   }
 
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
+  for (let y = 0; y < outputHeight; y++) {
+    for (let x = 0; x < outputWidth; x++) {
       const sourceX = a * x + b * y + tx;
       const sourceY = c * x + d * y + ty;
       const x0 = Math.floor(sourceX);
