@@ -1,0 +1,150 @@
+/** Loss the GAN is trained with. Only the hinge loss is implemented. */
+export type GanLoss = 'hinge';
+
+/** Settings of the class-conditional GAN: model size, optimiser, augmentation and run length. */
+export interface SynthConfig {
+  /** Length of the generator's latent vector z, drawn from N(0, 1); default 100. */
+  latentSize: number;
+  /** Length of the learned label embedding concatenated to z; default 32. */
+  labelEmbeddingSize: number;
+  /**
+   * Generator channels [after the dense projection, after the first transposed convolution];
+   * default [32, 16]. The projection is (height/4) x (width/4) x widths[0].
+   */
+  generatorWidths: [number, number];
+  /** Discriminator channels of its two stride-2 convolutions; default [16, 32]. */
+  discriminatorWidths: [number, number];
+  /** Give the discriminator the minibatch standard deviation of groups of 4 images; default true. */
+  minibatchStd: boolean;
+  /** Real images per step, each paired with one fake in the discriminator batch; default 32. */
+  batchSize: number;
+  /** Adam learning rate of the generator; default 4e-4. */
+  generatorLearningRate: number;
+  /**
+   * Adam learning rate of the discriminator; default 1.6e-3, four times the generator's (a
+   * two time-scale update rule). With equal rates the discriminator
+   * fell behind and the generator drew nearly one image per class.
+   */
+  discriminatorLearningRate: number;
+  /** Adam beta1; default 0.5, as DCGAN uses. */
+  adamBeta1: number;
+  /** Adam beta2; default 0.999. */
+  adamBeta2: number;
+  /**
+   * Decay of the exponential moving average of the generator weights used for sampling;
+   * default 0.999. Early steps use min(decay, (1 + step) / (10 + step)), as TensorFlow's
+   * ExponentialMovingAverage does with num_updates, so a short run is not dominated by the
+   * initial weights.
+   */
+  emaDecay: number;
+  /** Apply DiffAugment to real and fake images alike before the discriminator; default true. */
+  diffAugment: boolean;
+  /** DiffAugment colour: random brightness, saturation (colour images only) and contrast; default true. */
+  augmentColour: boolean;
+  /** DiffAugment translation, as a fraction of the image size, zero-padded; default 0.125. 0 turns it off. */
+  translationFraction: number;
+  /** DiffAugment cutout square side, as a fraction of the image size; default 0.5. 0 turns it off. */
+  cutoutFraction: number;
+  /** Loss; default 'hinge'. */
+  loss: GanLoss;
+  /** Passes over the train records; default 2000. Training stops at the epochs or the time budget, whichever comes first. */
+  epochs: number;
+  /**
+   * Wall-clock budget for training in seconds, or null for none; default 240. The budget is
+   * checked after every step. A run stopped by it depends on the machine's speed, so set it to
+   * null for a run that repeats exactly.
+   */
+  timeBudgetSeconds: number | null;
+  /** Seed of weight initialisation, batch order, latents and augmentation; default 42. */
+  seed: number;
+}
+
+/** The defaults of every `SynthConfig` field. */
+export const DEFAULT_SYNTH_CONFIG: Readonly<SynthConfig> = Object.freeze({
+  latentSize: 100,
+  labelEmbeddingSize: 32,
+  generatorWidths: [32, 16] as [number, number],
+  discriminatorWidths: [16, 32] as [number, number],
+  minibatchStd: true,
+  batchSize: 32,
+  generatorLearningRate: 4e-4,
+  discriminatorLearningRate: 1.6e-3,
+  adamBeta1: 0.5,
+  adamBeta2: 0.999,
+  emaDecay: 0.999,
+  diffAugment: true,
+  augmentColour: true,
+  translationFraction: 0.125,
+  cutoutFraction: 0.5,
+  loss: 'hinge' as GanLoss,
+  epochs: 2000,
+  timeBudgetSeconds: 240,
+  seed: 42,
+});
+
+function checkInteger(name: string, value: unknown, minimum: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
+    throw new Error(`Invalid synth config '${name}': expected an integer >= ${minimum} but received ${JSON.stringify(value)}.`);
+  }
+}
+
+function checkRange(name: string, value: unknown, low: number, high: number, highInclusive: boolean): void {
+  const inRange = typeof value === 'number' && value >= low && (highInclusive ? value <= high : value < high);
+  if (!inRange) {
+    const interval = `[${low}, ${high}${highInclusive ? ']' : ')'}`;
+    throw new Error(`Invalid synth config '${name}': expected a number in ${interval} but received ${JSON.stringify(value)}.`);
+  }
+}
+
+function checkWidths(name: string, value: unknown): void {
+  const valid = Array.isArray(value) && value.length === 2 && value.every((width) => Number.isInteger(width) && width >= 1);
+  if (!valid) {
+    throw new Error(`Invalid synth config '${name}': expected two positive integers such as [64, 32] but received ${JSON.stringify(value)}.`);
+  }
+}
+
+/**
+ * Fills the missing fields of a partial config with the defaults and checks every field.
+ * Throws an error naming the field, the expected value and the value found.
+ */
+export function resolveSynthConfig(options: Partial<SynthConfig> = {}): SynthConfig {
+  const unknownFields = Object.keys(options).filter((key) => !(key in DEFAULT_SYNTH_CONFIG));
+  if (unknownFields.length > 0) {
+    throw new Error(
+      `Unknown synth config field(s) ${unknownFields.map((key) => `'${key}'`).join(', ')}; ` +
+        `expected some of ${Object.keys(DEFAULT_SYNTH_CONFIG).join(', ')}.`,
+    );
+  }
+  const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  const config: SynthConfig = {
+    ...DEFAULT_SYNTH_CONFIG,
+    generatorWidths: [...DEFAULT_SYNTH_CONFIG.generatorWidths],
+    discriminatorWidths: [...DEFAULT_SYNTH_CONFIG.discriminatorWidths],
+    ...defined,
+  };
+
+  checkInteger('latentSize', config.latentSize, 1);
+  checkInteger('labelEmbeddingSize', config.labelEmbeddingSize, 1);
+  checkWidths('generatorWidths', config.generatorWidths);
+  checkWidths('discriminatorWidths', config.discriminatorWidths);
+  checkInteger('batchSize', config.batchSize, 1);
+  checkRange('generatorLearningRate', config.generatorLearningRate, Number.MIN_VALUE, 1, true);
+  checkRange('discriminatorLearningRate', config.discriminatorLearningRate, Number.MIN_VALUE, 1, true);
+  checkRange('adamBeta1', config.adamBeta1, 0, 1, false);
+  checkRange('adamBeta2', config.adamBeta2, 0, 1, false);
+  checkRange('emaDecay', config.emaDecay, 0, 1, false);
+  for (const name of ['minibatchStd', 'diffAugment', 'augmentColour'] as const) {
+    if (typeof config[name] !== 'boolean') {
+      throw new Error(`Invalid synth config '${name}': expected true or false but received ${JSON.stringify(config[name])}.`);
+    }
+  }
+  checkRange('translationFraction', config.translationFraction, 0, 0.5, true);
+  checkRange('cutoutFraction', config.cutoutFraction, 0, 1, true);
+  if (config.loss !== 'hinge') {
+    throw new Error(`Invalid synth config 'loss': expected 'hinge' but received ${JSON.stringify(config.loss)}.`);
+  }
+  checkInteger('epochs', config.epochs, 1);
+  if (config.timeBudgetSeconds !== null) checkRange('timeBudgetSeconds', config.timeBudgetSeconds, Number.MIN_VALUE, Infinity, false);
+  checkInteger('seed', config.seed, 0);
+  return config;
+}
