@@ -1,0 +1,264 @@
+import * as tf from '@tensorflow/tfjs';
+import { countByClass, deriveSeed, Progress, Random, type ImageRecord, type ImageShape, type ProgressOptions } from '@scarce/core';
+import { resolveSynthConfig, type SynthConfig } from './config.js';
+import { GanTrainer, type RealBatch, type StepValues } from './gan-trainer.js';
+import type { GeneratorProvenance, SamplingGenerator } from './sample.js';
+
+/** Samples used to set the averaged generator's batch-normalisation statistics after training. */
+const STANDING_STATISTICS_SAMPLES = 1024;
+
+/** Mean losses and scores of one epoch (or of the steps of an epoch cut short by the time budget). */
+export interface EpochLog {
+  /** 1-based epoch number. */
+  epoch: number;
+  /** Steps run in this epoch. */
+  steps: number;
+  discriminatorLoss: number;
+  generatorLoss: number;
+  /** Mean discriminator score of augmented real images; the hinge loss pushes it above 1. */
+  realScore: number;
+  /** Mean discriminator score of augmented fakes; the hinge loss pushes it below -1. */
+  fakeScore: number;
+  /** Seconds this epoch took. */
+  seconds: number;
+  /** Seconds since training started. */
+  elapsedSeconds: number;
+}
+
+/** Callbacks and output of `trainConditionalGan`. */
+export interface TrainHooks {
+  /** Called after every epoch with its log. */
+  onEpochEnd?: (log: EpochLog) => void;
+  /** Receives one formatted line per epoch and a summary line at the end; default no lines. */
+  log?: (line: string) => void;
+  /** Options of the progress bar on stderr, or false for none; default a bar on stderr. */
+  progress?: ProgressOptions | false;
+}
+
+/** The limit that ended training. */
+export type StopReason = 'epochs' | 'timeBudget';
+
+/** A trained GAN: the averaged generator for sampling, and how it was trained. */
+export interface TrainedGan extends SamplingGenerator {
+  config: SynthConfig;
+  history: EpochLog[];
+  /** Whole epochs run; the last entry of `history` may be a partial epoch cut by the time budget. */
+  epochsCompleted: number;
+  steps: number;
+  seconds: number;
+  stoppedBy: StopReason;
+  /** tfjs backend that trained it (`wasm`, `cpu`, `tensorflow`). */
+  backend: string;
+  /** Train records per class. */
+  classCounts: number[];
+  /** Frees the generator's weights. */
+  dispose(): void;
+}
+
+/** Formats an epoch log as one line for a person watching the run. */
+export function formatEpochLog(log: EpochLog, epochs: number): string {
+  return (
+    `epoch ${log.epoch}/${epochs}  D loss ${log.discriminatorLoss.toFixed(4)}  G loss ${log.generatorLoss.toFixed(4)}  ` +
+    `D(real) ${log.realScore.toFixed(3)}  D(fake) ${log.fakeScore.toFixed(3)}  ${log.seconds.toFixed(2)}s`
+  );
+}
+
+/** Checks the train records and returns their common shape. */
+function checkTrainRecords(records: readonly ImageRecord[], classNames: readonly string[]): ImageShape {
+  if (records.length === 0) throw new Error('trainConditionalGan received no records; it needs the train split of a labelled dataset.');
+  if (classNames.length < 1) throw new Error('trainConditionalGan received no class names.');
+
+  const { height, width, channels } = records[0];
+  records.forEach((record, index) => {
+    if (record.split !== 'train') {
+      throw new Error(
+        `Record ${index} is in the '${record.split}' split, but the GAN trains on train records only so that ` +
+          `validation and test images stay unseen. Pass recordsOfSplit(dataset, 'train').`,
+      );
+    }
+    if (record.height !== height || record.width !== width || record.channels !== channels) {
+      throw new Error(
+        `Record ${index} is ${record.height}x${record.width}x${record.channels} but record 0 is ` +
+          `${height}x${width}x${channels}. Resize all images to one size first.`,
+      );
+    }
+    if (!Number.isInteger(record.label) || record.label < 0 || record.label >= classNames.length) {
+      throw new Error(`Record ${index} has label ${record.label}, which is not a class index in 0..${classNames.length - 1}.`);
+    }
+  });
+
+  const counts = countByClass(records, classNames.length);
+  const missing = classNames.filter((_, label) => counts[label] === 0);
+  if (missing.length > 0) {
+    throw new Error(`Class(es) ${missing.join(', ')} have no train records, so the generator cannot learn them. Remove the class or add images.`);
+  }
+  return { height, width, channels };
+}
+
+/** Converts 8-bit pixels to floats in [-1, 1], one image after another. */
+function scaleImages(records: readonly ImageRecord[], imageSize: number): Float32Array {
+  const scaled = new Float32Array(records.length * imageSize);
+  records.forEach((record, index) => {
+    for (let i = 0; i < imageSize; i++) scaled[index * imageSize + i] = record.pixels[i] / 127.5 - 1;
+  });
+  return scaled;
+}
+
+/** Builds the tensors of one batch from record indices; the caller disposes them. */
+function makeBatch(
+  indices: readonly number[],
+  records: readonly ImageRecord[],
+  scaledPixels: Float32Array,
+  imageShape: ImageShape,
+  numClasses: number,
+): RealBatch {
+  const { height, width, channels } = imageShape;
+  const imageSize = height * width * channels;
+  const batchPixels = new Float32Array(indices.length * imageSize);
+  indices.forEach((recordIndex, row) => {
+    batchPixels.set(scaledPixels.subarray(recordIndex * imageSize, (recordIndex + 1) * imageSize), row * imageSize);
+  });
+
+  const images = tf.tensor4d(batchPixels, [indices.length, height, width, channels]);
+  const labels = tf.tidy(() => tf.oneHot(tf.tensor1d(indices.map((index) => records[index].label), 'int32'), numClasses).toFloat() as tf.Tensor2D);
+  return { images, labels };
+}
+
+/**
+ * Trains the class-conditional GAN on train records: DCGAN generator and projection
+ * discriminator, hinge loss, Adam, DiffAugment on real and fake images, and an exponential
+ * moving average of the generator for sampling. Training stops after `config.epochs` or when
+ * `config.timeBudgetSeconds` runs out, whichever comes first. Each epoch is a fresh shuffle cut
+ * into full batches (a batch is all records when there are fewer than `batchSize`), so up to
+ * batchSize - 1 records sit out each epoch. With the same seed on the same backend and no time
+ * budget cut, two runs give the same losses.
+ *
+ * Throws when a record is not in the train split, when the records differ in shape, or when a
+ * class has no records.
+ */
+export async function trainConditionalGan(
+  records: readonly ImageRecord[],
+  classNames: readonly string[],
+  options: Partial<SynthConfig> = {},
+  hooks: TrainHooks = {},
+): Promise<TrainedGan> {
+  const config = resolveSynthConfig(options);
+  const imageShape = checkTrainRecords(records, classNames);
+  const numClasses = classNames.length;
+  const imageSize = imageShape.height * imageShape.width * imageShape.channels;
+  const pixels = scaleImages(records, imageSize);
+  const batchSize = Math.min(config.batchSize, records.length);
+  const stepsPerEpoch = Math.floor(records.length / batchSize);
+  const order = records.map((_, index) => index);
+  const shuffleRandom = new Random(deriveSeed(config.seed, 'batch order'));
+
+  const trainer = new GanTrainer(config, { imageShape, numClasses, batchSize });
+  // A bar in epochs when only the epoch count bounds the run, else in seconds of the budget.
+  const progressTotal = config.timeBudgetSeconds === null ? config.epochs : Math.ceil(config.timeBudgetSeconds);
+  const progressLabel = config.timeBudgetSeconds === null ? 'GAN epochs' : 'GAN training seconds';
+  const progress = hooks.progress === false ? null : new Progress(progressLabel, progressTotal, hooks.progress);
+  const history: EpochLog[] = [];
+  const startedAt = performance.now();
+  const elapsedSeconds = () => (performance.now() - startedAt) / 1000;
+  let stoppedBy: StopReason = 'epochs';
+  let progressDone = 0;
+
+  try {
+    for (let epoch = 1; epoch <= config.epochs && stoppedBy === 'epochs'; epoch++) {
+      const epochStartedAt = performance.now();
+      const sums = { discriminatorLoss: 0, generatorLoss: 0, realScore: 0, fakeScore: 0 };
+      shuffleRandom.shuffle(order);
+      let steps = 0;
+
+      for (let step = 0; step < stepsPerEpoch; step++) {
+        const batch = makeBatch(order.slice(step * batchSize, (step + 1) * batchSize), records, pixels, imageShape, numClasses);
+        let values: StepValues;
+        try {
+          values = trainer.step(batch);
+        } finally {
+          tf.dispose([batch.images, batch.labels]);
+        }
+
+        for (const key of Object.keys(sums) as Array<keyof typeof sums>) sums[key] += values[key];
+        steps++;
+        if (config.timeBudgetSeconds !== null && elapsedSeconds() >= config.timeBudgetSeconds) {
+          stoppedBy = 'timeBudget';
+          break;
+        }
+      }
+
+      const log: EpochLog = {
+        epoch,
+        steps,
+        discriminatorLoss: sums.discriminatorLoss / steps,
+        generatorLoss: sums.generatorLoss / steps,
+        realScore: sums.realScore / steps,
+        fakeScore: sums.fakeScore / steps,
+        seconds: (performance.now() - epochStartedAt) / 1000,
+        elapsedSeconds: elapsedSeconds(),
+      };
+      for (const [name, value] of Object.entries(log)) {
+        if (!Number.isFinite(value)) throw new Error(`GAN training diverged: ${name} is ${value} in epoch ${epoch}. Lower the learning rates.`);
+      }
+      history.push(log);
+      hooks.onEpochEnd?.(log);
+      hooks.log?.(formatEpochLog(log, config.epochs));
+
+      const done = config.timeBudgetSeconds === null ? epoch : Math.min(progressTotal, Math.floor(log.elapsedSeconds));
+      progress?.tick(done - progressDone, `epoch ${epoch} D ${log.discriminatorLoss.toFixed(3)} G ${log.generatorLoss.toFixed(3)}`);
+      progressDone = done;
+      // Let pending output and timers run between epochs.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    progress?.tick(progressTotal - progressDone);
+
+    trainer.setAveragedStatistics(labelsForStatistics(records, shuffleRandom));
+  } catch (error) {
+    trainer.averagedGenerator.dispose();
+    throw error;
+  } finally {
+    trainer.disposeTraining();
+  }
+
+  const lastEpoch = history[history.length - 1];
+  const epochsCompleted = history.filter((log) => log.steps === stepsPerEpoch).length;
+  const seconds = elapsedSeconds();
+  hooks.log?.(
+    `trained ${epochsCompleted} epochs (${trainer.steps} steps of ${batchSize}) in ${seconds.toFixed(1)}s on ${tf.getBackend()}, ` +
+      `stopped by ${stoppedBy === 'epochs' ? 'the epoch count' : 'the time budget'}; last D loss ${lastEpoch.discriminatorLoss.toFixed(4)}, G loss ${lastEpoch.generatorLoss.toFixed(4)}`,
+  );
+  const provenance: GeneratorProvenance = {
+    generator: 'conditional-dcgan',
+    latentSize: config.latentSize,
+    generatorWidths: config.generatorWidths,
+    discriminatorWidths: config.discriminatorWidths,
+    batchSize,
+    diffAugment: config.diffAugment,
+    emaDecay: config.emaDecay,
+    trainingSeed: config.seed,
+    epochsTrained: epochsCompleted,
+    steps: trainer.steps,
+  };
+  const generator = trainer.averagedGenerator;
+  return {
+    generator,
+    classNames: [...classNames],
+    imageShape,
+    latentSize: config.latentSize,
+    provenance,
+    config,
+    history,
+    epochsCompleted,
+    steps: trainer.steps,
+    seconds,
+    stoppedBy,
+    backend: tf.getBackend(),
+    classCounts: countByClass(records, numClasses),
+    dispose: () => generator.dispose(),
+  };
+}
+
+/** Labels for the standing statistics, drawn in the train class proportions like the training batches. */
+function labelsForStatistics(records: readonly ImageRecord[], random: Random): number[] {
+  return Array.from({ length: STANDING_STATISTICS_SAMPLES }, () => records[random.integer(0, records.length)].label);
+}
