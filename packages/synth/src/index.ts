@@ -1,1 +1,10 @@
-export {};
+export * from './config.js';
+export * from './diff-augment.js';
+export * from './gan-trainer.js';
+export * from './minibatch-std.js';
+export * from './generator-io.js';
+export * from './models.js';
+export * from './sample.js';
+export * from './sample-grid.js';
+export * from './to-shards.js';
+export * from './train.js';
