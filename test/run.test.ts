@@ -66,7 +66,7 @@ test('run writes a report with every mix', async () => {
 
   const again = runCli(['run', configPath, '--quiet']);
   assert.equal(again.status, 2, 'an existing run is not overwritten without --force');
-  assert.match(again.stderr, /already holds a run.*--force/);
+  assert.match(again.stderr, /already contains a run.*--force/);
 });
 
 test('run names an invalid config field', async () => {

@@ -25,7 +25,7 @@ export const runConfigSchema = z
   .object({
     /** Run name; outputs go to `<output>/<name>/`. */
     name: z.string().regex(/^[\w.-]+$/, 'use letters, digits, dot, dash or underscore').default('run'),
-    /** Folder that holds runs. */
+    /** Folder that contains runs. */
     output: z.string().default('runs'),
     /** Seed of every random choice of the run (splits, augmentation, GAN); heads use `train.seeds`. */
     seed: z.number().int().nonnegative().default(0),

@@ -47,7 +47,7 @@ export interface RunMetrics {
 async function prepareRunFolder(directory: string, force: boolean): Promise<void> {
   const exists = await stat(directory).then(() => true, () => false);
   if (exists && !force) {
-    throw new InputError(`${directory} already holds a run. Choose another name (--name) or pass --force to replace it.`);
+    throw new InputError(`${directory} already contains a run. Choose another name (--name) or pass --force to replace it.`);
   }
   if (exists) await rm(directory, { recursive: true, force: true });
   await mkdir(directory, { recursive: true });

@@ -8,7 +8,7 @@ export interface BackboneBlock {
 }
 
 /**
- * The block a layer belongs to, from the naming of Keras Applications: `block_16_expand` and
+ * Returns the block a layer belongs to, from the naming of Keras Applications: `block_16_expand` and
  * `conv4_block2_out` are in `block_16` and `conv4_block2`, `expanded_conv_project` in
  * `expanded_conv`. Other layers (the stem, the last convolution) form blocks of their own, with
  * their padding, batch norm and activation joined to them (`Conv1_pad`, `Conv1`, `bn_Conv1`,

@@ -3,12 +3,12 @@ import { InputError, loadLayersModelFrom, saveLayersModel, type RawImage } from 
 import type { Backbone, BackboneSpec } from './backbone.js';
 import type { ClassifierHead } from './head.js';
 
-/** What a saved classifier records about its input and classes. */
+/** Metadata a saved classifier carries about its input and classes. */
 export interface ClassifierMetadata {
   classNames: string[];
   inputSize: number;
   spec: BackboneSpec;
-  /** Where the backbone came from, and its fingerprint. */
+  /** Source and fingerprint of the backbone. */
   backbone: { source: string; fingerprint: string };
   /** Free-form provenance: the mix, seed and scores of the run that trained it. */
   provenance?: Record<string, unknown>;

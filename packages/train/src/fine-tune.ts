@@ -7,7 +7,7 @@ import { dropoutMask, headLogits, type ClassifierHead } from './head.js';
 import { evaluateProbabilities } from './metrics.js';
 import { toBackboneInput } from './preprocess.js';
 
-/** Which part of the backbone trains. */
+/** The part of the backbone that trains. */
 export interface UnfreezeOptions {
   /** Unfreeze the last N blocks (as `scarce backbone inspect` lists them). */
   lastBlocks?: number;
@@ -120,7 +120,7 @@ export interface FineTuneOptions {
   onEpoch?: (epoch: number, logs: Record<string, number>) => void;
 }
 
-/** What `fineTune` returns; the tail's and head's weights are those of the best epoch when restored. */
+/** Result of `fineTune`. When weights are restored, the tail and head hold those of the best epoch. */
 export interface FineTuning {
   history: Array<Record<string, number>>;
   epochsRun: number;
@@ -133,7 +133,7 @@ export interface FineTuning {
 /**
  * The second phase of fine-tuning: trains the tail's unfrozen layers and the head (already trained
  * on frozen features) together at a small learning rate. The tail runs in inference mode, so its
- * BatchNorm layers keep their moving statistics, as Keras recommends when fine-tuning; only the
+ * BatchNorm layers keep their moving statistics, as Keras recommends when fine-tuning. Only the
  * tail's ops are on the gradient tape.
  */
 export function fineTune(

@@ -50,7 +50,7 @@ export const HEAD_DEFAULTS = {
   earlyStopping: { monitor: 'val_loss', patience: 15, restoreBestWeights: true },
 } as const satisfies HeadOptions;
 
-/** One epoch's row order: a shuffle of all rows, or class-balanced draws of the same length. */
+/** Returns one epoch's row order: a shuffle of all rows, or class-balanced draws of the same length. */
 export function epochOrder(labels: readonly number[], numClasses: number, sampling: 'shuffle' | 'balanced', random: Random): number[] {
   if (sampling === 'shuffle') return random.shuffle(labels.map((_, i) => i));
   const byClass = Array.from({ length: numClasses }, (): number[] => []);
@@ -96,7 +96,7 @@ export function headLogits(head: ClassifierHead, features: tf.Tensor2D, dropoutM
   return x.matMul(kernel as tf.Tensor2D).add(bias) as tf.Tensor2D;
 }
 
-/** A seeded inverted-dropout mask: each entry is 0 with probability `rate`, else 1 / (1 - rate). */
+/** Draws a seeded inverted-dropout mask: each entry is 0 with probability `rate`, else 1 / (1 - rate). */
 export function dropoutMask(random: Random, rows: number, units: number, rate: number): Float32Array {
   const keep = 1 - rate;
   return Float32Array.from({ length: rows * units }, () => (random.next() < keep ? 1 / keep : 0));
@@ -128,7 +128,7 @@ function classWeights(labels: readonly number[], numClasses: number, mode: 'none
   return counts.map((count) => (count === 0 ? 0 : labels.length / (numClasses * count)));
 }
 
-/** What `trainHead` returns. */
+/** Result of `trainHead`. */
 export interface HeadTraining {
   head: ClassifierHead;
   /** One entry per epoch run, 1-based `epoch`. */

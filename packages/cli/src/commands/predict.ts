@@ -15,7 +15,7 @@ async function decodeImageFile(path: string): Promise<RawImage> {
   }
 }
 
-/** Quotes a CSV field when it holds a comma, quote or line break (RFC 4180). */
+/** Quotes a CSV field when it contains a comma, quote or line break (RFC 4180). */
 function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
