@@ -441,11 +441,13 @@ describe('augmentToShards', () => {
     assert.equal(sheet.height, 2 + 6 * (84 + 2));
   });
 
-  test('rejects a folder with shards unless told to overwrite', async () => {
+  test('rerun resumes, other settings need overwrite', async () => {
     const outDir = join(directory, 'again');
-    const options = { outDir, viewsPerImage: 1, progress: QUIET };
-    await augmentToShards(dataset, options);
-    await assert.rejects(augmentToShards(dataset, options), /already has shards or a manifest.*overwrite/);
+    const options = { outDir, viewsPerImage: 1, progress: QUIET, concurrency: 1 };
+    const first = await augmentToShards(dataset, options);
+    const again = await augmentToShards(dataset, options);
+    assert.deepEqual(again.shards, first.shards);
+    await assert.rejects(augmentToShards(dataset, { ...options, viewsPerImage: 2 }), /other inputs or settings.*overwrite/);
 
     await writeFile(join(outDir, 'notes.txt'), 'kept');
     const manifest = await augmentToShards(dataset, { ...options, viewsPerImage: 2, overwrite: true });
@@ -456,6 +458,13 @@ describe('augmentToShards', () => {
       files.filter((name) => name.endsWith('.arrow')),
       manifest.shards.map((shard) => shard.file),
     );
+  });
+
+  test('rejects outputs without a journal unless overwrite', async () => {
+    const outDir = join(directory, 'foreign');
+    await augmentToShards(dataset, { outDir, viewsPerImage: 1, progress: QUIET, concurrency: 1 });
+    await rm(join(outDir, 'augment-journal.jsonl'));
+    await assert.rejects(augmentToShards(dataset, { outDir, viewsPerImage: 1, progress: QUIET }), /already has shards or a manifest.*overwrite/);
   });
 
   test('rejects a dataset without train records', async () => {

@@ -34,7 +34,8 @@ function toRgbCell(record: ImageRecord, scale: number): { pixels: Buffer; width:
 
 /**
  * Renders a PNG with one row per source record: the source at the left, then its views. Views
- * are matched to sources by source index. Every image must have the size of the first source.
+ * are matched to sources by source index. Cells have the size of the largest image shown, and
+ * smaller images (crops) are centred in theirs.
  */
 export async function renderContactSheet(
   sources: readonly ImageRecord[],
@@ -61,7 +62,9 @@ export async function renderContactSheet(
     ...(viewsBySource.get(source.sourceIndex) ?? []).sort((first, second) => first.view - second.view).slice(0, viewsPerSource),
   ]);
 
-  const { height, width } = shownSources[0];
+  const shown = rows.flat();
+  const height = Math.max(...shown.map((record) => record.height));
+  const width = Math.max(...shown.map((record) => record.width));
   const scale = Math.max(1, Math.ceil(minimumCellSize / Math.min(height, width)));
   const cellHeight = height * scale;
   const cellWidth = width * scale;
@@ -72,19 +75,13 @@ export async function renderContactSheet(
   const overlays: sharp.OverlayOptions[] = [];
   for (const [rowIndex, row] of rows.entries()) {
     for (const [column, record] of row.entries()) {
-      if (record.height !== height || record.width !== width) {
-        throw new Error(
-          `renderContactSheet draws images of one size, ${height}x${width}, but source index ` +
-            `${record.sourceIndex} view ${record.view} is ${record.height}x${record.width}.`,
-        );
-      }
       const cell = toRgbCell(record, scale);
       const left = GAP_PIXELS + (column === 0 ? 0 : cellWidth + SOURCE_GAP_PIXELS + (column - 1) * (cellWidth + GAP_PIXELS));
       overlays.push({
         input: cell.pixels,
         raw: { width: cell.width, height: cell.height, channels: 3 },
-        left,
-        top: GAP_PIXELS + rowIndex * (cellHeight + GAP_PIXELS),
+        left: left + Math.floor((cellWidth - cell.width) / 2),
+        top: GAP_PIXELS + rowIndex * (cellHeight + GAP_PIXELS) + Math.floor((cellHeight - cell.height) / 2),
       });
     }
   }

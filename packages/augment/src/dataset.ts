@@ -30,7 +30,7 @@ function checkPositiveInteger(name: string, value: unknown): void {
 }
 
 /** Checks every source before any work, so a bad record fails the run at once. */
-function checkSources(records: readonly ImageRecord[]): void {
+export function checkSources(records: readonly ImageRecord[]): void {
   const heldOut = records.filter((record) => record.split !== 'train');
   if (heldOut.length > 0) {
     const first = records.indexOf(heldOut[0]);

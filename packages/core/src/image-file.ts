@@ -73,7 +73,7 @@ export async function readImageFile(path: string, options: ReadImageFileOptions 
   const format = detectFormat(bytes);
   if (format === undefined) {
     const start = Buffer.from(bytes.subarray(0, 8)).toString('hex');
-    throw new InputError(`${path} is not a PNG, JPEG or WebP image (its first bytes are ${start}). Remove it from the class folder.`);
+    throw new InputError(`${path} is not a readable PNG, JPEG or WebP image: its first bytes are ${start}. Remove it from the class folder.`);
   }
 
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_INPUT_PIXELS;
@@ -81,7 +81,7 @@ export async function readImageFile(path: string, options: ReadImageFileOptions 
   try {
     size = await dimensions(bytes, format);
   } catch (error) {
-    throw new InputError(`${path} is a damaged ${format.toUpperCase()} image: ${messageOf(error)}.`);
+    throw new InputError(`${path} is not a readable PNG, JPEG or WebP image: its ${format.toUpperCase()} header is damaged (${messageOf(error)}). Replace or remove it.`);
   }
   if (size.width * size.height > maxPixels) {
     throw new InputError(
@@ -95,7 +95,7 @@ export async function readImageFile(path: string, options: ReadImageFileOptions 
     image = await decodeImage(bytes);
   } catch (error) {
     if (error instanceof InputError) throw new InputError(`${path}: ${error.message}`);
-    throw new InputError(`${path} is a damaged or truncated ${format.toUpperCase()} image: ${messageOf(error)}. Replace or remove it.`);
+    throw new InputError(`${path} is not a readable PNG, JPEG or WebP image: its ${format.toUpperCase()} data is damaged or truncated (${messageOf(error)}). Replace or remove it.`);
   }
 
   if (options.size !== undefined && (image.height !== options.size[0] || image.width !== options.size[1])) {

@@ -81,9 +81,9 @@ export function buildManifest(
   };
 }
 
-/** Writes `manifest.json` into a shard folder, atomically. */
-export async function writeManifest(directory: string, manifest: Manifest): Promise<string> {
-  const path = join(directory, MANIFEST_FILE);
+/** Writes `manifest.json` (or another name, such as a part's manifest) into a shard folder, atomically. */
+export async function writeManifest(directory: string, manifest: Manifest, fileName = MANIFEST_FILE): Promise<string> {
+  const path = join(directory, fileName);
   await writeFileAtomic(path, `${JSON.stringify(manifest, null, 2)}\n`);
   return path;
 }

@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import {
   Binary,
   RecordBatchFileWriter,
+  RecordBatchReader,
   Int32,
   makeData,
   RecordBatch,
@@ -277,6 +278,10 @@ export async function readShard(path: string): Promise<ShardContents> {
     throw new InputError(`${path} is not an Arrow IPC file (${(error as Error).message}). Rewrite the shard.`);
   }
 
+  return tableToContents(table, path);
+}
+
+function tableToContents(table: Table, path: string): ShardContents {
   const metadata = table.schema.metadata;
   const version = metadata.get(METADATA_FORMAT_VERSION);
   if (version !== String(SHARD_FORMAT_VERSION)) {
@@ -317,6 +322,37 @@ export async function readShard(path: string): Promise<ShardContents> {
     });
   }
   return { classNames, rows, encoding };
+}
+
+/**
+ * Reads the schema metadata and the first `maxRows` rows of a shard without reading the rest of
+ * the file, so a large shard can be sampled in little memory. Images stay encoded.
+ */
+export async function readShardHead(path: string, maxRows: number): Promise<ShardContents & { schema: Table['schema'] }> {
+  const handle = await open(path, 'r');
+  try {
+    let reader;
+    try {
+      reader = await RecordBatchReader.from(handle);
+      await reader.open();
+    } catch (error) {
+      throw new InputError(`${path} is not an Arrow IPC file (${(error as Error).message}). Rewrite the shard.`);
+    }
+    const batches: RecordBatch[] = [];
+    let rows = 0;
+    for await (const batch of reader) {
+      if (rows >= maxRows) break;
+      batches.push(batch);
+      rows += batch.numRows;
+    }
+    const schema = reader.schema;
+    await reader.cancel();
+    const table = new Table(schema, batches);
+    const contents = tableToContents(table.slice(0, maxRows), path);
+    return { ...contents, schema };
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Decodes shard rows into records, checking each image against its declared shape. */

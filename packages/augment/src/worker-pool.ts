@@ -1,0 +1,79 @@
+import { Worker } from 'node:worker_threads';
+import { InputError } from '@scarce/core';
+import type { ShardJob, ShardJobResult, ShardSettings } from './shard-job.js';
+import type { WorkerRequest, WorkerResponse } from './shard-worker.js';
+
+interface Pending {
+  resolve(result: ShardJobResult): void;
+  reject(error: Error): void;
+  onSource?: () => void;
+}
+
+/**
+ * Worker threads that each write whole shards, so a run uses every core: the TypeScript warp
+ * and codec run on the thread that calls them, and sharp's calls from each worker share
+ * libuv's thread pool. A job's result does not depend on which worker runs it.
+ */
+export class ShardWorkerPool {
+  private readonly idle: Worker[] = [];
+  private readonly waiting: Array<(worker: Worker) => void> = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly workers: Worker[] = [];
+  private nextId = 0;
+
+  constructor(size: number, settings: ShardSettings) {
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(new URL('./shard-worker.js', import.meta.url));
+      worker.on('message', (response: WorkerResponse) => this.receive(worker, response));
+      worker.on('error', (error) => this.failAll(error));
+      worker.postMessage({ kind: 'settings', settings } satisfies WorkerRequest);
+      this.workers.push(worker);
+      this.idle.push(worker);
+    }
+  }
+
+  /** Writes one shard on the next free worker. */
+  async run(job: ShardJob, onSource?: () => void): Promise<ShardJobResult> {
+    const worker = this.idle.pop() ?? (await new Promise<Worker>((resolve) => this.waiting.push(resolve)));
+    const id = this.nextId++;
+    return new Promise<ShardJobResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onSource });
+      worker.postMessage({ kind: 'job', id, job } satisfies WorkerRequest);
+    });
+  }
+
+  /** Stops every worker; jobs still running are abandoned and their temporary files stay behind. */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
+  }
+
+  private receive(worker: Worker, response: WorkerResponse): void {
+    const pending = this.pending.get(response.id);
+    if (pending === undefined) return;
+    if (response.kind === 'progress') {
+      pending.onSource?.();
+      return;
+    }
+    this.pending.delete(response.id);
+    this.release(worker);
+    if (response.kind === 'done') {
+      pending.resolve(response.result);
+      return;
+    }
+    const { name, message, stack } = response.error;
+    const error = name === 'InputError' ? new InputError(message) : new Error(message);
+    if (stack !== undefined && name !== 'InputError') error.stack = stack;
+    pending.reject(error);
+  }
+
+  private release(worker: Worker): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next(worker);
+    else this.idle.push(worker);
+  }
+
+  private failAll(error: Error): void {
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+  }
+}
