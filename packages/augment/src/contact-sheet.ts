@@ -62,6 +62,15 @@ export async function renderContactSheet(
     ...(viewsBySource.get(source.sourceIndex) ?? []).sort((first, second) => first.view - second.view).slice(0, viewsPerSource),
   ]);
 
+  return renderRows(rows, minimumCellSize, SOURCE_GAP_PIXELS);
+}
+
+/**
+ * Renders rows of images as a PNG grid. Cells have the size of the largest image, enlarged by a
+ * whole factor to reach `minimumCellSize`, and smaller images are centred in theirs. `firstGap`
+ * is the space after the first column.
+ */
+async function renderRows(rows: readonly (readonly ImageRecord[])[], minimumCellSize: number, firstGap: number): Promise<Uint8Array> {
   const shown = rows.flat();
   const height = Math.max(...shown.map((record) => record.height));
   const width = Math.max(...shown.map((record) => record.width));
@@ -69,14 +78,14 @@ export async function renderContactSheet(
   const cellHeight = height * scale;
   const cellWidth = width * scale;
   const columns = Math.max(...rows.map((row) => row.length));
-  const canvasWidth = GAP_PIXELS + cellWidth + SOURCE_GAP_PIXELS + (columns - 1) * (cellWidth + GAP_PIXELS);
+  const canvasWidth = GAP_PIXELS + cellWidth + firstGap + (columns - 1) * (cellWidth + GAP_PIXELS);
   const canvasHeight = GAP_PIXELS + rows.length * (cellHeight + GAP_PIXELS);
 
   const overlays: sharp.OverlayOptions[] = [];
   for (const [rowIndex, row] of rows.entries()) {
     for (const [column, record] of row.entries()) {
       const cell = toRgbCell(record, scale);
-      const left = GAP_PIXELS + (column === 0 ? 0 : cellWidth + SOURCE_GAP_PIXELS + (column - 1) * (cellWidth + GAP_PIXELS));
+      const left = GAP_PIXELS + (column === 0 ? 0 : cellWidth + firstGap + (column - 1) * (cellWidth + GAP_PIXELS));
       overlays.push({
         input: cell.pixels,
         raw: { width: cell.width, height: cell.height, channels: 3 },
@@ -91,6 +100,14 @@ export async function renderContactSheet(
     .png({ compressionLevel: 6, adaptiveFiltering: true })
     .toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
+}
+
+/** Renders images in reading order as a PNG grid of `columns` columns (default 8), for a look at shard rows. */
+export async function renderImageGrid(records: readonly ImageRecord[], columns = 8, minimumCellSize = 64): Promise<Uint8Array> {
+  if (records.length === 0) throw new Error('renderImageGrid received no records to draw.');
+  const rows: ImageRecord[][] = [];
+  for (let start = 0; start < records.length; start += columns) rows.push(records.slice(start, start + columns));
+  return renderRows(rows, minimumCellSize, GAP_PIXELS);
 }
 
 /** Renders the contact sheet and writes it to `path`, atomically. */

@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './contact-sheet.js';
 export * from './dataset.js';
 export * from './geometry.js';
+export * from './inspect.js';
 export * from './merge.js';
 export * from './params.js';
 export * from './pixel-ops.js';

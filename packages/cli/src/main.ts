@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { TOOLKIT_VERSION } from '@scarce/core';
 import { registerAugment } from './commands/augment.js';
+import { registerInspect } from './commands/inspect.js';
+import { registerMerge } from './commands/merge.js';
 import { registerBackbone } from './commands/backbone.js';
 import { registerPredict } from './commands/predict.js';
 import { registerRun } from './commands/run.js';
@@ -18,6 +20,8 @@ program
 registerRun(program);
 registerSynth(program);
 registerAugment(program);
+registerMerge(program);
+registerInspect(program);
 registerTrain(program);
 registerPredict(program);
 registerBackbone(program);

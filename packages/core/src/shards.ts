@@ -338,6 +338,7 @@ export async function readShardHead(path: string, maxRows: number): Promise<Shar
     } catch (error) {
       throw new InputError(`${path} is not an Arrow IPC file (${(error as Error).message}). Rewrite the shard.`);
     }
+    const schema = reader.schema;
     const batches: RecordBatch[] = [];
     let rows = 0;
     for await (const batch of reader) {
@@ -345,7 +346,6 @@ export async function readShardHead(path: string, maxRows: number): Promise<Shar
       batches.push(batch);
       rows += batch.numRows;
     }
-    const schema = reader.schema;
     await reader.cancel();
     const table = new Table(schema, batches);
     const contents = tableToContents(table.slice(0, maxRows), path);
