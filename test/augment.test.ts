@@ -138,6 +138,18 @@ describe('transform config', () => {
     ['misspelt transform', { rotaton: 10 }, /'rotaton'/],
     ['misspelt range key', { zoom: { rang: 0.1 } }, /'zoom.rang'/],
     ['nearest interpolation on sharp', { engine: 'sharp', interpolation: 'nearest' }, /bilinear/],
+    ['shear of 85 degrees', { shear: 85 }, /'shear'.*received 85/],
+    ['hue above one half', { hue: 0.6 }, /'hue'.*received 0\.6/],
+    ['crop as text', { crop: '24x24' }, /'crop'.*\[height, width\]/],
+    ['crop of fractional pixels', { crop: [10.5, 10] }, /'crop/],
+    ['resized crop scale from 0', { resizedCrop: { size: [8, 8], scale: [0, 1] } }, /'resizedCrop.scale'/],
+    ['crop and resized crop', { crop: [8, 8], resizedCrop: [8, 8] }, /keep one of them/],
+    ['crop on sharp', { crop: [8, 8], engine: 'sharp' }, /cannot apply 'crop'/],
+    ['cutout above 1', { cutout: 2 }, /'cutout'.*received 2/],
+    ['cutout count 0', { cutout: { size: 0.2, count: 0 } }, /'cutout.count'/],
+    ['negative noise', { noise: -1 }, /'noise'.*received -1/],
+    ['shift unit misspelt', { widthShift: { range: 4, unit: 'px' } }, /'widthShift.unit'/],
+    ['pixel shift as pair', { widthShift: { range: [-3, 5], unit: 'pixels', probability: 3 } }, /'widthShift.probability'/],
   ];
   for (const [name, options, message] of invalidCases) {
     test(`rejects ${name}`, () => {
@@ -293,6 +305,143 @@ describe('applyTransform geometry', () => {
     assert.throws(() => parseTransformParams({ ...identityParams(), fill: { mode: 'edge', value: 0 } }), /'fill\.mode'/);
     assert.throws(() => parseTransformParams({ ...identityParams(), engine: 'gpu' }), /'engine'/);
     assert.throws(() => parseTransformParams({ ...identityParams(), flip: 'yes' }), /'flip'/);
+  });
+});
+
+describe('new transforms', () => {
+  test('vertical flip mirrors exactly', async () => {
+    for (const engine of ENGINES) {
+      const source = asymmetric(20, 3);
+      const view = await applyTransform(source, paramsWith(engine, { flipVertical: true }));
+      const expected = syntheticRecord(20, 20, 3, (x, y, k) => valueAt(source, x, 19 - y, k));
+      assert.deepEqual(view.pixels, expected.pixels, engine);
+    }
+  });
+
+  test('shear moves rows by their distance', async () => {
+    // tan(45 degrees) = 1: row y moves right by y - centre, a whole number of pixels for odd heights.
+    const source = syntheticRecord(9, 40, 1, (x) => 5 * x);
+    for (const engine of ENGINES) {
+      const view = await applyTransform(source, paramsWith(engine, { shear: 45 }));
+      for (let y = 0; y < 9; y++) {
+        const offset = y - 4;
+        for (let x = 10; x < 30; x++) assert.ok(Math.abs(valueAt(view, x, y) - 5 * (x - offset)) <= 1, `${engine}: (${x}, ${y})`);
+      }
+    }
+  });
+
+  test('shift in pixels moves whole pixels', async () => {
+    const config = resolveTransformConfig({ widthShift: { range: [3, 3], unit: 'pixels' }, heightShift: { range: [-2, -2], unit: 'pixels' } });
+    const params = sampleTransformParams(config, 20, 30, 1);
+    assert.equal(params.shiftX, 3);
+    assert.equal(params.shiftY, -2);
+  });
+
+  test('crop copies its region', async () => {
+    const source = asymmetric(28, 3);
+    const params = paramsWith('typescript', { crop: { x: 5, y: 3, width: 10, height: 8 }, outputSize: [8, 10] });
+    const view = await applyTransform(source, params);
+    assert.deepEqual([view.height, view.width, view.channels], [8, 10, 3]);
+    const expected = syntheticRecord(8, 10, 3, (x, y, k) => valueAt(source, x + 5, y + 3, k));
+    assert.deepEqual(view.pixels, expected.pixels);
+  });
+
+  test('random crop stays inside the image', async () => {
+    const config = resolveTransformConfig({ crop: { size: [20, 16], probability: 0.5 } });
+    let centred = 0;
+    for (let seed = 0; seed < 40; seed++) {
+      const { crop, outputSize } = sampleTransformParams(config, 28, 30, seed);
+      assert.deepEqual(outputSize, [20, 16]);
+      assert.ok(crop!.x >= 0 && crop!.x + crop!.width <= 30 && crop!.y >= 0 && crop!.y + crop!.height <= 28, `seed ${seed}`);
+      if (crop!.x === 7 && crop!.y === 4) centred++;
+    }
+    assert.ok(centred >= 10, `views without the draw get the centre crop (${centred} of 40)`);
+    assert.throws(() => sampleTransformParams(config, 10, 10, 0), /crop 20x16 is larger than the 10x10 image/);
+  });
+
+  test('resized crop draws torchvision regions', async () => {
+    const config = resolveTransformConfig({ resizedCrop: { size: [12, 12], scale: [0.25, 0.5], ratio: [0.5, 2] } });
+    for (let seed = 0; seed < 50; seed++) {
+      const { crop, outputSize } = sampleTransformParams(config, 40, 60, seed);
+      const area = (crop!.width * crop!.height) / (40 * 60);
+      assert.deepEqual(outputSize, [12, 12]);
+      assert.ok(crop!.x + crop!.width <= 60 && crop!.y + crop!.height <= 40, `seed ${seed}: inside`);
+      assert.ok(area > 0.2 && area < 0.56, `seed ${seed}: area share ${area}`);
+    }
+    const view = await augmentRecord(smooth(40, 60, 3), config, 3);
+    assert.deepEqual([view.height, view.width], [12, 12]);
+  });
+
+  test('contrast scales about the mean', async () => {
+    const source = syntheticRecord(2, 2, 1, (x) => (x === 0 ? 100 : 200));
+    for (const [factor, expected] of [
+      [0, [150, 150]],
+      [0.5, [125, 175]],
+      [2, [50, 250]],
+    ] as const) {
+      const view = await applyTransform(source, paramsWith('typescript', { contrast: factor }));
+      assert.deepEqual([valueAt(view, 0, 0), valueAt(view, 1, 0)], expected, `factor ${factor}`);
+    }
+  });
+
+  test('saturation and hue change colour only', async () => {
+    const gray = asymmetric(8, 1);
+    for (const changes of [{ saturation: 0 }, { hue: 0.3 }]) {
+      const view = await applyTransform(gray, paramsWith('typescript', changes));
+      assert.deepEqual(view.pixels, gray.pixels, JSON.stringify(changes));
+    }
+    const red = syntheticRecord(2, 2, 3, (x, y, k) => (k === 0 ? 200 : 20));
+    const desaturated = await applyTransform(red, paramsWith('typescript', { saturation: 0 }));
+    assert.deepEqual([...desaturated.pixels.subarray(0, 3)], [73, 73, 73]);
+    const turned = await applyTransform(red, paramsWith('typescript', { hue: 1 / 3 }));
+    assert.deepEqual([...turned.pixels.subarray(0, 3)], [20, 200, 20], 'a third of the circle turns red to green');
+  });
+
+  test('blur keeps flat images and smooths edges', async () => {
+    const flat = syntheticRecord(9, 9, 1, () => 120);
+    assert.deepEqual((await applyTransform(flat, paramsWith('typescript', { blur: 1.5 }))).pixels, flat.pixels);
+    const edge = syntheticRecord(9, 20, 1, (x) => (x < 10 ? 0 : 200));
+    const blurred = await applyTransform(edge, paramsWith('typescript', { blur: 1 }));
+    assert.equal(valueAt(blurred, 0, 4), 0);
+    assert.equal(valueAt(blurred, 19, 4), 200);
+    assert.ok(valueAt(blurred, 9, 4) > 20 && valueAt(blurred, 9, 4) < 100, `left of the edge ${valueAt(blurred, 9, 4)}`);
+    assert.ok(valueAt(blurred, 10, 4) > 100 && valueAt(blurred, 10, 4) < 180, `right of the edge ${valueAt(blurred, 10, 4)}`);
+  });
+
+  test('noise is seeded and has its spread', async () => {
+    const flat = syntheticRecord(64, 64, 1, () => 128);
+    const params = paramsWith('typescript', { noise: { std: 10, seed: 99 } });
+    const first = await applyTransform(flat, params);
+    const second = await applyTransform(flat, params);
+    assert.deepEqual(first.pixels, second.pixels);
+    const mean = first.pixels.reduce((sum, value) => sum + value, 0) / first.pixels.length;
+    const variance = first.pixels.reduce((sum, value) => sum + (value - mean) ** 2, 0) / first.pixels.length;
+    assert.ok(Math.abs(mean - 128) < 1, `mean ${mean}`);
+    assert.ok(Math.abs(Math.sqrt(variance) - 10) < 0.5, `std ${Math.sqrt(variance)}`);
+  });
+
+  test('cutout fills its rectangles', async () => {
+    const source = asymmetric(20, 3);
+    const regions = [{ x: 2, y: 3, width: 4, height: 5 }];
+    const view = await applyTransform(source, paramsWith('typescript', { cutout: regions, cutoutValue: 7 }));
+    for (let y = 0; y < 20; y++) {
+      for (let x = 0; x < 20; x++) {
+        const inside = x >= 2 && x < 6 && y >= 3 && y < 8;
+        assert.equal(valueAt(view, x, y, 1), inside ? 7 : valueAt(source, x, y, 1), `(${x}, ${y})`);
+      }
+    }
+    const config = resolveTransformConfig({ cutout: { size: [0.2, 0.4], count: 3 } });
+    const drawn = sampleTransformParams(config, 50, 50, 4).cutout;
+    assert.ok(drawn.length >= 1 && drawn.length <= 3);
+    for (const region of drawn) assert.ok(region.x + region.width <= 50 && region.y + region.height <= 50);
+  });
+
+  test('old params without new fields replay', async () => {
+    const source = asymmetric(16, 1);
+    const { shear, flipVertical, crop, outputSize, contrast, saturation, hue, blur, noise, cutout, cutoutValue, ...older } = identityParams();
+    const view = await applyTransform(source, { ...older, angle: 90 });
+    const current = await applyTransform(source, paramsWith('typescript', { angle: 90 }));
+    assert.deepEqual(view.pixels, current.pixels);
   });
 });
 

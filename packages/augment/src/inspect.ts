@@ -10,7 +10,7 @@ import { renderImageGrid } from './contact-sheet.js';
 
 /** Options of `inspectShardFolder`. */
 export interface InspectOptions {
-  /** Where the contact sheet of the first rows goes; default none. */
+  /** Path of the contact sheet of the first rows; default none. */
   sheetPath?: string;
   /** Rows shown on the sheet, from the first shard on; default 32. */
   sheetRows?: number;
@@ -23,7 +23,7 @@ export interface ShardFolderSummary {
   fields: Array<{ name: string; type: string; nullable: boolean }>;
   /** Schema metadata of the first shard. */
   metadata: Record<string, string>;
-  /** Where the contact sheet was written, when it was. */
+  /** Path of the contact sheet, when one was written. */
   sheetPath?: string;
 }
 
@@ -37,8 +37,7 @@ export async function inspectShardFolder(directory: string, options: InspectOpti
   const summary: ShardFolderSummary = { manifest, fields: [], metadata: {} };
   if (first === undefined) return summary;
 
-  const wanted = options.sheetRows ?? 32;
-  const head = await readShardHead(join(directory, first.file), wanted);
+  const head = await readShardHead(join(directory, first.file), options.sheetRows ?? 32);
   summary.fields = head.schema.fields.map((field) => ({ name: field.name, type: String(field.type), nullable: field.nullable }));
   summary.metadata = Object.fromEntries(head.schema.metadata);
 

@@ -298,7 +298,10 @@ async function runAugment(sourceSet: SourceSet, options: AugmentToShardsOptions)
   const sourcesPerShard = await sourcesPerShardFor(shardSize, sourceSet, settings);
   const plan = planShards(sourceSet.sources.length, sourcesPerShard, part);
   const versions = { toolkit: TOOLKIT_VERSION, formatVersion: SHARD_FORMAT_VERSION, zlib: process.versions.zlib, sharp: sharp.versions.sharp, libvips: sharp.versions.vips };
-  const runFingerprint = fingerprint(versions, settings, { sourcesPerShard, sourceCount: sourceSet.sources.length, totalShards: plan.total });
+  // onError is left out: a complete shard is the same under either policy, so a run that stopped
+  // at a bad file can resume with 'skip'.
+  const { onError: _policy, ...outputSettings } = settings;
+  const runFingerprint = fingerprint(versions, outputSettings, { sourcesPerShard, sourceCount: sourceSet.sources.length, totalShards: plan.total });
   const shardFingerprints = new Map<number, string>();
   for (const shard of plan.shards) {
     const identities = await Promise.all(sourceSet.sources.slice(shard.start, shard.end).map((source) => sourceSet.identify(source)));
@@ -312,8 +315,10 @@ async function runAugment(sourceSet: SourceSet, options: AugmentToShardsOptions)
   const journalPath = join(outDir, journalFileName(part));
   let journal = await readJournal(journalPath);
   const earlier = ownOutputs(await readdir(outDir), part, shardFiles);
+  const ownShardsOnDisk = earlier.some((name) => name.endsWith('.arrow'));
   if (journal !== undefined && journal.run !== runFingerprint) {
-    if (!options.overwrite) {
+    // A run that stopped before its first shard leaves nothing worth protecting.
+    if (!options.overwrite && (journal.entries.size > 0 || ownShardsOnDisk)) {
       throw new InputError(
         `${outDir} contains shards written with other inputs or settings. Choose another folder, or set overwrite (--force) to replace them.`,
       );

@@ -58,7 +58,7 @@ async function readAugmentConfig(path: string): Promise<{ transforms: TransformO
   return {
     transforms,
     viewsPerImage: typeof section.viewsPerImage === 'number' ? section.viewsPerImage : undefined,
-    seed: typeof root.seed === 'number' ? root.seed : typeof section.seed === 'number' ? section.seed : undefined,
+    seed: [root.seed, section.seed].find((value): value is number => typeof value === 'number'),
   };
 }
 
