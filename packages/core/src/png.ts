@@ -61,6 +61,43 @@ function signedMagnitude(byte: number): number {
   return (signed ^ mask) - mask;
 }
 
+/** Bytes skipped between the samples that `chooseFilter` scores, for rows long enough to sample. */
+const SAMPLE_STRIDE = 3;
+
+/**
+ * Picks a row's filter as libpng's heuristic does, the one whose output has the smallest sum of
+ * absolute signed values, but scores every third byte of rows over 64 bytes. On the 224 px
+ * test photos of scripts/bench-augment.ts that made the files 0.2% larger at a third of the cost.
+ */
+function chooseFilter(row: Uint8Array, previous: Uint8Array | null, bytesPerPixel: number): number {
+  const stride = row.length > 64 ? SAMPLE_STRIDE : 1;
+  let none = 0;
+  let sub = 0;
+  let up = 0;
+  let average = 0;
+  let paethCost = 0;
+  for (let i = 0; i < row.length; i += stride) {
+    const value = row[i];
+    const left = i >= bytesPerPixel ? row[i - bytesPerPixel] : 0;
+    const above = previous === null ? 0 : previous[i];
+    const upperLeft = previous !== null && i >= bytesPerPixel ? previous[i - bytesPerPixel] : 0;
+    none += signedMagnitude(value);
+    sub += signedMagnitude((value - left) & 0xff);
+    up += signedMagnitude((value - above) & 0xff);
+    average += signedMagnitude((value - ((left + above) >> 1)) & 0xff);
+    paethCost += signedMagnitude((value - paeth(left, above, upperLeft)) & 0xff);
+  }
+  let best = 0;
+  let bestCost = none;
+  for (const [code, cost] of [[1, sub], [2, up], [3, average], [4, paethCost]] as const) {
+    if (cost < bestCost) {
+      best = code;
+      bestCost = cost;
+    }
+  }
+  return best;
+}
+
 /**
  * Writes row `row` filtered with `code` into `target` from `at` on, and returns the filter's
  * cost: the sum of the output bytes read as signed values, in absolute value (libpng's measure).
@@ -149,27 +186,19 @@ export function encodePngSync(image: RawImage, options: PngEncodeOptions = {}): 
 
   const rowBytes = width * channels;
   const filtered = new Uint8Array(height * (rowBytes + 1));
-  const candidate = filter === 'adaptive' ? new Uint8Array(rowBytes + 1) : null;
   for (let y = 0; y < height; y++) {
     const row = pixels.subarray(y * rowBytes, (y + 1) * rowBytes);
     const previous = y === 0 ? null : pixels.subarray((y - 1) * rowBytes, y * rowBytes);
     const at = y * (rowBytes + 1);
-    if (candidate === null) {
-      const code = FILTER_CODES[filter as Exclude<PngFilter, 'adaptive'>];
+    if (filter !== 'adaptive') {
+      const code = FILTER_CODES[filter];
       filtered[at] = code;
       filterRow(code, row, previous, channels, filtered, at + 1);
       continue;
     }
-    let bestCost = filterRow(0, row, previous, channels, filtered, at + 1);
-    filtered[at] = 0;
-    for (let code = 1; code <= 4; code++) {
-      const cost = filterRow(code, row, previous, channels, candidate, 1);
-      if (cost < bestCost) {
-        bestCost = cost;
-        candidate[0] = code;
-        filtered.set(candidate, at);
-      }
-    }
+    const code = chooseFilter(row, previous, channels);
+    filtered[at] = code;
+    filterRow(code, row, previous, channels, filtered, at + 1);
   }
 
   const header = new Uint8Array(13);
@@ -215,6 +244,7 @@ const CHANNELS_BY_COLOR_TYPE: Record<number, number> = { 0: 1, 2: 3, 4: 2, 6: 4 
 /** Chunks that change how pixels should be read; a PNG with one of them goes to sharp. */
 const CHUNKS_LEFT_TO_SHARP = new Set(['iCCP', 'eXIf', 'PLTE', 'tRNS']);
 
+/** Reverses the row filters in place of a copy; one loop per filter type, as in `filterRow`. */
 function unfilter(data: Uint8Array, height: number, rowBytes: number, bytesPerPixel: number): Uint8Array {
   const output = new Uint8Array(height * rowBytes);
   for (let y = 0; y < height; y++) {
@@ -222,30 +252,30 @@ function unfilter(data: Uint8Array, height: number, rowBytes: number, bytesPerPi
     const input = y * (rowBytes + 1) + 1;
     const at = y * rowBytes;
     const previous = at - rowBytes;
-    for (let i = 0; i < rowBytes; i++) {
-      const left = i >= bytesPerPixel ? output[at + i - bytesPerPixel] : 0;
-      const up = y > 0 ? output[previous + i] : 0;
-      let predictor: number;
-      switch (code) {
-        case 0:
-          predictor = 0;
-          break;
-        case 1:
-          predictor = left;
-          break;
-        case 2:
-          predictor = up;
-          break;
-        case 3:
-          predictor = (left + up) >> 1;
-          break;
-        case 4:
-          predictor = paeth(left, up, y > 0 && i >= bytesPerPixel ? output[previous + i - bytesPerPixel] : 0);
-          break;
-        default:
-          throw new Error(`invalid PNG row filter ${code} in row ${y}`);
+    const first = y === 0;
+    if (code === 0) {
+      output.set(data.subarray(input, input + rowBytes), at);
+    } else if (code === 1) {
+      for (let i = 0; i < bytesPerPixel; i++) output[at + i] = data[input + i];
+      for (let i = bytesPerPixel; i < rowBytes; i++) output[at + i] = (data[input + i] + output[at + i - bytesPerPixel]) & 0xff;
+    } else if (code === 2) {
+      if (first) output.set(data.subarray(input, input + rowBytes), at);
+      else for (let i = 0; i < rowBytes; i++) output[at + i] = (data[input + i] + output[previous + i]) & 0xff;
+    } else if (code === 3) {
+      for (let i = 0; i < rowBytes; i++) {
+        const left = i >= bytesPerPixel ? output[at + i - bytesPerPixel] : 0;
+        const up = first ? 0 : output[previous + i];
+        output[at + i] = (data[input + i] + ((left + up) >> 1)) & 0xff;
       }
-      output[at + i] = (data[input + i] + predictor) & 0xff;
+    } else if (code === 4) {
+      for (let i = 0; i < rowBytes; i++) {
+        const left = i >= bytesPerPixel ? output[at + i - bytesPerPixel] : 0;
+        const up = first ? 0 : output[previous + i];
+        const upperLeft = !first && i >= bytesPerPixel ? output[previous + i - bytesPerPixel] : 0;
+        output[at + i] = (data[input + i] + paeth(left, up, upperLeft)) & 0xff;
+      }
+    } else {
+      throw new Error(`invalid PNG row filter ${code} in row ${y}`);
     }
   }
   return output;

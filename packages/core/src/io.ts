@@ -1,0 +1,19 @@
+/**
+ * The part of @scarce/core that reads and writes images and shards, without TensorFlow.js, for
+ * code that must start fast: augmentation's worker threads import this instead of the package
+ * root, whose backend selection loads TensorFlow.js (about half a second and 100 MB a thread).
+ */
+export * from './dataset-source.js';
+export * from './errors.js';
+export * from './files.js';
+export * from './folder.js';
+export * from './image-codec.js';
+export * from './image-file.js';
+export * from './manifest.js';
+export * from './npz.js';
+export * from './png.js';
+export * from './progress.js';
+export * from './random.js';
+export * from './records.js';
+export * from './shard-schema.js';
+export * from './shards.js';
