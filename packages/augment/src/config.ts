@@ -4,7 +4,7 @@
  * options are checked with zod, and every error names the field, what was expected, what was
  * found, and an example.
  */
-import { InputError } from '@scarce/core';
+import { InputError } from '@scarce/core/io';
 import { z } from 'zod';
 
 /** A closed interval [low, high] that a value is drawn from uniformly. */

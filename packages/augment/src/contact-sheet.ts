@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { writeFileAtomic, type ImageRecord } from '@scarce/core';
+import { writeFileAtomic, type ImageRecord } from '@scarce/core/io';
 
 /** Options of `renderContactSheet`. */
 export interface ContactSheetOptions {

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { Progress, type ImageRecord, type ProgressOptions } from '@scarce/core';
+import { Progress, type ImageRecord, type ProgressOptions } from '@scarce/core/io';
 import { resolveTransformConfig, type TransformOptions } from './config.js';
 import { augmentRecord, checkAugmentable, viewSeed } from './transform.js';
 

@@ -5,7 +5,7 @@ import {
   readShardHead,
   writeFileAtomic,
   type Manifest,
-} from '@scarce/core';
+} from '@scarce/core/io';
 import { renderImageGrid } from './contact-sheet.js';
 
 /** Options of `inspectShardFolder`. */

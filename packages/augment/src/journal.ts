@@ -1,6 +1,6 @@
 import { appendFile, open, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256Hex, writeFileAtomic, type ShardInfo, type SkippedInput } from '@scarce/core';
+import { sha256Hex, writeFileAtomic, type ShardInfo, type SkippedInput } from '@scarce/core/io';
 
 /**
  * The journal of a run: one JSON line per finished shard, after a first line with the run's

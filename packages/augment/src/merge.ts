@@ -1,6 +1,6 @@
 import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { buildManifest, InputError, MANIFEST_FILE, readManifestFile, sha256Hex, writeManifest, type Manifest } from '@scarce/core';
+import { buildManifest, InputError, MANIFEST_FILE, readManifestFile, sha256Hex, writeManifest, type Manifest } from '@scarce/core/io';
 import { EXAMPLES_FILE } from './to-shards.js';
 
 /** Options of `mergeShardParts`. */

@@ -1,4 +1,4 @@
-import { deriveSeed, InputError, Random } from '@scarce/core';
+import { deriveSeed, InputError, Random } from '@scarce/core/io';
 import { z } from 'zod';
 import {
   changesSize,

@@ -3,18 +3,16 @@ import {
   InputError,
   readImageFile,
   realRecord,
-  ShardFileWriter,
   type EncodePngOptions,
   type ImageEncoding,
   type ImageRecord,
   type ReadImageFileOptions,
-  type ShardInfo,
   type ShardRow,
   type SkippedInput,
-} from '@scarce/core';
+} from '@scarce/core/io';
 import type { TransformConfig } from './config.js';
 import { sampleTransformParams } from './params.js';
-import { applyTransform, viewSeed } from './transform.js';
+import { applyCheckedTransform, viewSeed } from './transform.js';
 
 /** An image file to augment, with its label and index among the train images. */
 export interface SourceFile {
@@ -40,22 +38,22 @@ export interface ShardSettings {
   onError: 'error' | 'skip';
 }
 
-/** One shard to write: its sources, in order, and its final path. */
-export interface ShardJob {
-  index: number;
-  path: string;
-  sources: ShardSource[];
-}
-
-/** Result of writing one shard. */
-export interface ShardJobResult {
-  info: ShardInfo;
+/** Encoded views of a run of consecutive sources, and the sources left out. */
+export interface ChunkResult {
+  rows: ShardRow[];
   skipped: SkippedInput[];
 }
 
-/** Rows per Arrow record batch; a batch is also flushed at `MAX_BATCH_BYTES`. Part of the file format, so fixed. */
+/**
+ * Rows per Arrow record batch, and so per chunk of work handed to a worker: a chunk holds
+ * `max(1, floor(BATCH_ROWS / viewsPerImage))` sources. Fixed, because it shapes the file.
+ */
 export const BATCH_ROWS = 64;
-const MAX_BATCH_BYTES = 32 * 1024 * 1024;
+
+/** Returns how many consecutive sources make one chunk (one record batch). */
+export function sourcesPerChunk(viewsPerImage: number): number {
+  return Math.max(1, Math.floor(BATCH_ROWS / viewsPerImage));
+}
 
 /** Reads a source, returning undefined when it is a file that `onError: 'skip'` leaves out. */
 async function loadSource(source: ShardSource, settings: ShardSettings, skipped: SkippedInput[]): Promise<ImageRecord | undefined> {
@@ -79,7 +77,7 @@ export async function encodeViews(source: ImageRecord, settings: ShardSettings):
   for (let view = 1; view <= settings.viewsPerImage; view++) {
     const seed = viewSeed(settings.seed, source.sourceIndex as number, view);
     const params = sampleTransformParams(settings.config, source.height, source.width, seed);
-    const image = await applyTransform(source, params);
+    const image = await applyCheckedTransform(source, params);
     rows.push({
       image: encodeImage(image, settings.encoding, settings.png),
       height: image.height,
@@ -98,36 +96,17 @@ export async function encodeViews(source: ImageRecord, settings: ShardSettings):
 }
 
 /**
- * Writes one shard: every view of every source, in source then view order, as record batches
- * of `BATCH_ROWS` rows. Its bytes depend only on the job and the settings, never on which
- * thread runs it or when. `onSource` is called after each source. A failure removes the
- * temporary file, so no partial shard is left.
+ * Reads and augments a run of consecutive sources and encodes their views, in source then view
+ * order. The rows depend only on the sources and the settings, never on the thread that runs
+ * this. `onSource` is called after each source.
  */
-export async function runShardJob(job: ShardJob, settings: ShardSettings, onSource?: () => void): Promise<ShardJobResult> {
-  const writer = await ShardFileWriter.open(job.path, { classNames: settings.classNames, encoding: settings.encoding });
+export async function encodeChunk(sources: readonly ShardSource[], settings: ShardSettings, onSource?: () => void): Promise<ChunkResult> {
+  const rows: ShardRow[] = [];
   const skipped: SkippedInput[] = [];
-  try {
-    let batch: ShardRow[] = [];
-    let batchBytes = 0;
-    for (const source of job.sources) {
-      const record = await loadSource(source, settings, skipped);
-      if (record !== undefined) {
-        for (const row of await encodeViews(record, settings)) {
-          batch.push(row);
-          batchBytes += row.image.byteLength;
-          if (batch.length >= BATCH_ROWS || batchBytes >= MAX_BATCH_BYTES) {
-            writer.write(batch);
-            batch = [];
-            batchBytes = 0;
-          }
-        }
-      }
-      onSource?.();
-    }
-    if (batch.length > 0) writer.write(batch);
-    return { info: await writer.close(), skipped };
-  } catch (error) {
-    await writer.abort();
-    throw error;
+  for (const source of sources) {
+    const record = await loadSource(source, settings, skipped);
+    if (record !== undefined) rows.push(...(await encodeViews(record, settings)));
+    onSource?.();
   }
+  return { rows, skipped };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { InputError } from '@scarce/core';
+import { InputError } from '@scarce/core/io';
 
 /** Shard size as rows, or as a byte target. */
 export type ShardSize = { rows: number } | { bytes: number };

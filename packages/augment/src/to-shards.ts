@@ -15,6 +15,7 @@ import {
   recordsOfSplit,
   rowsToRecordBatch,
   sha256Hex,
+  ShardFileWriter,
   SHARD_FORMAT_VERSION,
   TOOLKIT_VERSION,
   writeManifest,
@@ -29,7 +30,7 @@ import {
   type ShardInfo,
   type ShardRow,
   type SkippedInput,
-} from '@scarce/core';
+} from '@scarce/core/io';
 import { Table, tableToIPC } from 'apache-arrow';
 import { writeContactSheet } from './contact-sheet.js';
 import { resolveTransformConfig, type TransformConfig, type TransformOptions } from './config.js';
@@ -44,7 +45,7 @@ import {
   writeJournal,
   type JournalEntry,
 } from './journal.js';
-import { encodeViews, runShardJob, type ShardJob, type ShardSettings, type ShardSource, type SourceFile } from './shard-job.js';
+import { encodeChunk, encodeViews, sourcesPerChunk, type ChunkResult, type ShardSettings, type ShardSource, type SourceFile } from './shard-job.js';
 import {
   checkPart,
   DEFAULT_SHARD_ROWS,
@@ -99,7 +100,7 @@ export interface AugmentToShardsOptions {
    * with the same inputs and settings needs no flag: it keeps the complete shards and redoes the rest.
    */
   overwrite?: boolean;
-  /** Worker threads writing shards; default the number of CPU cores. 1 runs on the calling thread. The output does not depend on it. */
+  /** Worker threads encoding images; default the number of CPU cores. 1 runs on the calling thread. The output does not depend on it. */
   concurrency?: number;
   /** Progress bar settings; default a bar on stderr. */
   progress?: ProgressOptions;
@@ -399,10 +400,32 @@ async function runAugment(sourceSet: SourceSet, options: AugmentToShardsOptions)
   return manifest;
 }
 
+/** A run of consecutive sources of one shard, encoded as one record batch. */
+interface Chunk {
+  shard: PlannedShard;
+  sources: ShardSource[];
+  /** Whether it is the shard's last chunk, after which the shard is closed. */
+  last: boolean;
+}
+
+function chunksOf(shards: readonly PlannedShard[], sources: readonly ShardSource[], perChunk: number): Chunk[] {
+  const chunks: Chunk[] = [];
+  for (const shard of shards) {
+    if (shard.end === shard.start) chunks.push({ shard, sources: [], last: true });
+    for (let start = shard.start; start < shard.end; start += perChunk) {
+      const end = Math.min(shard.end, start + perChunk);
+      chunks.push({ shard, sources: sources.slice(start, end), last: end === shard.end });
+    }
+  }
+  return chunks;
+}
+
 /**
- * Writes the shards on worker threads, or on this thread when one is enough. Each finished
- * shard is reported to `onWritten` before the next is counted. On a failure or an abort the
- * shards in flight are abandoned and the error names how many complete shards were kept.
+ * Writes the shards: chunks of sources are encoded on worker threads (or on this thread when
+ * one is enough), a few ahead of the writer, and written in order, one record batch each. So
+ * every core works on every shard, memory is bounded by the chunks in flight, and the bytes do
+ * not depend on the thread count. Each finished shard is reported to `onWritten`. On a failure
+ * or an abort the shard being written is removed, and the error says how many were kept.
  */
 async function writeShards(
   todo: readonly PlannedShard[],
@@ -410,49 +433,59 @@ async function writeShards(
   settings: ShardSettings,
   options: AugmentToShardsOptions,
   outDir: string,
-  onWritten: (shard: PlannedShard, result: Awaited<ReturnType<typeof runShardJob>>) => Promise<void>,
+  onWritten: (shard: PlannedShard, result: { info: ShardInfo; skipped: SkippedInput[] }) => Promise<void>,
   onSource: () => void,
 ): Promise<number> {
   const concurrency = options.concurrency ?? availableParallelism();
   checkPositiveInteger('concurrency', concurrency);
-  const threads = Math.min(concurrency, todo.length);
+  const chunks = chunksOf(todo, sourceSet.sources, sourcesPerChunk(settings.viewsPerImage));
+  const threads = Math.min(concurrency, chunks.length);
   const pool = threads > 1 ? new ShardWorkerPool(threads, settings) : undefined;
-  const jobOf = (shard: PlannedShard): ShardJob => ({
-    index: shard.index,
-    path: join(outDir, shardFileName(SHARD_PREFIX, shard.index)),
-    sources: sourceSet.sources.slice(shard.start, shard.end),
-  });
+  const encode = (chunk: Chunk): Promise<ChunkResult> =>
+    pool === undefined ? encodeChunk(chunk.sources, settings, onSource) : pool.run(chunk.sources, onSource);
+  // Two chunks per thread keep every worker busy while the writer waits for the next in order.
+  const window = pool === undefined ? 1 : 2 * threads;
 
+  const inFlight = new Map<number, Promise<ChunkResult>>();
+  let dispatched = 0;
   let written = 0;
-  let failure: unknown;
-  let next = 0;
-  const lane = async () => {
-    while (failure === undefined && next < todo.length) {
-      if (options.signal?.aborted) {
-        failure = options.signal.reason ?? new Error('The run was aborted.');
-        return;
-      }
-      const shard = todo[next++];
-      try {
-        const result = pool === undefined ? await runShardJob(jobOf(shard), settings, onSource) : await pool.run(jobOf(shard), onSource);
-        await onWritten(shard, result);
-        written++;
-      } catch (error) {
-        failure ??= error;
-      }
-    }
-  };
+  let writer: ShardFileWriter | undefined;
+  let skipped: SkippedInput[] = [];
   try {
-    await Promise.all(Array.from({ length: Math.max(1, threads) }, lane));
-  } finally {
-    await pool?.close();
-  }
-  if (failure !== undefined) {
+    for (let index = 0; index < chunks.length; index++) {
+      while (dispatched < chunks.length && dispatched < index + window) {
+        const pending = encode(chunks[dispatched]);
+        pending.catch(() => undefined);
+        inFlight.set(dispatched++, pending);
+      }
+      const chunk = chunks[index];
+      const result = await inFlight.get(index)!;
+      inFlight.delete(index);
+
+      writer ??= await ShardFileWriter.open(join(outDir, shardFileName(SHARD_PREFIX, chunk.shard.index)), {
+        classNames: settings.classNames,
+        encoding: settings.encoding,
+      });
+      if (result.rows.length > 0) writer.write(result.rows);
+      skipped.push(...result.skipped);
+      if (!chunk.last) continue;
+
+      const info = await writer.close();
+      writer = undefined;
+      await onWritten(chunk.shard, { info, skipped });
+      skipped = [];
+      written++;
+      if (options.signal?.aborted && index < chunks.length - 1) throw options.signal.reason ?? new Error('The run was aborted.');
+    }
+  } catch (failure) {
+    await writer?.abort();
     const error = failure as Error;
     const note = ` (${written} shard(s) written before it are kept; rerun the same command to resume.)`;
     if (error instanceof InputError) throw new InputError(`${error.message}${note}`);
     error.message = `${error.message}${note}`;
     throw error;
+  } finally {
+    await pool?.close();
   }
   return written;
 }

@@ -1,4 +1,4 @@
-import { checkChannels, deriveSeed, type ImageRecord, type RawImage } from '@scarce/core';
+import { checkChannels, deriveSeed, type ImageRecord, type RawImage } from '@scarce/core/io';
 import { resolveTransformConfig, type TransformConfig, type TransformOptions } from './config.js';
 import { forwardMatrix, invertAffine, isIdentityGeometry } from './geometry.js';
 import { parseTransformParams, sampleTransformParams, type TransformParams } from './params.js';
@@ -27,8 +27,15 @@ function checkImage(image: RawImage): void {
  * not valid.
  */
 export async function applyTransform(image: RawImage, params: TransformParams | Record<string, unknown>): Promise<RawImage> {
+  return applyCheckedTransform(image, parseTransformParams(params));
+}
+
+/**
+ * Applies params that `sampleTransformParams` drew, without checking them again: the check
+ * costs as much as warping a 28 px image.
+ */
+export async function applyCheckedTransform(image: RawImage, checked: TransformParams): Promise<RawImage> {
   checkImage(image);
-  const checked = parseTransformParams(params);
   const { channels } = image;
   const [height, width] = checked.outputSize ?? [image.height, image.width];
 

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import type { RawImage } from '@scarce/core';
+import type { RawImage } from '@scarce/core/io';
 import { invertAffine, type AffineMatrix } from './geometry.js';
 import { fillIndex, type WarpSettings } from './warp-typescript.js';
 

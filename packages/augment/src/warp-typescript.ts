@@ -1,4 +1,4 @@
-import type { RawImage } from '@scarce/core';
+import type { RawImage } from '@scarce/core/io';
 import type { FillMode, Interpolation } from './config.js';
 import type { AffineMatrix } from './geometry.js';
 

@@ -1,18 +1,19 @@
 import { Worker } from 'node:worker_threads';
-import { InputError } from '@scarce/core';
-import type { ShardJob, ShardJobResult, ShardSettings } from './shard-job.js';
+import { InputError } from '@scarce/core/io';
+import type { ChunkResult, ShardSettings, ShardSource } from './shard-job.js';
 import type { WorkerRequest, WorkerResponse } from './shard-worker.js';
 
 interface Pending {
-  resolve(result: ShardJobResult): void;
+  resolve(result: ChunkResult): void;
   reject(error: Error): void;
   onSource?: () => void;
+  sources: number;
 }
 
 /**
- * Worker threads that each write whole shards, so a run uses every core: the TypeScript warp
+ * Worker threads that encode chunks of sources, so a run uses every core: the TypeScript warp
  * and codec run on the thread that calls them, and sharp's calls from each worker share
- * libuv's thread pool. A job's result does not depend on which worker runs it.
+ * libuv's thread pool. A chunk's rows do not depend on which worker encodes them.
  */
 export class ShardWorkerPool {
   private readonly idle: Worker[] = [];
@@ -32,17 +33,17 @@ export class ShardWorkerPool {
     }
   }
 
-  /** Writes one shard on the next free worker. */
-  async run(job: ShardJob, onSource?: () => void): Promise<ShardJobResult> {
+  /** Encodes one chunk of sources on the next free worker. */
+  async run(sources: ShardSource[], onSource?: () => void): Promise<ChunkResult> {
     const worker = this.idle.pop() ?? (await new Promise<Worker>((resolve) => this.waiting.push(resolve)));
     const id = this.nextId++;
-    return new Promise<ShardJobResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onSource });
-      worker.postMessage({ kind: 'job', id, job } satisfies WorkerRequest);
+    return new Promise<ChunkResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onSource, sources: sources.length });
+      worker.postMessage({ kind: 'chunk', id, sources } satisfies WorkerRequest);
     });
   }
 
-  /** Stops every worker; jobs still running are abandoned and their temporary files stay behind. */
+  /** Stops every worker; chunks still being encoded are abandoned. */
   async close(): Promise<void> {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
@@ -50,13 +51,11 @@ export class ShardWorkerPool {
   private receive(worker: Worker, response: WorkerResponse): void {
     const pending = this.pending.get(response.id);
     if (pending === undefined) return;
-    if (response.kind === 'progress') {
-      pending.onSource?.();
-      return;
-    }
     this.pending.delete(response.id);
     this.release(worker);
     if (response.kind === 'done') {
+      // Progress is counted per chunk: a message per source cost more than encoding a small image.
+      for (let i = 0; i < pending.sources; i++) pending.onSource?.();
       pending.resolve(response.result);
       return;
     }
