@@ -84,16 +84,28 @@ export class ClassifierHead {
   }
 }
 
-/** Logits of the head for pooled features; `dropoutMask` (scaled keep mask) is applied after the hidden layer when given. */
+/**
+ * Multiplies `[rows, in]` by a `[in, out]` kernel as a 1x1 convolution. The wasm backend runs
+ * convolutions through XNNPACK but matrix products through a plain loop, and for a head's sizes
+ * (batch 32, 1280 by 256) the convolution's step, gradients included, measured about 3.5 times faster.
+ */
+function dense(x: tf.Tensor2D, kernel: tf.Tensor): tf.Tensor2D {
+  const [rows, inputs] = x.shape;
+  const outputs = kernel.shape[1]!;
+  const output = tf.conv2d(x.reshape([rows, 1, 1, inputs]) as tf.Tensor4D, kernel.reshape([1, 1, inputs, outputs]) as tf.Tensor4D, 1, 'valid');
+  return output.reshape([rows, outputs]);
+}
+
+/** Computes the head's logits for pooled features; `dropoutMask` (scaled keep mask) is applied after the hidden layer when given. */
 export function headLogits(head: ClassifierHead, features: tf.Tensor2D, dropoutMask: tf.Tensor2D | null): tf.Tensor2D {
   let x = features.sub(tf.tensor1d(head.mean)).div(tf.tensor1d(head.std)) as tf.Tensor2D;
   if (head.weights.length === 4) {
     const [kernel, bias] = head.weights;
-    x = tf.relu(x.matMul(kernel as tf.Tensor2D).add(bias)) as tf.Tensor2D;
+    x = tf.relu(dense(x, kernel).add(bias)) as tf.Tensor2D;
     if (dropoutMask !== null) x = x.mul(dropoutMask);
   }
   const [kernel, bias] = head.weights.slice(-2);
-  return x.matMul(kernel as tf.Tensor2D).add(bias) as tf.Tensor2D;
+  return dense(x, kernel).add(bias) as tf.Tensor2D;
 }
 
 /** Draws a seeded inverted-dropout mask: each entry is 0 with probability `rate`, else 1 / (1 - rate). */
