@@ -19,7 +19,10 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
     '## Test scores per mix',
     '',
     `Each mix trains a head on frozen ${config.train.inputSize} px features of \`${config.train.backbone.split('/').pop()}\`, ` +
-      `stops early on the real validation split (${config.train.earlyStopping.monitor}, patience ${config.train.earlyStopping.patience}), ` +
+      `stopping early on the real validation split (${config.train.earlyStopping.monitor}, patience ${config.train.earlyStopping.patience})` +
+      (config.train.strategy === 'fine-tune'
+        ? `, then fine-tunes it with the backbone's ${config.train.fineTune.layerPrefixes.length > 0 ? `layers ${config.train.fineTune.layerPrefixes.join(', ')}` : `last ${config.train.fineTune.lastBlocks} blocks`} at learning rate ${config.train.fineTune.learningRate}, `
+        : ', ') +
       `and is measured once on the real test split. Scores are mean ± standard deviation over head seeds ${seeds}.`,
     '',
     '| mix | real | augmented | synthetic | epochs run | best epoch | test accuracy | test AUC |',
