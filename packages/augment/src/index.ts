@@ -1,3 +1,4 @@
+export * from './apply-transform.js';
 export * from './config.js';
 export * from './contact-sheet.js';
 export * from './dataset.js';
@@ -5,6 +6,7 @@ export * from './geometry.js';
 export * from './inspect.js';
 export * from './merge.js';
 export * from './params.js';
+export * from './params-check.js';
 export * from './pixel-ops.js';
 export * from './shard-plan.js';
 export * from './to-shards.js';

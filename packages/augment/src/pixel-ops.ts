@@ -1,4 +1,4 @@
-import { Random, type RawImage } from '@scarce/core/io';
+import { Random, type RawImage } from '@scarce/core/codec';
 import type { PixelRegion } from './params.js';
 import { fillIndex } from './warp-typescript.js';
 

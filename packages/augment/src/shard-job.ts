@@ -4,15 +4,13 @@ import {
   readImageFile,
   realRecord,
   type EncodePngOptions,
-  type ImageEncoding,
   type ImageRecord,
   type ReadImageFileOptions,
-  type ShardRow,
-  type SkippedInput,
-} from '@scarce/core/io';
-import type { TransformConfig } from './config.js';
-import { sampleTransformParams } from './params.js';
-import { applyCheckedTransform, viewSeed } from './transform.js';
+} from '@scarce/core/codec';
+import type { ImageEncoding, ShardRow, SkippedInput } from '@scarce/core/io';
+import type { TransformConfig } from './config-values.js';
+import { applyCheckedTransform } from './apply-transform.js';
+import { sampleTransformParams, viewSeed } from './params.js';
 
 /** An image file to augment, with its label and index among the train images. */
 export interface SourceFile {

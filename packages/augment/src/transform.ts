@@ -1,21 +1,8 @@
-import { checkChannels, deriveSeed, type ImageRecord, type RawImage } from '@scarce/core/io';
+import type { ImageRecord, RawImage } from '@scarce/core/io';
 import { resolveTransformConfig, type TransformConfig, type TransformOptions } from './config.js';
-import { forwardMatrix, invertAffine, isIdentityGeometry } from './geometry.js';
-import { parseTransformParams, sampleTransformParams, type TransformParams } from './params.js';
-import { warpWithSharp } from './warp-sharp.js';
-import { warpWithTypeScript } from './warp-typescript.js';
-import { addGaussianNoise, adjustContrast, adjustHue, adjustSaturation, applyCutout, gaussianBlur, scaleBrightness } from './pixel-ops.js';
-
-function checkImage(image: RawImage): void {
-  checkChannels(image.channels);
-  const expected = image.height * image.width * image.channels;
-  if (image.pixels.length !== expected) {
-    throw new Error(
-      `Invalid image: its shape ${image.height}x${image.width}x${image.channels} needs ${expected} pixel values ` +
-        `but it has ${image.pixels.length}.`,
-    );
-  }
-}
+import { applyCheckedTransform } from './apply-transform.js';
+import { sampleTransformParams, type TransformParams } from './params.js';
+import { parseTransformParams } from './params-check.js';
 
 /**
  * Applies the transform that `params` describe, in a fixed order: the warp (mirror, zoom,
@@ -28,34 +15,6 @@ function checkImage(image: RawImage): void {
  */
 export async function applyTransform(image: RawImage, params: TransformParams | Record<string, unknown>): Promise<RawImage> {
   return applyCheckedTransform(image, parseTransformParams(params));
-}
-
-/**
- * Applies params that `sampleTransformParams` drew, without checking them again: the check
- * costs as much as warping a 28 px image.
- */
-export async function applyCheckedTransform(image: RawImage, checked: TransformParams): Promise<RawImage> {
-  checkImage(image);
-  const { channels } = image;
-  const [height, width] = checked.outputSize ?? [image.height, image.width];
-
-  let pixels: Uint8Array = image.pixels;
-  if (!isIdentityGeometry(checked)) {
-    const forward = forwardMatrix(checked, image.height, image.width);
-    pixels =
-      checked.engine === 'sharp'
-        ? await warpWithSharp(image, forward, checked)
-        : warpWithTypeScript(image, invertAffine(forward), checked, height, width);
-  }
-  const current = (): RawImage => ({ pixels, height, width, channels });
-  pixels = checked.brightness === 1 ? pixels.slice() : scaleBrightness(pixels, checked.brightness);
-  if (checked.contrast !== 1) pixels = adjustContrast(current(), checked.contrast);
-  if (checked.saturation !== 1) pixels = adjustSaturation(current(), checked.saturation);
-  if (checked.hue !== 0) pixels = adjustHue(current(), checked.hue);
-  if (checked.blur > 0) pixels = gaussianBlur(current(), checked.blur);
-  if (checked.noise.std > 0) pixels = addGaussianNoise(pixels, checked.noise.std, checked.noise.seed);
-  if (checked.cutout.length > 0) pixels = applyCutout(current(), checked.cutout, checked.cutoutValue);
-  return current();
 }
 
 /**
@@ -106,7 +65,4 @@ export async function augmentRecord(
   };
 }
 
-/** Returns the seed of view `view` of the record with source index `sourceIndex`, for a run seed. */
-export function viewSeed(seed: number, sourceIndex: number, view: number): number {
-  return deriveSeed(seed, 'augment', sourceIndex, view);
-}
+export { viewSeed } from './params.js';

@@ -1,5 +1,4 @@
-import sharp from 'sharp';
-import type { RawImage } from '@scarce/core/io';
+import { loadSharp, type RawImage } from '@scarce/core/codec';
 import { invertAffine, type AffineMatrix } from './geometry.js';
 import { fillIndex, type WarpSettings } from './warp-typescript.js';
 
@@ -135,6 +134,7 @@ export async function warpWithSharp(image: RawImage, forward: AffineMatrix, sett
   const offsetY = canvas.top + forward.ty - (c * padding.left + d * padding.top);
   const fill = settings.fill.value;
   const raw = { width: padded.width, height: padded.height, channels: channels as 1 | 3 };
+  const sharp = await loadSharp();
   let pipeline = sharp(toBuffer(padded.pixels), { raw }).affine([a, b, c, d], {
     odx: offsetX,
     ody: offsetY,

@@ -1,5 +1,5 @@
-import type { RawImage } from '@scarce/core/io';
-import type { FillMode, Interpolation } from './config.js';
+import type { RawImage } from '@scarce/core/codec';
+import type { FillMode, Interpolation } from './config-values.js';
 import type { AffineMatrix } from './geometry.js';
 
 /** Fill and interpolation of a warp. */

@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import fg from 'fast-glob';
 import pLimit from 'p-limit';
+import { convertChannels } from './channels.js';
 import { readImageFile } from './image-file.js';
 import type { ImageRecord, LabelledDataset, Split } from './records.js';
 import { realRecord, SPLITS } from './records.js';
@@ -125,20 +126,7 @@ async function unionOfClassFolders(dirs: string[]): Promise<string[]> {
   return [...names].sort();
 }
 
-/** Converts 8-bit pixels between grayscale and RGB (ITU-R BT.601 luma for RGB to gray). */
-export function convertChannels(pixels: Uint8Array, from: number, to: number): Uint8Array {
-  if (from === to) return pixels;
-  const count = pixels.length / from;
-  const out = new Uint8Array(count * to);
-  for (let i = 0; i < count; i++) {
-    if (to === 3) {
-      out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = pixels[i];
-    } else {
-      out[i] = Math.round(0.299 * pixels[3 * i] + 0.587 * pixels[3 * i + 1] + 0.114 * pixels[3 * i + 2]);
-    }
-  }
-  return out;
-}
+export { convertChannels } from './channels.js';
 
 /** Fractions of the records to move out of the train split. */
 export interface SplitFractions {

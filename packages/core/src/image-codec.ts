@@ -1,5 +1,5 @@
 import { InputError } from './errors.js';
-import sharp from 'sharp';
+import { loadSharp } from './sharp-loader.js';
 import { decodePng, encodePngSync, type PngFilter } from './png.js';
 import type { ImageEncoding } from './shard-schema.js';
 
@@ -75,6 +75,7 @@ export async function decodeImage(bytes: Uint8Array): Promise<RawImage> {
   const fast = decodePng(bytes);
   if (fast !== undefined) return fast;
 
+  const sharp = await loadSharp();
   const metadata = await sharp(toBuffer(bytes)).metadata();
   if (metadata.depth !== undefined && metadata.depth !== 'uchar' && metadata.depth !== 'char') {
     throw new InputError(

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import sharp from 'sharp';
 import { InputError } from './errors.js';
-import { convertChannels } from './folder.js';
+import { convertChannels } from './channels.js';
 import { decodeImage, type RawImage } from './image-codec.js';
 import { readPngHeader } from './png.js';
+import { loadSharp } from './sharp-loader.js';
 
 /** Fit that brings an image of another size to the declared size, as sharp's `fit` option names it. */
 export type ResizeFit = 'fill' | 'cover' | 'contain';
@@ -45,6 +45,7 @@ function detectFormat(bytes: Uint8Array): ImageFormat | undefined {
 async function dimensions(bytes: Uint8Array, format: ImageFormat): Promise<{ width: number; height: number }> {
   const header = format === 'png' ? readPngHeader(bytes) : undefined;
   if (header !== undefined) return header;
+  const sharp = await loadSharp();
   const metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
   return { width: metadata.width ?? 0, height: metadata.height ?? 0 };
 }
@@ -118,6 +119,7 @@ export async function readImageFile(path: string, options: ReadImageFileOptions 
 /** Resizes 8-bit pixels with sharp, keeping the channels. */
 export async function resizeImage(image: RawImage, size: readonly [number, number], fit: ResizeFit): Promise<RawImage> {
   const { height, width, channels } = image;
+  const sharp = await loadSharp();
   const pipeline = sharp(Buffer.from(image.pixels.buffer, image.pixels.byteOffset, image.pixels.byteLength), {
     raw: { width, height, channels: channels as 1 | 3 },
   }).resize(size[1], size[0], { fit, background: { r: 0, g: 0, b: 0 } });

@@ -3,6 +3,7 @@
  * code that must start fast: augmentation's worker threads import this instead of the package
  * root, whose backend selection loads TensorFlow.js (about half a second and 100 MB a thread).
  */
+export * from './channels.js';
 export * from './dataset-source.js';
 export * from './errors.js';
 export * from './files.js';

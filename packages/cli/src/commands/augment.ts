@@ -62,6 +62,12 @@ async function readAugmentConfig(path: string): Promise<{ transforms: TransformO
   };
 }
 
+/** The fill of --fill and --fill-value; a value alone means the constant fill, as Keras' cval. */
+function fillFromFlags(mode: (typeof FILL_MODES)[number] | undefined, value: number | undefined): TransformOptions['fill'] {
+  if (mode === undefined && value === undefined) return undefined;
+  return { mode: mode ?? 'constant', value: value ?? 0 };
+}
+
 /** Transforms set by flags; a flag overrides the same transform in --config. */
 function transformsFromFlags(options: Record<string, unknown>): TransformOptions {
   const flags: TransformOptions = {
@@ -81,7 +87,7 @@ function transformsFromFlags(options: Record<string, unknown>): TransformOptions
     blur: options.blur as number | undefined,
     noise: options.noise as number | undefined,
     cutout: options.cutout as number | undefined,
-    fill: options.fill === undefined ? undefined : { mode: options.fill as (typeof FILL_MODES)[number], value: (options.fillValue as number | undefined) ?? 0 },
+    fill: fillFromFlags(options.fill as (typeof FILL_MODES)[number] | undefined, options.fillValue as number | undefined),
     interpolation: options.interpolation as TransformOptions['interpolation'],
     engine: options.engine as TransformOptions['engine'],
   };
@@ -114,7 +120,7 @@ export function registerAugment(program: Command): void {
     .option('--noise <std>', 'Gaussian noise, standard deviation drawn from [0, s] levels of 255 (default: off)', number)
     .option('--cutout <fraction>', 'erase one rectangle with sides f times the image sides (default: off)', number)
     .addOption(new Option('--fill <mode>', 'fill of pixels from outside the image (default: nearest)').choices([...FILL_MODES]))
-    .option('--fill-value <level>', 'value of the constant fill, 0-255 (default: 0)', integer)
+    .option('--fill-value <level>', 'value of the constant fill, 0-255; alone it selects --fill constant (default: 0)', integer)
     .addOption(new Option('--interpolation <mode>', 'sampling of the warp (default: bilinear)').choices(['bilinear', 'nearest']))
     .addOption(new Option('--engine <name>', 'warp engine (default: auto)').choices(['auto', 'typescript', 'sharp']))
     .addOption(new Option('--encoding <kind>', 'image storage in the shards').choices(['png', 'raw']).default('png'))
