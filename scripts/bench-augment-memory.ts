@@ -3,6 +3,8 @@
  *
  *   pnpm build && node --import tsx scripts/bench-augment-memory.ts [--small 100000] [--large 5000] [--views 2] [--workers 2]
  *
+ * A count of 0 skips that case.
+ *
  * It writes its inputs itself into a temporary folder: --small 28 x 28 gray PNGs (BreastMNIST
  * train images, repeated) and --large 512 x 512 RGB JPEGs (crops of synthetic photos, quality
  * 90), then runs the CLI on each in its own process with rotation, shifts, zoom, flip and
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(`views ${views}, workers ${workers}, node ${process.version}\n\n| inputs | images | rows | wall s | rows/s | peak RSS MB | shard MB |\n|---|---|---|---|---|---|---|\n`);
   for (const { label, count, write, input } of cases) {
+    if (count === 0) continue;
     await write(input, count);
     const outDir = join(root, `out-${count}`);
     const flags = ['--views', String(views), '--rotation', '15', '--width-shift', '0.1', '--height-shift', '0.1', '--zoom', '0.1', '--horizontal-flip', '--brightness', '0.2'];
