@@ -7,8 +7,8 @@
  *
  * It writes its inputs itself into a temporary folder: --small 28 x 28 gray PNGs (BreastMNIST
  * train images, repeated) and --large 512 x 512 RGB JPEGs (crops of synthetic photos, quality
- * 90), then runs the CLI on each in its own process with rotation, shifts, zoom, flip and
- * brightness, PNG output and the default shard size, and prints the wall time and the peak
+ * 90). Then it runs the CLI on each in its own process with rotation, shifts, zoom, flip and
+ * brightness, PNG output and the default shard size. It prints the wall time and the peak
  * resident set size (getrusage's ru_maxrss, which covers every worker thread of the process).
  */
 import { spawnSync } from 'node:child_process';

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The torchvision + PIL side of scripts/bench-augment.ts.
 
-Reads every PNG under --input (class folders), makes --views augmented views of each with the
-same five transforms scarce runs (rotation, width and height shift, zoom, horizontal flip,
-brightness), encodes each view as PNG at --level (or as raw uint8 pixels) and writes them with
-their label and drawn parameters to one record file per worker. Debian 12 has no pyarrow
+Reads every PNG under --input (class folders) and makes --views augmented views of each with
+the same five transforms scarce runs (rotation, width and height shift, zoom, horizontal flip,
+brightness). It encodes each view as PNG at --level (or keeps raw uint8 pixels) and writes it
+with its label, source index, view and shape to one record file per worker; torchvision does not
+return the values it drew, so none are stored. Debian 12 has no pyarrow
 package, so the container is the closest equivalent without it: length-prefixed records, each a
 JSON header followed by the image bytes. The container costs little next to the PNG codec.
 

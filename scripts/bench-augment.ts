@@ -5,10 +5,10 @@
  *
  * It writes its inputs itself into a temporary folder: BreastMNIST train images (28 x 28 gray)
  * repeated to --small images, and --large synthetic 224 x 224 RGB photos (smooth shading, shapes,
- * edges and sensor-like noise). Both sides read the same PNG files, apply the same five
+ * edges and sensor-like noise). Both sides read the same PNG files and apply the same five
  * transforms (rotation 20 degrees, width and height shift 0.1, zoom 0.1, horizontal flip,
- * brightness 0.2, constant fill 0), make one view per image with the same number of worker
- * processes or threads, and encode each view as PNG at zlib level 6. scarce writes Arrow shards;
+ * brightness 0.2, constant fill 0). Each makes one view per image with the same number of
+ * worker processes or threads, and encodes each view as PNG at zlib level 6. scarce writes Arrow shards;
  * the peer (scripts/bench-augment-peer.py) writes length-prefixed records because Debian 12 has
  * no pyarrow. Raw pixel output is measured on its own line. Needs Debian's python3-torchvision.
  * Each measurement is repeated and the median is kept; run it when the machine is otherwise idle.
@@ -24,7 +24,7 @@ function option(name: string, fallback: number): number {
   return at > 0 ? Number(process.argv[at + 1]) : fallback;
 }
 
-/** A 224 px RGB image with shading, shapes, edges and noise, so PNG compression works as on photos. */
+/** Draws a 224 px RGB image with shading, shapes, edges and noise, so PNG compression works as on photos. */
 function syntheticPhoto(random: Random, size: number): RawImage {
   const pixels = new Uint8Array(size * size * 3);
   const base = [0, 1, 2].map(() => [random.uniform(60, 200), random.uniform(-1, 1), random.uniform(-1, 1), random.uniform(10, 40)]);

@@ -323,7 +323,7 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
-/** The error for one bad field: its path, what was expected, what was received, and an example. */
+/** Builds the error for one bad field: its path, what was expected, what was received, and an example. */
 function invalid(field: string, expected: string, value: unknown): InputError {
   const example = EXAMPLES[field.split('.')[0]];
   return new InputError(

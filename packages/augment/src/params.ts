@@ -54,7 +54,7 @@ export type TransformParams = {
   saturation: number;
   /** Fraction of the colour circle added to each pixel's hue; colour images only. */
   hue: number;
-  /** Standard deviation of the Gaussian blur in pixels; 0 is none. */
+  /** Standard deviation of the Gaussian blur in pixels; 0 leaves the image unblurred. */
   blur: number;
   /** Standard deviation of the added Gaussian noise in 8-bit levels, and the seed of its samples. */
   noise: { std: number; seed: number };

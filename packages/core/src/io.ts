@@ -1,7 +1,7 @@
 /**
  * The part of @scarce/core that reads and writes images and shards, without TensorFlow.js, for
- * code that must start fast: augmentation's worker threads import this instead of the package
- * root, whose backend selection loads TensorFlow.js (about half a second and 100 MB a thread).
+ * code that must start fast. The package root's backend selection loads TensorFlow.js, which
+ * costs about half a second and 100 MB a thread.
  */
 export * from './channels.js';
 export * from './dataset-source.js';
