@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { readMedMnistNpz, readShardFolder, recordsOfSplit } from '@scarce/core';
@@ -82,4 +82,39 @@ test('cli exits 2 for a missing dataset', () => {
   const result = runCli(['augment', 'no/such/data.npz', '--out', '/tmp/unused']);
   assert.equal(result.status, 2);
   assert.match(result.stderr, /Dataset no\/such\/data\.npz not found/);
+});
+
+test('run rejects unsafe names and non-run folders', async () => {
+  const dir = await temporaryFolder();
+  const configPath = join(dir, 'c.json');
+  await writeFile(configPath, JSON.stringify({ data: { path: resolve(BREASTMNIST) }, output: 'runs' }));
+  for (const name of ['..', '.', '']) {
+    const result = runCli(['run', configPath, '--name', name, '--force']);
+    assert.equal(result.status, 2, `--name '${name}'`);
+    assert.match(result.stderr, /Invalid --name/);
+  }
+  await mkdir(join(dir, 'runs', 'notes'), { recursive: true });
+  await writeFile(join(dir, 'runs', 'notes', 'mine.txt'), 'keep me');
+  const result = runCli(['run', configPath, '--name', 'notes', '--force']);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /is not a scarce run .* left alone/);
+  assert.equal(await readFile(join(dir, 'runs', 'notes', 'mine.txt'), 'utf8'), 'keep me');
+});
+
+test('run checks settings before writing anything', async () => {
+  const dir = await temporaryFolder();
+  const cases: Array<[object, RegExp]> = [
+    [{ augment: { transforms: { rotation: '10deg' } } }, /Invalid config field 'augment\.transforms'/],
+    [{ synth: { gan: { batchSize: 0 } } }, /Invalid config field 'synth\.gan'/],
+    [{ train: { backbone: 'no/such/backbone' } }, /Invalid config field 'train\.backbone'/],
+    [{ data: { path: resolve(BREASTMNIST), split: { val: 0.1, test: 0.1 } } }, /has its own val or test split/],
+  ];
+  for (const [index, [settings, message]] of cases.entries()) {
+    const configPath = join(dir, `case${index}.json`);
+    await writeFile(configPath, JSON.stringify({ name: `case${index}`, data: { path: resolve(BREASTMNIST) }, ...settings }));
+    const result = runCli(['run', configPath, '--quiet']);
+    assert.equal(result.status, 2, `case ${index}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+    assert.equal(await stat(join(dir, 'runs', `case${index}`)).then(() => true, () => false), false, `case ${index} wrote nothing`);
+  }
 });

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BACKEND_CHOICES, DATASET_FORMATS } from '@scarce/core';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -18,13 +19,24 @@ const earlyStoppingSchema = z
   .strict();
 
 /**
+ * The MobileNetV2-0.35 backbone that ships in the repository's fixtures/, as an absolute path so
+ * the default works wherever a config file lives.
+ */
+export const SHIPPED_BACKBONE = fileURLToPath(new URL('../../../fixtures/mobilenet_v2_0.35_224_notop', import.meta.url));
+
+/** A run name: one folder name, never `.` or `..`. */
+export const runNameSchema = z
+  .string()
+  .regex(/^[\w][\w.-]*$/, 'use letters, digits, dot, dash or underscore, starting with a letter, digit or underscore');
+
+/**
  * The run config: where the data is, and the settings of each stage. Every field but
  * `data.path` has a default; paths are relative to the config file.
  */
 export const runConfigSchema = z
   .object({
     /** Run name; outputs go to `<output>/<name>/`. */
-    name: z.string().regex(/^[\w.-]+$/, 'use letters, digits, dot, dash or underscore').default('run'),
+    name: runNameSchema.default('run'),
     /** Folder that contains runs. */
     output: z.string().default('runs'),
     /** Seed of every random choice of the run (splits, augmentation, GAN); heads use `train.seeds`. */
@@ -58,7 +70,7 @@ export const runConfigSchema = z
       .prefault({}),
     train: z
       .object({
-        backbone: z.string().default('fixtures/mobilenet_v2_0.35_224_notop'),
+        backbone: z.string().default(SHIPPED_BACKBONE),
         inputSize: z.number().int().min(32).default(128),
         featureBatchSize: z.number().int().positive().default(64),
         /** Folder of the on-disk feature cache, or false for none; default $SCARCE_CACHE_DIR or ~/.cache/scarce. */
@@ -135,6 +147,7 @@ export function parseRunConfig(value: unknown, source: string, baseDir: string):
   const config = parsed.data;
   const resolvePath = (path: string) => (isAbsolute(path) || /^https?:\/\//i.test(path) ? path : resolve(baseDir, path));
   config.data.path = resolvePath(config.data.path);
+  config.output = resolvePath(config.output);
   config.train.backbone = resolvePath(config.train.backbone);
   if (typeof config.train.featureCache === 'string') config.train.featureCache = resolvePath(config.train.featureCache);
   return config;

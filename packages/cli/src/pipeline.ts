@@ -1,6 +1,7 @@
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  assignSplits,
   buildManifest,
   loadDataset,
   readShardFolder,
@@ -13,8 +14,8 @@ import {
   type ImageRecord,
   type LabelledDataset,
 } from '@scarce/core';
-import { augmentToShards, type TransformOptions } from '@scarce/augment';
-import { synthToShards, trainConditionalGan, type SynthConfig } from '@scarce/synth';
+import { augmentToShards, resolveTransformConfig, type TransformOptions } from '@scarce/augment';
+import { resolveSynthConfig, synthToShards, trainConditionalGan, type SynthConfig } from '@scarce/synth';
 import { checkNoLeakage, composeClassifier, composeMix, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, parseMix, type Backbone } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
@@ -45,12 +46,48 @@ export interface RunMetrics {
 }
 
 async function prepareRunFolder(directory: string, force: boolean): Promise<void> {
-  const exists = await stat(directory).then(() => true, () => false);
-  if (exists && !force) {
-    throw new InputError(`${directory} already contains a run. Choose another name (--name) or pass --force to replace it.`);
+  const entries = await readdir(directory).catch(() => undefined);
+  if (entries !== undefined && entries.length > 0) {
+    if (!entries.includes('config.json')) {
+      throw new InputError(`${directory} exists and is not a scarce run (it has no config.json), so it is left alone. Choose another name or output folder.`);
+    }
+    if (!force) throw new InputError(`${directory} already contains a run. Choose another name (--name) or pass --force to replace it.`);
+    await rm(directory, { recursive: true, force: true });
   }
-  if (exists) await rm(directory, { recursive: true, force: true });
   await mkdir(directory, { recursive: true });
+}
+
+/** Wraps a settings error of another package as an input error naming the config field. */
+function checkSetting<T>(field: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    throw new InputError(`Invalid config field '${field}': ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Checks everything that can be checked before any work starts, so a bad setting fails in
+ * seconds and writes nothing: stage settings, image sizes the GAN takes, class names and splits.
+ */
+function preflight(config: RunConfig, dataset: LabelledDataset, needs: Set<string>): void {
+  if (needs.has('augmented')) checkSetting('augment.transforms', () => resolveTransformConfig(config.augment.transforms as TransformOptions));
+  if (needs.has('synthetic')) {
+    checkSetting('synth.gan', () => resolveSynthConfig({ seed: config.seed, ...(config.synth.gan as Partial<SynthConfig>) }));
+    const { height, width } = dataset.records[0];
+    if (height % 4 !== 0 || width % 4 !== 0) {
+      throw new InputError(
+        `The GAN needs image sides divisible by 4 but the images are ${height}x${width}. Set data.size, e.g. [28, 28] or [32, 32], or leave synthetic rows out of train.mixes.`,
+      );
+    }
+  }
+  const given = config.data.classNames;
+  if (given !== undefined && JSON.stringify(given) !== JSON.stringify(dataset.classNames)) {
+    throw new InputError(
+      `data.classNames is ${JSON.stringify(given)} but ${config.data.path} has classes ${JSON.stringify(dataset.classNames)} (folders and shards name their own classes). Remove data.classNames or make it match.`,
+    );
+  }
+  checkSplits(dataset, config.data.path);
 }
 
 async function timed<T>(timings: Record<string, number>, stage: string, work: () => Promise<T>): Promise<T> {
@@ -77,10 +114,11 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   if (needs.has('synthetic') && !config.synth.enabled) throw new InputError(`A mix uses synthetic rows but synth.enabled is false.`);
 
   const selection = await selectBackend({ backend: config.backend, log });
-  const dataset = await timed(timings, 'load', () =>
-    loadDataset(config.data.path, { format: config.data.format, classNames: config.data.classNames, split: config.data.split, seed: config.seed, size: config.data.size }),
-  );
-  checkSplits(dataset, config.data.path);
+  const dataset = await timed(timings, 'load', () => loadRunData(config));
+  preflight(config, dataset, needs);
+  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize }).catch((error: Error) => {
+    throw new InputError(`Invalid config field 'train.backbone' (${config.train.backbone}): ${error.message}`);
+  });
   await prepareRunFolder(runDir, options.force ?? false);
   await writeFileAtomic(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   log(`run ${config.name}: ${dataset.records.length} images, classes ${dataset.classNames.join(', ')}, outputs in ${runDir}`);
@@ -127,7 +165,6 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   const trainRows = records.filter((record) => record.split === 'train');
   for (const duplicate of checkNoLeakage(trainRows, evaluation)) log(`warning: the data's own splits share an image: ${duplicate}`);
 
-  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize });
   const features = await timed(timings, 'features', () => featuresByRecord(backbone, records, config, log, options.quiet));
 
   const fineTuning = config.train.strategy === 'fine-tune' ? prepareFineTuning(backbone, records, config, options.quiet) : undefined;
@@ -179,6 +216,17 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   const written = await writeReport(runDir, metrics);
   log(`report: ${written.report}\nmetrics: ${written.metrics}`);
   return metrics;
+}
+
+/** Reads the run's data; `data.split` applies only to data without its own validation and test splits. */
+async function loadRunData(config: RunConfig): Promise<LabelledDataset> {
+  const { path, format, classNames, split, size } = config.data;
+  const dataset = await loadDataset(path, { format, classNames: format === 'npz' || path.toLowerCase().endsWith('.npz') ? classNames : undefined, size });
+  if (split === undefined || (split.val === 0 && split.test === 0)) return dataset;
+  if (dataset.records.some((record) => record.split !== 'train')) {
+    throw new InputError(`${path} has its own val or test split, so data.split would change a fixed test set. Remove data.split, or give data without split folders.`);
+  }
+  return assignSplits(dataset, { ...split, seed: config.seed });
 }
 
 function checkSplits(dataset: LabelledDataset, path: string): void {

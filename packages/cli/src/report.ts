@@ -55,7 +55,12 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
   if (config.augment.enabled) lines.push(`Augmentation: ${config.augment.viewsPerImage} views per real train image. Examples: \`augmented/examples.png\`.`);
   lines.push('', '| stage | seconds |', '| --- | ---: |');
   for (const [stage, seconds] of Object.entries(metrics.timings)) lines.push(`| ${stage} | ${seconds} |`);
-  lines.push('', 'Outputs: `real/`, `augmented/` and `synthetic/` hold Arrow shards with a `manifest.json` each; `metrics.json` holds every number above and the per-epoch logs.', '');
+  const folders = ['real', ...(metrics.mixes.some((mix) => mix.rows.augmented > 0) ? ['augmented'] : []), ...(metrics.synth !== null ? ['synthetic'] : [])];
+  lines.push(
+    '',
+    `Outputs: ${folders.map((folder) => `\`${folder}/\``).join(', ')} contain Arrow shards with a \`manifest.json\` each, \`models/\` the first seed's classifier of each mix, and \`metrics.json\` every number above with the per-epoch logs.`,
+    '',
+  );
   return lines.join('\n');
 }
 

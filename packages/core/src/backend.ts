@@ -75,7 +75,7 @@ function firstLine(error: unknown): string {
 export const CPU_WARNING = [
   '!!! scarce is running on the pure-JavaScript "cpu" backend. Training there is hundreds of',
   '!!! times slower than @tensorflow/tfjs-node or the wasm backend. Install @tensorflow/tfjs-node',
-  '!!! (or tfjs-node-gpu with CUDA), or check why the wasm backend failed above.',
+  '!!! (or tfjs-node-gpu with CUDA), or use --backend auto to pick the fastest one that loads.',
 ].join('\n');
 
 /**

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseBackendChoice } from '@scarce/core';
-import { loadRunConfig } from '../config.js';
+import { loadRunConfig, runNameSchema } from '../config.js';
+import { InputError } from '../errors.js';
 import { runPipeline } from '../pipeline.js';
 
 export function registerRun(program: Command): void {
@@ -16,7 +17,11 @@ export function registerRun(program: Command): void {
     .addHelpText('after', '\nExample:\n  scarce run examples/breastmnist.json --name first-try')
     .action(async (configPath: string, options: { name?: string; output?: string; force: boolean; backend?: string; quiet: boolean }) => {
       const config = await loadRunConfig(configPath);
-      if (options.name !== undefined) config.name = options.name;
+      if (options.name !== undefined) {
+        const name = runNameSchema.safeParse(options.name);
+        if (!name.success) throw new InputError(`Invalid --name '${options.name}': ${name.error.issues[0].message}.`);
+        config.name = name.data;
+      }
       if (options.output !== undefined) config.output = options.output;
       const backend = parseBackendChoice(options.backend, '--backend');
       if (backend !== undefined) config.backend = backend;

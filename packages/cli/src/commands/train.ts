@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
@@ -8,20 +8,24 @@ import { runConfigSchema } from '../config.js';
 import { InputError } from '../errors.js';
 import { integer, integerList, number } from '../options.js';
 
+/** The run config's train defaults, shown in the help text so there is one place they live. */
+const DEFAULTS = runConfigSchema.shape.train.parse({});
+
 export function registerTrain(program: Command): void {
   program
     .command('train')
     .description('Train a head on frozen backbone features of the real train split plus any shard folders, and test it on the real test split.')
     .argument('<data>', 'real data with train, val and test splits: an .npz archive, a class folder with split subfolders, or a shard folder')
     .option('--with <dirs...>', 'shard folders whose train rows join the training set (augmented or synthetic)', [])
-    .option('--backbone <path-or-url>', 'TF.js layers model: a folder, a model.json path or an http(s) URL')
-    .option('--input-size <px>', 'backbone input side in pixels', integer)
-    .option('--units <n>', 'hidden units of the head (0 for a linear head)', integer)
-    .option('--learning-rate <lr>', 'Adam learning rate of the head', number)
-    .option('--patience <epochs>', 'early-stopping patience in epochs', integer)
-    .option('--monitor <name>', 'early-stopping monitor: val_loss, val_accuracy or val_auc')
-    .option('--seeds <list>', 'comma-separated head seeds', integerList)
-    .option('--out <dir>', 'folder for metrics.json and, with --save, the classifier under model/')
+    .option('--backbone <path-or-url>', `TF.js layers model: a folder, a model.json path or an http(s) URL (default: the MobileNetV2-0.35 in fixtures/)`)
+    .option('--input-size <px>', `backbone input side in pixels (default: ${DEFAULTS.inputSize})`, integer)
+    .option('--units <n>', `hidden units of the head, 0 for a linear head (default: ${DEFAULTS.head.units})`, integer)
+    .option('--learning-rate <lr>', `Adam learning rate of the head (default: ${DEFAULTS.head.learningRate})`, number)
+    .option('--patience <epochs>', `early-stopping patience in epochs (default: ${DEFAULTS.earlyStopping.patience})`, integer)
+    .option('--monitor <name>', `early-stopping monitor: val_loss, val_accuracy or val_auc (default: ${DEFAULTS.earlyStopping.monitor})`)
+    .option('--seeds <list>', `comma-separated head seeds (default: ${DEFAULTS.seeds.join(',')})`, integerList)
+    .option('--out <dir>', 'folder for metrics.json and, with --save, the classifier under model/ (default: none, only the log)')
+    .option('--force', 'replace metrics.json and model/ of an earlier run in --out', false)
     .option('--save', 'save the first seed\'s classifier (backbone and head) in the TF.js layers format under <out>/model', false)
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
     .option('--quiet', 'print no progress bar', false)
@@ -37,6 +41,9 @@ export function registerTrain(program: Command): void {
         earlyStopping: { ...defined(options.patience === undefined ? undefined : { patience: options.patience }), ...defined(options.monitor === undefined ? undefined : { monitor: options.monitor }) },
       });
 
+      if (options.out !== undefined && !options.force && (await stat(join(options.out as string, 'metrics.json')).then(() => true, () => false))) {
+        throw new InputError(`${join(options.out as string, 'metrics.json')} exists. Choose another --out or pass --force to replace it.`);
+      }
       await selectBackend({ backend: parseBackendChoice(options.backend as string | undefined, '--backend'), log });
       const dataset = await loadDataset(data);
       const records = [...dataset.records];
