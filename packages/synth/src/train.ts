@@ -56,9 +56,10 @@ export interface TrainedGan extends SamplingGenerator {
 }
 
 /** Formats an epoch log as one line for a person watching the run. */
-export function formatEpochLog(log: EpochLog, epochs: number): string {
+export function formatEpochLog(log: EpochLog, epochs: number, stepsPerEpoch?: number): string {
+  const partial = stepsPerEpoch !== undefined && log.steps < stepsPerEpoch ? ` (partial: ${log.steps} of ${stepsPerEpoch} steps)` : '';
   return (
-    `epoch ${log.epoch}/${epochs}  D loss ${log.discriminatorLoss.toFixed(4)}  G loss ${log.generatorLoss.toFixed(4)}  ` +
+    `epoch ${log.epoch}/${epochs}${partial}  D loss ${log.discriminatorLoss.toFixed(4)}  G loss ${log.generatorLoss.toFixed(4)}  ` +
     `D(real) ${log.realScore.toFixed(3)}  D(fake) ${log.fakeScore.toFixed(3)}  ${log.seconds.toFixed(2)}s`
   );
 }
@@ -202,7 +203,7 @@ export async function trainConditionalGan(
       }
       history.push(log);
       hooks.onEpochEnd?.(log);
-      hooks.log?.(formatEpochLog(log, config.epochs));
+      hooks.log?.(formatEpochLog(log, config.epochs, stepsPerEpoch));
 
       const done = config.timeBudgetSeconds === null ? epoch : Math.min(progressTotal, Math.floor(log.elapsedSeconds));
       progress?.tick(done - progressDone, `epoch ${epoch} D ${log.discriminatorLoss.toFixed(3)} G ${log.generatorLoss.toFixed(3)}`);
@@ -224,7 +225,7 @@ export async function trainConditionalGan(
   const epochsCompleted = history.filter((log) => log.steps === stepsPerEpoch).length;
   const seconds = elapsedSeconds();
   hooks.log?.(
-    `trained ${epochsCompleted} epochs (${trainer.steps} steps of ${batchSize}) in ${seconds.toFixed(1)}s on ${tf.getBackend()}, ` +
+    `trained ${epochsCompleted} ${epochsCompleted === 1 ? 'epoch' : 'epochs'} (${trainer.steps} steps of ${batchSize}) in ${seconds.toFixed(1)}s on ${tf.getBackend()}, ` +
       `stopped by ${stoppedBy === 'epochs' ? 'the epoch count' : 'the time budget'}; last D loss ${lastEpoch.discriminatorLoss.toFixed(4)}, G loss ${lastEpoch.generatorLoss.toFixed(4)}`,
   );
   const provenance: GeneratorProvenance = {
