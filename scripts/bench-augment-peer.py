@@ -9,12 +9,14 @@ return the values it drew, so none are stored. Debian 12 has no pyarrow
 package, so the container is the closest equivalent without it: length-prefixed records, each a
 JSON header followed by the image bytes. The container costs little next to the PNG codec.
 
-Prints one JSON line: images read, views written, seconds, bytes written.
+Prints one JSON line: images read, views written, wall and CPU seconds (this process and its
+workers), bytes written.
 """
 import argparse
 import io
 import json
 import os
+import resource
 import struct
 import sys
 import time
@@ -100,14 +102,24 @@ def main():
     # Contiguous blocks, one per worker, as scarce gives each worker whole shards.
     block = (len(images) + args.workers - 1) // args.workers
     tasks = [(w, images[w * block:(w + 1) * block], args) for w in range(args.workers)]
+    def cpu_seconds():
+        usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        return sum(u.ru_utime + u.ru_stime for u in usage)
+
     start = time.perf_counter()
-    with get_context('fork').Pool(args.workers) as pool:
-        results = pool.map(work, tasks)
+    cpu_start = cpu_seconds()
+    pool = get_context('fork').Pool(args.workers)
+    results = pool.map(work, tasks)
+    # close and join reap the workers, so RUSAGE_CHILDREN counts their CPU time.
+    pool.close()
+    pool.join()
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_start
     print(json.dumps({
         'images': len(images),
         'views': sum(count for count, _ in results),
         'seconds': seconds,
+        'cpu_seconds': cpu,
         'bytes': sum(size for _, size in results),
         'versions': {'torch': torch.__version__, 'torchvision': __import__('torchvision').__version__, 'pillow': Image.__version__},
     }))

@@ -11,7 +11,9 @@
  * worker processes or threads, and encodes each view as PNG at zlib level 6. scarce writes Arrow shards;
  * the peer (scripts/bench-augment-peer.py) writes length-prefixed records because Debian 12 has
  * no pyarrow. Raw pixel output is measured on its own line. Needs Debian's python3-torchvision.
- * Each measurement is repeated and the median is kept; run it when the machine is otherwise idle.
+ * Each measurement is repeated and the median is kept. Wall-clock rates depend on what else the
+ * machine runs, so it also prints images per CPU-second (every thread or process of the run
+ * counted), which other load disturbs less; run it when the machine is otherwise idle.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -73,6 +75,8 @@ async function folderBytes(directory: string, suffix: string): Promise<number> {
 
 interface Measurement {
   seconds: number;
+  /** CPU time of the whole run, every thread or process included. */
+  cpuSeconds: number;
   bytes: number;
 }
 
@@ -80,16 +84,16 @@ interface Measurement {
 async function runScarce(input: string, outDir: string, workers: number, encoding: 'png' | 'raw'): Promise<Measurement> {
   await rm(outDir, { recursive: true, force: true });
   const output = execFileSync(process.execPath, ['scripts/bench-augment-run.mjs', input, outDir, String(workers), encoding], { encoding: 'utf8' });
-  const { seconds } = JSON.parse(output.trim()) as { seconds: number };
-  return { seconds, bytes: await folderBytes(outDir, '.arrow') };
+  const { seconds, cpuSeconds } = JSON.parse(output.trim()) as { seconds: number; cpuSeconds: number };
+  return { seconds, cpuSeconds, bytes: await folderBytes(outDir, '.arrow') };
 }
 
 function runPeer(input: string, outDir: string, workers: number, encoding: 'png' | 'raw'): Measurement {
   const output = execFileSync('/usr/bin/python3', ['scripts/bench-augment-peer.py', '--input', input, '--output', outDir, '--workers', String(workers), '--encoding', encoding, '--level', '6'], {
     encoding: 'utf8',
   });
-  const result = JSON.parse(output.trim().split('\n').pop()!) as { seconds: number; bytes: number };
-  return { seconds: result.seconds, bytes: result.bytes };
+  const result = JSON.parse(output.trim().split('\n').pop()!) as { seconds: number; cpu_seconds: number; bytes: number };
+  return { seconds: result.seconds, cpuSeconds: result.cpu_seconds, bytes: result.bytes };
 }
 
 function median(values: number[]): number {
@@ -106,7 +110,10 @@ async function main(): Promise<void> {
   const inputs = await writeInputs(root, counts.small, counts.large);
   const peerVersions = execFileSync('/usr/bin/python3', ['-c', 'import torch, torchvision, PIL; print(torch.__version__, torchvision.__version__, PIL.__version__)'], { encoding: 'utf8' }).trim();
   process.stdout.write(`workers ${workers}, median of ${repeats}; node ${process.version} (zlib ${process.versions.zlib}); torch, torchvision, Pillow ${peerVersions}\n\n`);
-  process.stdout.write('| images | output | scarce img/s | torchvision img/s | ratio | scarce bytes/img | torchvision bytes/img |\n|---|---|---|---|---|---|---|\n');
+  process.stdout.write(
+    '| images | output | scarce img/s | torchvision img/s | ratio | scarce img/CPU-s | torchvision img/CPU-s | CPU ratio | scarce bytes/img | torchvision bytes/img |\n' +
+      '|---|---|---|---|---|---|---|---|---|---|\n',
+  );
 
   for (const [label, input, count] of [['28 x 28 gray', inputs.small, counts.small], ['224 x 224 RGB', inputs.large, counts.large]] as const) {
     for (const encoding of ['png', 'raw'] as const) {
@@ -119,12 +126,17 @@ async function main(): Promise<void> {
       }
       const oursRate = count / median(ours.map((m) => m.seconds));
       const peerRate = count / median(peer.map((m) => m.seconds));
+      const oursCpuRate = count / median(ours.map((m) => m.cpuSeconds));
+      const peerCpuRate = count / median(peer.map((m) => m.cpuSeconds));
       const row = [
         label,
         encoding === 'png' ? 'PNG level 6' : 'raw uint8',
         oursRate.toFixed(0),
         peerRate.toFixed(0),
         `${(oursRate / peerRate).toFixed(2)}x`,
+        oursCpuRate.toFixed(0),
+        peerCpuRate.toFixed(0),
+        `${(oursCpuRate / peerCpuRate).toFixed(2)}x`,
         (ours[0].bytes / count).toFixed(0),
         (peer[0].bytes / count).toFixed(0),
       ];

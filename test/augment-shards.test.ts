@@ -201,7 +201,9 @@ describe('augmentToShards at scale', () => {
       let rows = 0;
       const labels: number[] = [];
       for (const shard of manifest.shards) {
-        // `frame.height` would return the column named height, hence `shape.height`. readIPC of a path string fails in nodejs-polars 0.25.2 even for files polars wrote itself, so pass the bytes.
+        // `frame.height` would return the column named height, hence `shape.height`. readIPC of a
+        // path string fails in nodejs-polars 0.24.0 and 0.25.2 even for files polars wrote itself,
+        // so the bytes are passed; scanIPC takes the path.
         const frame = polars.readIPC(await readFile(join(directory, shard.file)));
         assert.equal(polars.scanIPC(join(directory, shard.file)).collectSync().shape.height, shard.rows, `${encoding} ${shard.file} lazy scan`);
         assert.equal(frame.shape.height, shard.rows, `${encoding} ${shard.file} rows`);
