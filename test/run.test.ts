@@ -118,3 +118,35 @@ test('run checks settings before writing anything', async () => {
     assert.equal(await stat(join(dir, 'runs', `case${index}`)).then(() => true, () => false), false, `case ${index} wrote nothing`);
   }
 });
+
+test('train rejects views of other images', async () => {
+  const dir = await temporaryFolder();
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const pick = (split: 'train' | 'val' | 'test', count: number) => recordsOfSplit(dataset, split).slice(0, count);
+  const writeData = async (name: string, splits: Record<'train' | 'val' | 'test', ReturnType<typeof pick>>) => {
+    const arrays: Record<string, Uint8Array> = {};
+    for (const [split, records] of Object.entries(splits)) {
+      const pixels = new Uint8Array(records.length * 28 * 28);
+      records.forEach((record, i) => pixels.set(record.pixels, i * 28 * 28));
+      arrays[`${split}_images`] = npyBytes(pixels, [records.length, 28, 28], '|u1');
+      arrays[`${split}_labels`] = npyBytes(records.map((record) => record.label), [records.length], '<i8');
+    }
+    const path = join(dir, `${name}.npz`);
+    await writeNpz(path, arrays);
+    return path;
+  };
+  // B trains on A's held-out images, so views of B's train split are views of A's val and test images.
+  const a = await writeData('a', { train: pick('train', 40), val: pick('val', 20), test: pick('test', 20) });
+  const b = await writeData('b', { train: [...pick('val', 20), ...pick('test', 20)], val: pick('train', 20), test: pick('train', 40).slice(20) });
+  const common = ['--input-size', '32', '--seeds', '0', '--quiet'];
+
+  assert.equal(runCli(['augment', b, '--out', join(dir, 'aug-b'), '--views', '1', '--rotation', '10', '--quiet']).status, 0);
+  const leaked = runCli(['train', a, '--with', join(dir, 'aug-b'), ...common]);
+  assert.equal(leaked.status, 2, leaked.stderr);
+  assert.match(leaked.stderr, /aug-b: augmented row 0 .* does not replay from the train image with that index/);
+
+  assert.equal(runCli(['augment', a, '--out', join(dir, 'aug-a'), '--views', '1', '--rotation', '10', '--quiet']).status, 0);
+  const honest = runCli(['train', a, '--with', join(dir, 'aug-a'), ...common]);
+  assert.equal(honest.status, 0, honest.stderr);
+  assert.match(honest.stderr, /real\+augmented: test accuracy/);
+});

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
 import { checkNoLeakage, composeClassifier, extractFeatures, loadBackbone, saveClassifier, type ClassifierHead } from '@scarce/train';
 import { benchmarkMixes, type SeedResult } from '../benchmark.js';
+import { verifyAugmentedSources } from '../verify-views.js';
 import { runConfigSchema } from '../config.js';
 import { InputError } from '../errors.js';
 import { integer, integerList, number } from '../options.js';
@@ -52,7 +53,9 @@ export function registerTrain(program: Command): void {
         if (JSON.stringify(extra.classNames) !== JSON.stringify(dataset.classNames)) {
           throw new InputError(`${dir} has classes ${JSON.stringify(extra.classNames)} but ${data} has ${JSON.stringify(dataset.classNames)}.`);
         }
-        records.push(...extra.records.filter((record) => record.origin !== 'real'));
+        const rows = extra.records.filter((record) => record.origin !== 'real');
+        await verifyAugmentedSources(recordsOfSplit(dataset, 'train'), rows.filter((record) => record.origin === 'augmented'), dir);
+        records.push(...rows);
       }
       const trainRows = records.filter((record) => record.split === 'train');
       const evaluation = { val: recordsOfSplit(dataset, 'val'), test: recordsOfSplit(dataset, 'test') };
