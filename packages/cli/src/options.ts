@@ -18,3 +18,12 @@ export function integer(value: string): number {
 export function integerList(value: string): number[] {
   return value.split(',').map((part) => integer(part.trim()));
 }
+
+/** Parses `HxW` (pixels) into [height, width]. */
+export function pixelSize(value: string): [number, number] {
+  const match = /^(\d+)x(\d+)$/i.exec(value.trim());
+  if (match === null || Number(match[1]) < 1 || Number(match[2]) < 1) {
+    throw new InvalidArgumentError(`expected HEIGHTxWIDTH in pixels, e.g. 224x224, but received '${value}'.`);
+  }
+  return [Number(match[1]), Number(match[2])];
+}

@@ -100,7 +100,7 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
     if (pixels.height !== first.height || pixels.width !== first.width) {
       throw new InputError(
         `${image.path} is ${pixels.height}x${pixels.width} but ${relative(root, found[0].path)} is ` +
-          `${first.height}x${first.width}. Pass a size (e.g. --size ${first.height}x${first.width}) to resize all images.`,
+          `${first.height}x${first.width}. Set a size to resize all images: data.size in a run config (e.g. [${first.height}, ${first.width}]) or --size ${first.height}x${first.width} on the command line.`,
       );
     }
     const converted = convertChannels(pixels.pixels, pixels.channels, channels);

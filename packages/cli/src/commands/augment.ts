@@ -11,16 +11,7 @@ import {
   type TransformOptions,
 } from '@scarce/augment';
 import { parse as parseYaml } from 'yaml';
-import { integer, number } from '../options.js';
-
-/** Parses `HxW` (pixels) into [height, width]. */
-function pixelSize(value: string): [number, number] {
-  const match = /^(\d+)x(\d+)$/i.exec(value.trim());
-  if (match === null || Number(match[1]) < 1 || Number(match[2]) < 1) {
-    throw new InvalidArgumentError(`expected HEIGHTxWIDTH in pixels, e.g. 224x224, but received '${value}'.`);
-  }
-  return [Number(match[1]), Number(match[2])];
-}
+import { integer, number, pixelSize } from '../options.js';
 
 /** Parses a shift bound: a fraction (`0.1`) or pixels (`4px`). */
 function shift(value: string): TransformOptions['widthShift'] {

@@ -7,7 +7,7 @@ import { benchmarkMixes, type SeedResult } from '../benchmark.js';
 import { verifyAugmentedSources } from '../verify-views.js';
 import { runConfigSchema } from '../config.js';
 import { InputError } from '../errors.js';
-import { integer, integerList, number } from '../options.js';
+import { integer, integerList, number, pixelSize } from '../options.js';
 
 /** The run config's train defaults, shown in the help text so there is one place they live. */
 const DEFAULTS = runConfigSchema.shape.train.parse({});
@@ -28,6 +28,7 @@ export function registerTrain(program: Command): void {
     .option('--out <dir>', 'folder for metrics.json and, with --save, the classifier under model/ (default: none, only the log)')
     .option('--force', 'replace metrics.json and model/ of an earlier run in --out', false)
     .option('--save', 'save the first seed\'s classifier (backbone and head) in the TF.js layers format under <out>/model', false)
+    .option('--size <HxW>', 'resize every image of a class folder to HxW (default: every image must have the size of the first)', pixelSize)
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
     .option('--quiet', 'print no progress bar', false)
     .addHelpText('after', '\nExample:\n  scarce train fixtures/breastmnist/breastmnist.npz --with out/aug out/synth --seeds 0,1,2')
@@ -46,7 +47,7 @@ export function registerTrain(program: Command): void {
         throw new InputError(`${join(options.out as string, 'metrics.json')} exists. Choose another --out or pass --force to replace it.`);
       }
       await selectBackend({ backend: parseBackendChoice(options.backend as string | undefined, '--backend'), log });
-      const dataset = await loadDataset(data);
+      const dataset = await loadDataset(data, { size: options.size as [number, number] | undefined });
       const records = [...dataset.records];
       for (const dir of options.with as string[]) {
         const extra = await readShardFolder(dir);
