@@ -3,7 +3,7 @@ import { writeFileAtomic } from '@scarce/core';
 import type { RunMetrics } from './pipeline.js';
 
 const number = (value: number, digits = 3) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
-const meanStd = (value: { mean: number; std: number }) => `${number(value.mean)} ± ${number(value.std)}`;
+const meanStd = (value: { mean: number; std: number }, count: number) => (count > 1 ? `${number(value.mean)} ± ${number(value.std)}` : number(value.mean));
 
 /** Renders a run's metrics as Markdown. */
 export function renderMarkdownReport(metrics: RunMetrics): string {
@@ -23,7 +23,7 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
       (config.train.strategy === 'fine-tune'
         ? `, then fine-tunes it with the backbone's ${config.train.fineTune.layerPrefixes.length > 0 ? `layers ${config.train.fineTune.layerPrefixes.join(', ')}` : `last ${config.train.fineTune.lastBlocks} blocks`} at learning rate ${config.train.fineTune.learningRate}, `
         : ', ') +
-      `and is measured once on the real test split. Scores are mean ± standard deviation over head seeds ${seeds}.`,
+      `and is measured once on the real test split. ${config.train.seeds.length > 1 ? `Scores are mean ± standard deviation over head seeds ${seeds}.` : `Scores come from head seed ${seeds}.`}`,
     '',
     '| mix | real | augmented | synthetic | epochs run | best epoch | test accuracy | test AUC |',
     '| --- | ---: | ---: | ---: | --- | --- | --- | --- |',
@@ -32,7 +32,7 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
     const epochs = mix.seeds.map((seed) => seed.epochsRun).join(', ');
     const best = mix.seeds.map((seed) => seed.bestEpoch).join(', ');
     lines.push(
-      `| ${mix.mix} | ${mix.rows.real} | ${mix.rows.augmented} | ${mix.rows.synthetic} | ${epochs} | ${best} | ${meanStd(mix.testAccuracy)} | ${meanStd(mix.testAuc)} |`,
+      `| ${mix.mix} | ${mix.rows.real} | ${mix.rows.augmented} | ${mix.rows.synthetic} | ${epochs} | ${best} | ${meanStd(mix.testAccuracy, mix.seeds.length)} | ${meanStd(mix.testAuc, mix.seeds.length)} |`,
     );
   }
 
