@@ -352,7 +352,10 @@ describe('new transforms', () => {
     for (let seed = 0; seed < 40; seed++) {
       const { crop, outputSize } = sampleTransformParams(config, 28, 30, seed);
       assert.deepEqual(outputSize, [20, 16]);
-      assert.ok(crop!.x >= 0 && crop!.x + crop!.width <= 30 && crop!.y >= 0 && crop!.y + crop!.height <= 28, `seed ${seed}`);
+      assert.ok(crop!.x >= 0, `seed ${seed}: left edge`);
+      assert.ok(crop!.x + crop!.width <= 30, `seed ${seed}: right edge`);
+      assert.ok(crop!.y >= 0, `seed ${seed}: top edge`);
+      assert.ok(crop!.y + crop!.height <= 28, `seed ${seed}: bottom edge`);
       if (crop!.x === 7 && crop!.y === 4) centred++;
     }
     assert.ok(centred >= 10, `views without the draw get the centre crop (${centred} of 40)`);
@@ -365,8 +368,10 @@ describe('new transforms', () => {
       const { crop, outputSize } = sampleTransformParams(config, 40, 60, seed);
       const area = (crop!.width * crop!.height) / (40 * 60);
       assert.deepEqual(outputSize, [12, 12]);
-      assert.ok(crop!.x + crop!.width <= 60 && crop!.y + crop!.height <= 40, `seed ${seed}: inside`);
-      assert.ok(area > 0.2 && area < 0.56, `seed ${seed}: area share ${area}`);
+      assert.ok(crop!.x + crop!.width <= 60, `seed ${seed}: inside horizontally`);
+      assert.ok(crop!.y + crop!.height <= 40, `seed ${seed}: inside vertically`);
+      assert.ok(area > 0.2, `seed ${seed}: area share ${area}`);
+      assert.ok(area < 0.56, `seed ${seed}: area share ${area}`);
     }
     const view = await augmentRecord(smooth(40, 60, 3), config, 3);
     assert.deepEqual([view.height, view.width], [12, 12]);
@@ -404,8 +409,10 @@ describe('new transforms', () => {
     const blurred = await applyTransform(edge, paramsWith('typescript', { blur: 1 }));
     assert.equal(valueAt(blurred, 0, 4), 0);
     assert.equal(valueAt(blurred, 19, 4), 200);
-    assert.ok(valueAt(blurred, 9, 4) > 20 && valueAt(blurred, 9, 4) < 100, `left of the edge ${valueAt(blurred, 9, 4)}`);
-    assert.ok(valueAt(blurred, 10, 4) > 100 && valueAt(blurred, 10, 4) < 180, `right of the edge ${valueAt(blurred, 10, 4)}`);
+    assert.ok(valueAt(blurred, 9, 4) > 20, `left of the edge ${valueAt(blurred, 9, 4)}`);
+    assert.ok(valueAt(blurred, 9, 4) < 100, `left of the edge ${valueAt(blurred, 9, 4)}`);
+    assert.ok(valueAt(blurred, 10, 4) > 100, `right of the edge ${valueAt(blurred, 10, 4)}`);
+    assert.ok(valueAt(blurred, 10, 4) < 180, `right of the edge ${valueAt(blurred, 10, 4)}`);
   });
 
   test('noise is seeded and has its spread', async () => {
@@ -432,7 +439,8 @@ describe('new transforms', () => {
     }
     const config = resolveTransformConfig({ cutout: { size: [0.2, 0.4], count: 3 } });
     const drawn = sampleTransformParams(config, 50, 50, 4).cutout;
-    assert.ok(drawn.length >= 1 && drawn.length <= 3);
+    assert.ok(drawn.length >= 1, `drew ${drawn.length}`);
+    assert.ok(drawn.length <= 3, `drew ${drawn.length}`);
     for (const region of drawn) assert.ok(region.x + region.width <= 50 && region.y + region.height <= 50);
   });
 

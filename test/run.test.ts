@@ -50,7 +50,8 @@ test('run writes a report with every mix', async () => {
     assert.equal(mix.seeds.length, 2);
     for (const seed of mix.seeds) {
       for (const value of [seed.test.accuracy, seed.test.auc, seed.val.accuracy]) assert.ok(value >= 0 && value <= 1, `${mix.mix}: ${value} in [0, 1]`);
-      assert.ok(seed.bestEpoch >= 1 && seed.bestEpoch <= seed.epochsRun);
+      assert.ok(seed.bestEpoch >= 1, `${mix.mix}: best epoch ${seed.bestEpoch} is 1-based`);
+      assert.ok(seed.bestEpoch <= seed.epochsRun, `${mix.mix}: best epoch within ${seed.epochsRun} epochs run`);
     }
   }
   const rows = Object.fromEntries(metrics.mixes.map((mix: { mix: string; rows: object }) => [mix.mix, mix.rows]));

@@ -43,7 +43,7 @@ export interface ChunkResult {
 }
 
 /**
- * Rows per Arrow record batch, and so per chunk of work handed to a worker: a chunk holds
+ * Rows per Arrow record batch, and so per chunk of work handed to a worker: a chunk contains
  * `max(1, floor(BATCH_ROWS / viewsPerImage))` sources. Fixed, because it shapes the file.
  */
 export const BATCH_ROWS = 64;

@@ -425,7 +425,7 @@ function chunksOf(shards: readonly PlannedShard[], sources: readonly ShardSource
  * one is enough), a few ahead of the writer, and written in order, one record batch each. So
  * every core works on every shard, memory is bounded by the chunks in flight, and the bytes do
  * not depend on the thread count. Each finished shard is reported to `onWritten`. On a failure
- * or an abort the shard being written is removed, and the error says how many were kept.
+ * or an abort the shard being written is removed, and the error reports how many were kept.
  */
 async function writeShards(
   todo: readonly PlannedShard[],

@@ -81,10 +81,10 @@ function preflight(config: RunConfig, dataset: LabelledDataset, needs: Set<strin
       );
     }
   }
-  const given = config.data.classNames;
-  if (given !== undefined && JSON.stringify(given) !== JSON.stringify(dataset.classNames)) {
+  const configuredNames = config.data.classNames;
+  if (configuredNames !== undefined && JSON.stringify(configuredNames) !== JSON.stringify(dataset.classNames)) {
     throw new InputError(
-      `data.classNames is ${JSON.stringify(given)} but ${config.data.path} has classes ${JSON.stringify(dataset.classNames)} (folders and shards name their own classes). Remove data.classNames or make it match.`,
+      `data.classNames is ${JSON.stringify(configuredNames)} but ${config.data.path} has classes ${JSON.stringify(dataset.classNames)} (folders and shards name their own classes). Remove data.classNames or make it match.`,
     );
   }
   checkSplits(dataset, config.data.path);

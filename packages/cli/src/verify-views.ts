@@ -12,9 +12,9 @@ export async function verifyAugmentedSources(trainRecords: readonly ImageRecord[
   const sources = new Map(trainRecords.filter((record) => record.origin === 'real').map((record) => [record.sourceIndex, record]));
   for (const [row, view] of augmented.entries()) {
     const source = sources.get(view.sourceIndex);
-    const fail = (why: string) =>
+    const fail = (reason: string) =>
       new InputError(
-        `${folder}: augmented row ${row} (source index ${view.sourceIndex}, view ${view.view}) ${why}, so it was not made from this data's train images. Augment this dataset's train split and pass that folder.`,
+        `${folder}: augmented row ${row} (source index ${view.sourceIndex}, view ${view.view}) ${reason}, so it was not made from this data's train images. Augment this dataset's train split and pass that folder.`,
       );
     if (source === undefined) throw fail('names no real train image');
     if (view.params === null) throw fail('has no params to replay');

@@ -16,7 +16,7 @@ export const BACKEND_VARIABLE = 'SCARCE_BACKEND';
 export interface SelectBackendOptions {
   /** A backend to use instead of the first that loads; default `auto` (or $SCARCE_BACKEND). */
   backend?: BackendChoice | 'auto';
-  /** Where the choice and the reasons are logged; default stderr. */
+  /** Logger of the choice and the reasons; default stderr. */
   log?: (line: string) => void;
 }
 
@@ -32,7 +32,7 @@ const require = createRequire(import.meta.url);
 
 async function loadNodeBinding(packageName: string): Promise<string> {
   // Importing a package whose native binding is missing registers half its kernels before it
-  // throws, and the next import then warns about every one of them; look for the binding first.
+  // throws, and the next import then warns about every one of them. So look for the binding first.
   const packageDir = dirname(require.resolve(`${packageName}/package.json`));
   const bindings = await readdir(join(packageDir, 'lib'), { recursive: true }).catch(() => [] as string[]);
   if (!bindings.some((file) => file.endsWith('tfjs_binding.node'))) {

@@ -29,7 +29,7 @@ function toBuffer(pixels: Uint8Array): Buffer {
 
 /**
  * Encodes raw pixels as PNG with the TypeScript codec in `png.ts`: grayscale stays one channel,
- * and rows are filtered adaptively unless `filter` says otherwise.
+ * and rows are filtered adaptively unless `filter` sets another.
  */
 export async function encodePng(image: RawImage, options: EncodePngOptions = {}): Promise<Uint8Array> {
   checkChannels(image.channels);
@@ -51,7 +51,7 @@ export async function decodeStoredImage(bytes: Uint8Array, encoding: ImageEncodi
   const { height, width, channels } = shape;
   if (encoding === 'raw') {
     if (bytes.length !== height * width * channels) {
-      throw new InputError(`${source} declares ${height}x${width}x${channels} but holds ${bytes.length} raw bytes where ${height * width * channels} are needed.`);
+      throw new InputError(`${source} declares ${height}x${width}x${channels} but contains ${bytes.length} raw bytes where ${height * width * channels} are needed.`);
     }
     return { pixels: bytes.slice(), height, width, channels };
   }
@@ -69,7 +69,7 @@ export async function decodeStoredImage(bytes: Uint8Array, encoding: ImageEncodi
  * The result keeps one channel for grayscale images and three for colour ones; CMYK is converted
  * to sRGB. Plain 8-bit PNGs are decoded in TypeScript, everything else by sharp. Rejects images
  * of more than 8 bits per sample, because scaling them to 8 bits needs a window that only the
- * data's owner knows.
+ * data's owner can choose.
  */
 export async function decodeImage(bytes: Uint8Array): Promise<RawImage> {
   const fast = decodePng(bytes);

@@ -1,7 +1,7 @@
-/** Where a record came from. */
+/** Source of a record. */
 export type Origin = 'real' | 'augmented' | 'synthetic';
 
-/** Which split a record belongs to. Validation and test records are always real. */
+/** Split a record belongs to. Validation and test records are always real. */
 export type Split = 'train' | 'val' | 'test';
 
 export const ORIGINS: readonly Origin[] = ['real', 'augmented', 'synthetic'];

@@ -1,7 +1,7 @@
 import { Binary, Field, Int32, Schema, Uint32, Utf8 } from 'apache-arrow';
 
 /**
- * The Arrow shard schema, format version 1. One row per image. The image column holds PNG
+ * The Arrow shard schema, format version 1. One row per image. The image column contains PNG
  * bytes, or with the `raw` encoding the uint8 pixels row-major and channels last, whose shape
  * the height, width and channels columns give. The class names, the encoding and the format
  * version travel in the schema metadata, so a shard can be read without its manifest.
@@ -12,7 +12,7 @@ export const METADATA_FORMAT_VERSION = 'scarce.format_version';
 export const METADATA_CLASS_NAMES = 'scarce.class_names';
 export const METADATA_ENCODING = 'scarce.encoding';
 
-/** How the `image` column stores pixels: PNG bytes, or raw uint8 pixels (height x width x channels). */
+/** Storage of the `image` column's pixels: PNG bytes, or raw uint8 pixels (height x width x channels). */
 export type ImageEncoding = 'png' | 'raw';
 export const IMAGE_ENCODINGS: readonly ImageEncoding[] = ['png', 'raw'];
 

@@ -38,7 +38,7 @@ export interface ShardRow extends Omit<ImageRecord, 'pixels'> {
   image: Uint8Array;
 }
 
-/** What the manifest records about one written shard. */
+/** Manifest entry of one written shard. */
 export interface ShardInfo {
   /** File name relative to the shard folder. */
   file: string;
@@ -59,7 +59,7 @@ export interface ShardWriterOptions {
   prefix?: string;
   /** Rows per shard; default 4096. */
   rowsPerShard?: number;
-  /** How images are stored; default `png`. The rows' `image` bytes must already be in it. */
+  /** Image encoding; default `png`. The rows' `image` bytes must already be in it. */
   encoding?: ImageEncoding;
 }
 
@@ -121,7 +121,7 @@ export function countRows(rows: readonly Pick<ShardRow, 'label' | 'origin' | 'sp
 /** Options of `ShardFileWriter.open`. */
 export interface ShardFileWriterOptions {
   classNames: readonly string[];
-  /** How the rows' images are stored; default `png`. */
+  /** Encoding of the rows' images; default `png`. */
   encoding?: ImageEncoding;
 }
 

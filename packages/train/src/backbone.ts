@@ -1,7 +1,7 @@
 import { InputError, readModelArtifacts } from '@scarce/core';
 import * as tf from '@tensorflow/tfjs';
 
-/** How a backbone expects its input. */
+/** Input format a backbone expects. */
 export interface BackboneSpec {
   /** Side of the square input the weights were trained at, in pixels. */
   nativeSize: number;
@@ -21,7 +21,7 @@ export interface Backbone {
   inputSize: number;
   /** Channels of the feature map (the features after global average pooling). */
   featureSize: number;
-  /** Where it was loaded from. */
+  /** Path or URL it was loaded from. */
   source: string;
   /** sha256 of the resized topology and the weights: the key of cached features. */
   fingerprint: string;

@@ -33,7 +33,7 @@ export function resolveMode(monitor: string, mode: MonitorMode): 'min' | 'max' {
   );
 }
 
-/** What the training loop should do after an epoch. */
+/** Decision for the training loop after an epoch. */
 export interface EarlyStoppingDecision {
   /** True when this epoch is the best so far (its weights should be kept when restoring). */
   improved: boolean;
@@ -45,7 +45,7 @@ export interface EarlyStoppingDecision {
 
 /**
  * Early stopping with the semantics of Keras 3's `EarlyStopping` callback, independent of any
- * model: the training loop reports each epoch's logs, takes a weight snapshot when told to, and
+ * model: the training loop reports each epoch's logs, takes a weight snapshot when the decision requests one, and
  * restores `bestEpoch`'s snapshot at the end when `restoreBestWeights` is set.
  * Epoch numbers are 0-based here, as in Keras; messages print them 1-based.
  */
@@ -82,7 +82,7 @@ export class EarlyStopping {
     return this.mode === 'min' ? value + this.minDelta < reference : value - this.minDelta > reference;
   }
 
-  /** Takes one epoch's logs and says whether to snapshot weights and whether to stop. */
+  /** Takes one epoch's logs and returns whether to snapshot weights and whether to stop. */
   onEpochEnd(epoch: number, logs: Record<string, number>): EarlyStoppingDecision {
     const value = logs[this.monitor];
     if (value === undefined) {
@@ -114,7 +114,7 @@ export class EarlyStopping {
     return { improved: false, snapshot, stop };
   }
 
-  /** One line for the log when training ends, giving 1-based epochs. */
+  /** Returns one line for the log when training ends, with 1-based epochs. */
   summary(): string {
     const stopped = this.stoppedEpoch === undefined ? 'ran all epochs' : `stopped early at epoch ${this.stoppedEpoch + 1}`;
     const best = Number.isFinite(this.best) ? `${this.monitor} ${this.best.toFixed(4)}` : `${this.monitor} never improved`;

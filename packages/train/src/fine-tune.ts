@@ -131,7 +131,7 @@ export interface FineTuning {
 }
 
 /**
- * The second phase of fine-tuning: trains the tail's unfrozen layers and the head (already trained
+ * Runs the second phase of fine-tuning: trains the tail's unfrozen layers and the head (already trained
  * on frozen features) together at a small learning rate. The tail runs in inference mode, so its
  * BatchNorm layers keep their moving statistics, as Keras recommends when fine-tuning. Only the
  * tail's ops are on the gradient tape.

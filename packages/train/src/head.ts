@@ -25,7 +25,7 @@ export interface HeadOptions {
   /** `balanced` weights each class's loss by rows / (classes x class rows), as scikit-learn does. */
   classWeight?: 'none' | 'balanced';
   /**
-   * `shuffle` visits every row once per epoch; `balanced` draws each row of an epoch from a
+   * `shuffle` visits every row once per epoch. `balanced` draws each row of an epoch from a
    * uniformly chosen class (minority classes are oversampled), keeping the epoch's length.
    */
   sampling?: 'shuffle' | 'balanced';

@@ -17,7 +17,7 @@ export function parseMix(name: string): Origin[] {
   return origins as Origin[];
 }
 
-/** The training rows of a mix: every train-split record whose origin the mix names, in input order. */
+/** Returns the training rows of a mix: every train-split record whose origin the mix names, in input order. */
 export function composeMix(trainRecords: readonly ImageRecord[], origins: readonly Origin[]): ImageRecord[] {
   return trainRecords.filter((record) => record.split === 'train' && origins.includes(record.origin));
 }
@@ -47,7 +47,7 @@ export function checkNoLeakage(trainRows: readonly ImageRecord[], evaluationRows
     }
   }
   for (const row of evaluationRows) {
-    if (row.origin !== 'real') throw new InputError(`The ${row.split} split holds a ${row.origin} row; validation and test rows must be real.`);
+    if (row.origin !== 'real') throw new InputError(`The ${row.split} split contains a ${row.origin} row; validation and test rows must be real.`);
   }
 
   const evaluationDigests = new Map(evaluationRows.map((row) => [pixelDigest(row), row]));

@@ -53,7 +53,7 @@ async function readAugmentConfig(path: string): Promise<{ transforms: TransformO
   };
 }
 
-/** The fill of --fill and --fill-value; a value alone means the constant fill, as Keras' cval. */
+/** Builds the fill from --fill and --fill-value; a value alone means the constant fill, as Keras' cval. */
 function fillFromFlags(mode: (typeof FILL_MODES)[number] | undefined, value: number | undefined): TransformOptions['fill'] {
   if (mode === undefined && value === undefined) return undefined;
   return { mode: mode ?? 'constant', value: value ?? 0 };
