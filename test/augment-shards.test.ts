@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -190,6 +191,36 @@ describe('augmentToShards at scale', () => {
     assert.deepEqual(manifest.shards, reference.shards);
     assert.deepEqual(await shardBytes(outDir), await shardBytes(referenceDir));
     assert.deepEqual((await readdir(outDir)).filter((name) => name.includes('.tmp-')), []);
+  });
+
+  test('a killed CLI run resumes to the same bytes', async () => {
+    // A real interruption: the process gets SIGKILL once three shards are on disk, so no cleanup runs.
+    const cli = new URL('../packages/cli/dist/main.js', import.meta.url).pathname;
+    const args = (out: string, workers: number) => [
+      cli, 'augment', BREASTMNIST, '--out', out, '--views', '20', '--shard-size', '500', '--seed', '5',
+      '--rotation', '15', '--zoom', '0.1', '--horizontal-flip', '--brightness', '0.2', '--workers', String(workers), '--quiet',
+    ];
+    const killedDir = join(root, 'killed');
+    const child = spawn(process.execPath, args(killedDir, 2), { stdio: 'ignore' });
+    const shardsOnDisk = async () => (await readdir(killedDir).catch(() => [] as string[])).filter((name) => /^augmented-\d+\.arrow$/.test(name));
+    const exit = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    while ((await shardsOnDisk()).length < 3 && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 20));
+    child.kill('SIGKILL');
+    assert.equal(await exit, 'SIGKILL', 'the run was still going when it was killed');
+    const kept = await shardsOnDisk();
+    assert.ok(kept.length >= 3 && kept.length < 22, `${kept.length} shards were complete at the kill`);
+    assert.ok(!(await readdir(killedDir)).includes('manifest.json'), 'a killed run writes no manifest');
+
+    const resumed = spawnSync(process.execPath, args(killedDir, 2), { encoding: 'utf8' });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const referenceDirectory = join(root, 'never-killed');
+    const uninterrupted = spawnSync(process.execPath, args(referenceDirectory, 1), { encoding: 'utf8' });
+    assert.equal(uninterrupted.status, 0, uninterrupted.stderr);
+    const resumedShards = await shardBytes(killedDir);
+    assert.equal(resumedShards.size, 22);
+    assert.deepEqual(resumedShards, await shardBytes(referenceDirectory));
+    assert.deepEqual((await readManifest(killedDir)).shards, (await readManifest(referenceDirectory)).shards);
+    assert.deepEqual((await readdir(killedDir)).filter((name) => name.includes('.tmp-')), []);
   });
 
   test('polars reads the shards', async () => {
