@@ -4,7 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { BACKEND_CHOICES, DATASET_FORMATS } from '@scarce/core';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { describeIssues } from './config-issues.js';
 import { InputError } from './errors.js';
+
+export { describeIssues } from './config-issues.js';
 
 const earlyStoppingSchema = z
   .object({
@@ -131,19 +134,10 @@ export const runConfigSchema = z
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 
-/** Formats the first problems of a failed parse as `field: message (received value)`. */
-export function describeIssues(error: z.ZodError, source: string): string {
-  const lines = error.issues.slice(0, 5).map((issue) => {
-    const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
-    return `  ${field}: ${issue.message}`;
-  });
-  return `Invalid config ${source}:\n${lines.join('\n')}`;
-}
-
 /** Validates a parsed config object; paths inside it are resolved against `baseDir`. */
 export function parseRunConfig(value: unknown, source: string, baseDir: string): RunConfig {
   const parsed = runConfigSchema.safeParse(value);
-  if (!parsed.success) throw new InputError(describeIssues(parsed.error, source));
+  if (!parsed.success) throw new InputError(describeIssues(parsed.error, source, value, runConfigSchema));
   const config = parsed.data;
   const resolvePath = (path: string) => (isAbsolute(path) || /^https?:\/\//i.test(path) ? path : resolve(baseDir, path));
   config.data.path = resolvePath(config.data.path);
