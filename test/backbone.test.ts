@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { readMedMnistNpz, selectBackend } from '@scarce/core';
-import { backboneBlocks, blockName, describeBackbone, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone } from '@scarce/train';
+import { backboneBlocks, blockName, describeBackbone, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, toBackboneInput } from '@scarce/train';
 import { BREASTMNIST, MOBILENET } from './helpers.js';
 
 let baseUrl = '';
@@ -38,6 +38,27 @@ test('backbone loads at a chosen input size', async () => {
   assert.deepEqual(backbone.model.outputs[0].shape, [null, 2, 2, 1280]);
   assert.equal(backbone.model.countParams(), 410208);
   backbone.model.dispose();
+});
+
+test('backbone taps an inner feature layer', async () => {
+  const full = await loadBackbone(MOBILENET, { inputSize: 64 });
+  const tapped = await loadBackbone(MOBILENET, { inputSize: 64, featureLayer: 'block_16_expand_relu' });
+  assert.equal(tapped.featureSize, 336);
+  assert.deepEqual(tapped.model.outputs[0].shape, [null, 2, 2, 336]);
+  assert.equal(tapped.featureLayer, 'block_16_expand_relu');
+  assert.notEqual(tapped.fingerprint, full.fingerprint);
+
+  // The tapped model computes what the full model computes at that layer.
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const records = dataset.records.slice(0, 3);
+  const probe = tf.model({ inputs: full.model.inputs, outputs: full.model.getLayer('block_16_expand_relu').output as tf.SymbolicTensor });
+  const expected = tf.tidy(() => (probe.predict(toBackboneInput(records, full)) as tf.Tensor4D).mean([1, 2]).dataSync());
+  const features = extractFeatures(tapped, records, { quiet: true });
+  const maxDifference = Math.max(...Array.from(features, (value, i) => Math.abs(value - expected[i])));
+  assert.ok(maxDifference < 1e-5, `max difference ${maxDifference}`);
+
+  await assert.rejects(loadBackbone(MOBILENET, { inputSize: 64, featureLayer: 'block_99' }), /has no layer named 'block_99'; run 'scarce backbone inspect/);
+  full.model.dispose();
 });
 
 test('backbone from a URL equals the local copy', async () => {

@@ -13,13 +13,21 @@ before(async () => {
 });
 
 test('saved classifier predicts as the head does', async () => {
+  await checkRoundTrip(1);
+});
+
+test('saved ensemble predicts as the head does', async () => {
+  await checkRoundTrip(3);
+});
+
+async function checkRoundTrip(ensemble: number): Promise<void> {
   const dataset = await readMedMnistNpz(BREASTMNIST, { classNames: ['malignant', 'benign'] });
   const train = recordsOfSplit(dataset, 'train').slice(0, 60);
   const validation = recordsOfSplit(dataset, 'val').slice(0, 20);
   const test = recordsOfSplit(dataset, 'test').slice(0, 10);
   const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
   const features = (records: typeof train) => ({ features: extractFeatures(backbone, records, { quiet: true }), labels: records.map((record) => record.label) });
-  const training = trainHead(features(train), features(validation), 2, { epochs: 5, units: 16 });
+  const training = trainHead(features(train), features(validation), 2, { epochs: 5, units: 16, ensemble });
   const expected = training.head.predict(features(test).features);
 
   const dir = await temporaryFolder();
@@ -54,4 +62,4 @@ test('saved classifier predicts as the head does', async () => {
   const csvProbability = Number(lines[1].split(',').at(-1));
   assert.ok(Math.abs(csvProbability - expected[1]) < 1e-4, `${csvProbability} vs ${expected[1]}`);
   training.head.dispose();
-});
+}

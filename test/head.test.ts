@@ -88,3 +88,36 @@ test('reduce on plateau follows Keras', () => {
   assert.deepEqual(rates, [1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125, 0.1]);
   assert.throws(() => new ReduceLrOnPlateau({ factor: 1 }), /factor must be in \(0, 1\)/);
 });
+
+test('ensemble averages its members', () => {
+  const training = trainHead(blobs(120, 1, 11), blobs(40, 1, 12), 2, { epochs: 8, units: 8, ensemble: 3, seed: 4 });
+  const { head } = training;
+  const scored = blobs(10, 1, 13);
+  const probabilities = head.predict(scored.features);
+  assert.equal(probabilities.length, 20);
+
+  // Each member's probabilities, from its own slice of the hidden units and its own output layer.
+  const [kernel, bias, outputKernel, outputBias] = head.weights.map((weight) => weight.arraySync()) as [number[][], number[], number[][][], number[][]];
+  assert.equal(kernel[0].length, 24);
+  const expected = new Float64Array(20);
+  for (let row = 0; row < 10; row++) {
+    const x = Array.from({ length: 8 }, (_, k) => (scored.features[row * 8 + k] - head.mean[k]) / head.std[k]);
+    for (let member = 0; member < 3; member++) {
+      const hidden = Array.from({ length: 8 }, (_, u) => Math.max(0, bias[member * 8 + u] + x.reduce((sum, value, k) => sum + value * kernel[k][member * 8 + u], 0)));
+      const logits = [0, 1].map((c) => outputBias[member][c] + hidden.reduce((sum, value, u) => sum + value * outputKernel[member][u][c], 0));
+      const top = Math.max(...logits);
+      const exps = logits.map((logit) => Math.exp(logit - top));
+      exps.forEach((value, c) => (expected[row * 2 + c] += value / (exps[0] + exps[1]) / 3));
+    }
+  }
+  const maxDifference = Math.max(...Array.from(probabilities, (value, i) => Math.abs(value - expected[i])));
+  assert.ok(maxDifference < 1e-5, `max difference ${maxDifference}`);
+  head.dispose();
+});
+
+test('ensemble members differ', () => {
+  const training = trainHead(blobs(120, 1, 14), blobs(40, 1, 15), 2, { epochs: 3, units: 4, ensemble: 2, seed: 5 });
+  const outputKernel = training.head.weights[2].arraySync() as number[][][];
+  assert.notDeepEqual(outputKernel[0], outputKernel[1]);
+  training.head.dispose();
+});

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { InputError, readModelArtifacts } from '@scarce/core';
 import * as tf from '@tensorflow/tfjs';
 
@@ -23,8 +24,10 @@ export interface Backbone {
   featureSize: number;
   /** Path or URL it was loaded from. */
   source: string;
-  /** sha256 of the resized topology and the weights: the key of cached features. */
+  /** sha256 of the resized topology, the weights and the feature layer: the key of cached features. */
   fingerprint: string;
+  /** Layer whose output is pooled into features, or undefined for the model's own output. */
+  featureLayer?: string;
 }
 
 /** Options of `loadBackbone`. */
@@ -32,6 +35,11 @@ export interface LoadBackboneOptions {
   /** Input side in pixels; default the spec's native size. Fully convolutional backbones take any size ≥ 32. */
   inputSize?: number;
   spec?: BackboneSpec;
+  /**
+   * Name of an inner layer whose output becomes the feature map, as `scarce backbone inspect` lists
+   * them. The layers after it are cut off. Default: the model's own output.
+   */
+  featureLayer?: string;
 }
 
 /** Sets the input layer of a layers topology to `inputSize` x `inputSize`, keeping its channels. */
@@ -54,10 +62,23 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions 
   if (!Number.isInteger(inputSize) || inputSize < 32) {
     throw new InputError(`Backbone input size must be an integer of at least 32 pixels but received ${inputSize}.`);
   }
-  const { artifacts, fingerprint } = await readModelArtifacts(source, resizeInputLayer(inputSize));
-  const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  const { artifacts, fingerprint: modelFingerprint } = await readModelArtifacts(source, resizeInputLayer(inputSize));
+  let model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  let fingerprint = modelFingerprint;
+  if (options.featureLayer !== undefined) {
+    const layer = model.layers.find((candidate) => candidate.name === options.featureLayer);
+    if (layer === undefined) {
+      throw new InputError(`${source} has no layer named '${options.featureLayer}'; run 'scarce backbone inspect ${source}' to list its layers.`);
+    }
+    const output = layer.output as tf.SymbolicTensor;
+    if (Array.isArray(output) || output.shape.length !== 4) {
+      throw new InputError(`Layer '${options.featureLayer}' of ${source} does not output one 4-D feature map; choose a convolutional layer.`);
+    }
+    model = tf.model({ inputs: model.inputs, outputs: output, name: `${model.name}_to_${options.featureLayer}` });
+    fingerprint = createHash('sha256').update(`${modelFingerprint}\n${options.featureLayer}`).digest('hex');
+  }
   const outputShape = model.outputs[0].shape;
   const featureSize = outputShape[outputShape.length - 1];
   if (featureSize === null) throw new InputError(`${source}: the output has an unknown channel count.`);
-  return { model, spec, inputSize, featureSize, source, fingerprint };
+  return { model, spec, inputSize, featureSize, source, fingerprint, featureLayer: options.featureLayer };
 }

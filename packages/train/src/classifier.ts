@@ -17,32 +17,41 @@ export interface ClassifierMetadata {
 /**
  * Builds one layers model from images to class probabilities: the backbone, global average
  * pooling and the head. The head's feature standardisation is folded into its first dense layer
- * (kernel rows divided by the feature std, bias shifted by the mean), which is exact.
+ * (kernel rows divided by the feature std, bias shifted by the mean), which is exact. An
+ * ensemble's output layers become one dense layer with a block-diagonal kernel, followed by a
+ * softmax per member and the mean over members.
  */
 export function composeClassifier(backbone: Backbone, head: ClassifierHead): tf.LayersModel {
-  const weights = head.weights.map((weight) => weight.arraySync() as number[][] | number[]);
+  const { members, numClasses } = head;
+  const weights = head.weights.map((weight) => weight.arraySync());
   const [firstKernel, firstBias] = weights as [number[][], number[]];
   const foldedKernel = firstKernel.map((row, i) => row.map((value) => value / head.std[i]));
   const foldedBias = firstBias.map((bias, j) => bias - firstKernel.reduce((sum, row, i) => sum + (head.mean[i] / head.std[i]) * row[j], 0));
 
-  const pooled = tf.layers.globalAveragePooling2d({ name: 'head_pool' }).apply(backbone.model.outputs[0]) as tf.SymbolicTensor;
-  const output = tf.layers.dense({ units: head.numClasses, activation: 'softmax', name: 'head_output' });
-  let result: tf.SymbolicTensor;
+  let x = tf.layers.globalAveragePooling2d({ name: 'head_pool' }).apply(backbone.model.outputs[0]) as tf.SymbolicTensor;
+  const outputUnits = members * numClasses;
+  const output = tf.layers.dense({ units: outputUnits, activation: members === 1 ? 'softmax' : 'linear', name: 'head_output' });
+  const assignments: Array<[tf.layers.Layer, number[][], number[]]> = [];
   if (weights.length === 4) {
     const hidden = tf.layers.dense({ units: foldedBias.length, activation: 'relu', name: 'head_dense' });
-    const dropout = tf.layers.dropout({ rate: head.dropout, name: 'head_dropout' });
-    result = output.apply(dropout.apply(hidden.apply(pooled))) as tf.SymbolicTensor;
-    const [kernel, bias] = weights.slice(2) as [number[][], number[]];
-    // setWeights copies into the layers' own variables, so the temporary tensors can go.
-    tf.tidy(() => {
-      hidden.setWeights([tf.tensor2d(foldedKernel), tf.tensor1d(foldedBias)]);
-      output.setWeights([tf.tensor2d(kernel), tf.tensor1d(bias)]);
-    });
+    x = tf.layers.dropout({ rate: head.dropout, name: 'head_dropout' }).apply(hidden.apply(x)) as tf.SymbolicTensor;
+    const [memberKernels, memberBiases] = weights.slice(2) as [number[][][], number[][]];
+    const units = foldedBias.length / members;
+    const kernel = Array.from({ length: members * units }, () => new Array<number>(outputUnits).fill(0));
+    memberKernels.forEach((block, m) => block.forEach((row, u) => row.forEach((value, c) => (kernel[m * units + u][m * numClasses + c] = value))));
+    assignments.push([hidden, foldedKernel, foldedBias], [output, kernel, memberBiases.flat()]);
   } else {
-    result = output.apply(pooled) as tf.SymbolicTensor;
-    tf.tidy(() => output.setWeights([tf.tensor2d(foldedKernel), tf.tensor1d(foldedBias)]));
+    assignments.push([output, foldedKernel, foldedBias]);
   }
-  return tf.model({ inputs: backbone.model.inputs, outputs: result, name: 'scarce_classifier' });
+  x = output.apply(x) as tf.SymbolicTensor;
+  if (members > 1) {
+    x = tf.layers.reshape({ targetShape: [members, numClasses], name: 'head_members' }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.softmax({ axis: 2, name: 'head_member_softmax' }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.globalAveragePooling1d({ name: 'head_member_mean' }).apply(x) as tf.SymbolicTensor;
+  }
+  // setWeights copies into the layers' own variables, so the temporary tensors can go.
+  tf.tidy(() => assignments.forEach(([layer, kernel, bias]) => layer.setWeights([tf.tensor2d(kernel), tf.tensor1d(bias)])));
+  return tf.model({ inputs: backbone.model.inputs, outputs: x, name: 'scarce_classifier' });
 }
 
 /** Saves a composed classifier in the TF.js layers format with its metadata; returns model.json's path. */

@@ -3,7 +3,7 @@ import { InputError, Progress, Random, type ImageRecord } from '@scarce/core';
 import type { Backbone } from './backbone.js';
 import { backboneBlocks } from './blocks.js';
 import { EarlyStopping, type EarlyStoppingOptions } from './early-stopping.js';
-import { dropoutMask, headLogits, type ClassifierHead } from './head.js';
+import { dropoutMask, headLogits, repeatForMembers, type ClassifierHead } from './head.js';
 import { evaluateProbabilities } from './metrics.js';
 import { toBackboneInput } from './preprocess.js';
 
@@ -148,7 +148,7 @@ export function fineTune(
   const random = new Random(settings.seed);
   const variables = [...split.tail.trainableWeights.map((weight) => weight.read() as tf.Variable), ...head.weights];
   const optimizer = tf.train.adam(settings.learningRate);
-  const units = head.weights.length === 4 ? head.weights[1].shape[0] : 0;
+  const units = head.hiddenUnits;
   const history: Array<Record<string, number>> = [];
   let snapshot: tf.Tensor[] | null = null;
   let epochsRun = 0;
@@ -169,7 +169,7 @@ export function fineTune(
       const mask = units > 0 ? dropoutMask(random, rows.length, units, settings.dropout) : null;
       const loss = tf.tidy(() => {
         const x = tf.gather(train.activations, tf.tensor1d(rows, 'int32'));
-        const y = tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), head.numClasses);
+        const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), head.numClasses), head.members);
         const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, units]);
         return optimizer.minimize(() => {
           const pooled = (split.tail.apply(x, { training: false }) as tf.Tensor4D).mean([1, 2]) as tf.Tensor2D;

@@ -16,6 +16,11 @@ export interface HeadOptions {
   units?: number;
   /** Dropout rate after the hidden layer, in [0, 1). */
   dropout?: number;
+  /**
+   * Heads trained side by side from different initialisations and dropout masks; their class
+   * probabilities are averaged. Default 1. Early stopping watches the averaged prediction.
+   */
+  ensemble?: number;
   /** Adam learning rate. */
   learningRate?: number;
   /** Rows per gradient step. */
@@ -40,6 +45,7 @@ export interface HeadOptions {
 export const HEAD_DEFAULTS = {
   units: 64,
   dropout: 0.5,
+  ensemble: 1,
   learningRate: 1e-3,
   batchSize: 32,
   epochs: 200,
@@ -62,21 +68,39 @@ export function epochOrder(labels: readonly number[], numClasses: number, sampli
   });
 }
 
-/** A trained head: feature standardisation, dense, dropout (training only), dense, softmax. */
+/**
+ * A trained head: feature standardisation, dense, dropout (training only), dense, softmax. An
+ * ensemble of `members` heads shares the standardisation: its hidden layers are one wide dense
+ * layer of `members x units`, each member's output layer reads only its own units, and the
+ * prediction is the mean of the members' class probabilities.
+ */
 export class ClassifierHead {
   constructor(
     readonly mean: Float32Array,
     readonly std: Float32Array,
+    /**
+     * `[kernel [features, members x units], bias, output kernel [members, units, classes], output bias [members, classes]]`,
+     * or for a linear head `[kernel [features, members x classes], bias]`.
+     */
     readonly weights: tf.Variable[],
     readonly numClasses: number,
     /** Dropout rate after the hidden layer during training. */
     readonly dropout = 0,
+    readonly members = 1,
   ) {}
 
-  /** Class probabilities, row-major `[rows, numClasses]`. */
+  /** Hidden units of all members together, 0 for a linear head. */
+  get hiddenUnits(): number {
+    return this.weights.length === 4 ? this.weights[1].shape[0] : 0;
+  }
+
+  /** Class probabilities, row-major `[rows, numClasses]`: the mean over the members. */
   predict(features: Float32Array): Float32Array {
     const rows = features.length / this.mean.length;
-    return tf.tidy(() => headLogits(this, tf.tensor2d(features, [rows, this.mean.length]), null).softmax().dataSync() as Float32Array);
+    return tf.tidy(() => {
+      const probabilities = headLogits(this, tf.tensor2d(features, [rows, this.mean.length]), null).softmax();
+      return probabilities.reshape([this.members, rows, this.numClasses]).mean(0).dataSync() as Float32Array;
+    });
   }
 
   dispose(): void {
@@ -96,16 +120,32 @@ function dense(x: tf.Tensor2D, kernel: tf.Tensor): tf.Tensor2D {
   return output.reshape([rows, outputs]);
 }
 
-/** Computes the head's logits for pooled features; `dropoutMask` (scaled keep mask) is applied after the hidden layer when given. */
+/**
+ * Computes the head's logits for pooled features as `[members x rows, classes]`, member 0's rows first.
+ * A given `dropoutMask` (the scaled keep mask, `[rows, hiddenUnits]`) multiplies the hidden layer.
+ */
 export function headLogits(head: ClassifierHead, features: tf.Tensor2D, dropoutMask: tf.Tensor2D | null): tf.Tensor2D {
-  let x = features.sub(tf.tensor1d(head.mean)).div(tf.tensor1d(head.std)) as tf.Tensor2D;
-  if (head.weights.length === 4) {
+  const rows = features.shape[0];
+  const { members, numClasses } = head;
+  const x = features.sub(tf.tensor1d(head.mean)).div(tf.tensor1d(head.std)) as tf.Tensor2D;
+  if (head.weights.length === 2) {
     const [kernel, bias] = head.weights;
-    x = tf.relu(dense(x, kernel).add(bias)) as tf.Tensor2D;
-    if (dropoutMask !== null) x = x.mul(dropoutMask);
+    const logits = dense(x, kernel).add(bias).reshape([rows, members, numClasses]);
+    return logits.transpose([1, 0, 2]).reshape([members * rows, numClasses]);
   }
-  const [kernel, bias] = head.weights.slice(-2);
-  return dense(x, kernel).add(bias) as tf.Tensor2D;
+
+  const [kernel, bias, outputKernel, outputBias] = head.weights;
+  let hidden = tf.relu(dense(x, kernel).add(bias)) as tf.Tensor2D;
+  if (dropoutMask !== null) hidden = hidden.mul(dropoutMask);
+  const units = hidden.shape[1] / members;
+  const perMember = hidden.reshape([rows, members, units]).transpose([1, 0, 2]) as tf.Tensor3D;
+  const logits = tf.matMul(perMember, outputKernel as tf.Tensor3D).add(outputBias.reshape([members, 1, numClasses]));
+  return logits.reshape([members * rows, numClasses]);
+}
+
+/** Repeats per-row values (labels or weights as a `[rows, ...]` tensor) once per member, to match `headLogits`. */
+export function repeatForMembers<T extends tf.Tensor>(values: T, members: number): T {
+  return (members === 1 ? values : tf.concat(Array.from({ length: members }, () => values))) as T;
 }
 
 /** Draws a seeded inverted-dropout mask: each entry is 0 with probability `rate`, else 1 / (1 - rate). */
@@ -114,10 +154,11 @@ export function dropoutMask(random: Random, rows: number, units: number, rate: n
   return Float32Array.from({ length: rows * units }, () => (random.next() < keep ? 1 / keep : 0));
 }
 
-function glorotUniform(random: Random, fanIn: number, fanOut: number): tf.Variable {
+/** Draws a Glorot-uniform kernel of `shape` whose limit comes from `fanIn` and `fanOut` (one member's sizes). */
+function glorotUniform(random: Random, fanIn: number, fanOut: number, shape: number[] = [fanIn, fanOut]): tf.Variable {
   const limit = Math.sqrt(6 / (fanIn + fanOut));
-  const values = Float32Array.from({ length: fanIn * fanOut }, () => random.uniform(-limit, limit));
-  return tf.variable(tf.tensor2d(values, [fanIn, fanOut]));
+  const values = Float32Array.from({ length: shape.reduce((product, size) => product * size, 1) }, () => random.uniform(-limit, limit));
+  return tf.variable(tf.tensor(values, shape));
 }
 
 function columnStatistics(features: Float32Array, featureSize: number) {
@@ -167,11 +208,19 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
 
   const random = new Random(settings.seed);
   const { mean, std } = columnStatistics(train.features, featureSize);
+  const members = settings.ensemble;
+  if (!Number.isInteger(members) || members < 1) throw new Error(`Head ensemble must be a positive integer but received ${members}.`);
+  const hiddenUnits = settings.units * members;
   const weights =
     settings.units > 0
-      ? [glorotUniform(random, featureSize, settings.units), tf.variable(tf.zeros([settings.units])), glorotUniform(random, settings.units, numClasses), tf.variable(tf.zeros([numClasses]))]
-      : [glorotUniform(random, featureSize, numClasses), tf.variable(tf.zeros([numClasses]))];
-  const head = new ClassifierHead(mean, std, weights, numClasses, settings.units > 0 ? settings.dropout : 0);
+      ? [
+          glorotUniform(random, featureSize, settings.units, [featureSize, hiddenUnits]),
+          tf.variable(tf.zeros([hiddenUnits])),
+          glorotUniform(random, settings.units, numClasses, [members, settings.units, numClasses]),
+          tf.variable(tf.zeros([members, numClasses])),
+        ]
+      : [glorotUniform(random, featureSize, numClasses, [featureSize, members * numClasses]), tf.variable(tf.zeros([members * numClasses]))];
+  const head = new ClassifierHead(mean, std, weights, numClasses, settings.units > 0 ? settings.dropout : 0, members);
 
   const optimizer = tf.train.adam(settings.learningRate);
   let learningRate: number = settings.learningRate;
@@ -189,13 +238,13 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
       const rows = order.slice(start, start + settings.batchSize);
       const batch = new Float32Array(rows.length * featureSize);
       rows.forEach((row, i) => batch.set(train.features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize));
-      const mask = settings.units > 0 ? dropoutMask(random, rows.length, settings.units, settings.dropout) : null;
+      const mask = hiddenUnits > 0 ? dropoutMask(random, rows.length, hiddenUnits, settings.dropout) : null;
 
       const loss = tf.tidy(() => {
         const x = tf.tensor2d(batch, [rows.length, featureSize]);
-        const y = tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), numClasses);
-        const sampleWeights = tf.tensor1d(rows.map((row) => perClassWeight[train.labels[row]]));
-        const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, settings.units]);
+        const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), numClasses), members);
+        const sampleWeights = repeatForMembers(tf.tensor1d(rows.map((row) => perClassWeight[train.labels[row]])), members);
+        const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, hiddenUnits]);
         return optimizer.minimize(() => {
           const logits = headLogits(head, x, maskTensor);
           return tf.losses.softmaxCrossEntropy(y, logits, sampleWeights, undefined, tf.Reduction.SUM_BY_NONZERO_WEIGHTS) as tf.Scalar;
