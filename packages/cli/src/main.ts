@@ -6,6 +6,7 @@ import { registerInspect } from './commands/inspect.js';
 import { registerMerge } from './commands/merge.js';
 import { registerBackbone } from './commands/backbone.js';
 import { registerPredict } from './commands/predict.js';
+import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTrain } from './commands/train.js';
@@ -24,6 +25,7 @@ registerMerge(program);
 registerInspect(program);
 registerTrain(program);
 registerPredict(program);
+registerReport(program);
 registerBackbone(program);
 
 try {

@@ -21,6 +21,7 @@ import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
 import { benchmarkMixes, type FineTuneContext, type MixResult } from './benchmark.js';
 import { writeReport } from './report.js';
+import { writeRunFigures } from './report-figures.js';
 
 /** Options of `runPipeline`. */
 export interface PipelineOptions {
@@ -45,15 +46,19 @@ export interface RunMetrics {
   config: RunConfig;
 }
 
-async function prepareRunFolder(directory: string, force: boolean): Promise<void> {
+/** Checks that a run may write to `directory`: it is new or empty, or an earlier run that `force` replaces. */
+export async function checkRunFolder(directory: string, force: boolean): Promise<'new' | 'replace'> {
   const entries = await readdir(directory).catch(() => undefined);
-  if (entries !== undefined && entries.length > 0) {
-    if (!entries.includes('config.json')) {
-      throw new InputError(`${directory} exists and is not a scarce run (it has no config.json), so it is left alone. Choose another name or output folder.`);
-    }
-    if (!force) throw new InputError(`${directory} already contains a run. Choose another name (--name) or pass --force to replace it.`);
-    await rm(directory, { recursive: true, force: true });
+  if (entries === undefined || entries.length === 0) return 'new';
+  if (!entries.includes('config.json')) {
+    throw new InputError(`${directory} exists and is not a scarce run (it has no config.json), so it is left alone. Choose another name or output folder.`);
   }
+  if (!force) throw new InputError(`${directory} already contains a run. Choose another name (--name) or pass --force to replace it.`);
+  return 'replace';
+}
+
+async function prepareRunFolder(directory: string, force: boolean): Promise<void> {
+  if ((await checkRunFolder(directory, force)) === 'replace') await rm(directory, { recursive: true, force: true });
   await mkdir(directory, { recursive: true });
 }
 
@@ -70,7 +75,7 @@ function checkSetting<T>(field: string, check: () => T): T {
  * Checks everything that can be checked before any work starts, so a bad setting fails in
  * seconds and writes nothing: stage settings, image sizes the GAN takes, class names and splits.
  */
-function preflight(config: RunConfig, dataset: LabelledDataset, needs: Set<string>): void {
+export function preflight(config: RunConfig, dataset: LabelledDataset, needs: Set<string>): void {
   if (needs.has('augmented')) checkSetting('augment.transforms', () => resolveTransformConfig(config.augment.transforms as TransformOptions));
   if (needs.has('synthetic')) {
     checkSetting('synth.gan', () => resolveSynthConfig({ seed: config.seed, ...(config.synth.gan as Partial<SynthConfig>) }));
@@ -129,6 +134,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
     const shards = await writeRecordsAsShards(dataset.records, { directory, classNames: dataset.classNames });
     await writeManifest(directory, buildManifest(dataset.classNames, shards, { source: config.data.path }));
   });
+  await writeRunFigures(runDir, dataset, config, needs);
 
   if (config.augment.enabled && needs.has('augmented')) {
     await timed(timings, 'augment', () =>
@@ -214,12 +220,12 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
     config,
   };
   const written = await writeReport(runDir, metrics);
-  log(`report: ${written.report}\nmetrics: ${written.metrics}`);
+  log(`report: ${written.report}\nreport with plots: ${written.html}\nmetrics: ${written.metrics}`);
   return metrics;
 }
 
 /** Reads the run's data; `data.split` applies only to data without its own validation and test splits. */
-async function loadRunData(config: RunConfig): Promise<LabelledDataset> {
+export async function loadRunData(config: RunConfig): Promise<LabelledDataset> {
   const { path, format, classNames, split, size } = config.data;
   const dataset = await loadDataset(path, { format, classNames: format === 'npz' || path.toLowerCase().endsWith('.npz') ? classNames : undefined, size });
   if (split === undefined || (split.val === 0 && split.test === 0)) return dataset;

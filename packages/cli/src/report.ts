@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '@scarce/core';
 import type { RunMetrics } from './pipeline.js';
+import { writeHtmlReport } from './report-html.js';
 
 const number = (value: number, digits = 3) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 const meanStd = (value: { mean: number; std: number }, count: number) => (count > 1 ? `${number(value.mean)} ± ${number(value.std)}` : number(value.mean));
@@ -64,11 +65,12 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
   return lines.join('\n');
 }
 
-/** Writes `metrics.json` and `report.md` into the run folder. */
-export async function writeReport(runDir: string, metrics: RunMetrics): Promise<{ report: string; metrics: string }> {
+/** Writes `metrics.json`, `report.md` and the self-contained `report.html` into the run folder. */
+export async function writeReport(runDir: string, metrics: RunMetrics): Promise<{ report: string; metrics: string; html: string }> {
   const metricsPath = join(runDir, 'metrics.json');
   const reportPath = join(runDir, 'report.md');
   await writeFileAtomic(metricsPath, `${JSON.stringify(metrics, null, 2)}\n`);
   await writeFileAtomic(reportPath, renderMarkdownReport(metrics));
-  return { report: reportPath, metrics: metricsPath };
+  const htmlPath = await writeHtmlReport(runDir, metrics);
+  return { report: reportPath, metrics: metricsPath, html: htmlPath };
 }
