@@ -191,7 +191,12 @@ describe('resolveSynthConfig', () => {
   const invalid: Array<[string, Partial<SynthConfig> & Record<string, unknown>, RegExp]> = [
     ['unknown field', { batchsize: 8 }, /Unknown synth config field.*'batchsize'/],
     ['zero batch', { batchSize: 0 }, /'batchSize'.*integer >= 1.*0/],
-    ['one width', { generatorWidths: [8] as unknown as [number, number] }, /'generatorWidths'.*two positive integers/],
+    ['no widths', { generatorWidths: [] }, /'generatorWidths'.*1 to 5 positive integers/],
+    ['six widths', { discriminatorWidths: [8, 8, 8, 8, 8, 8] }, /'discriminatorWidths'.*1 to 5 positive integers/],
+    ['unknown loss', { loss: 'wasserstein' as SynthConfig['loss'] }, /'loss'.*'hinge', 'non-saturating'/],
+    ['smoothing of 0.5', { labelSmoothing: 0.5 }, /'labelSmoothing'.*\[0, 0.5\)/],
+    ['negative R1 weight', { r1Gamma: -1 }, /'r1Gamma'/],
+    ['unknown checkpoint score', { selectCheckpointBy: 'fid' as SynthConfig['selectCheckpointBy'] }, /'selectCheckpointBy'.*'frechetDistance'/],
     ['beta of 1', { adamBeta2: 1 }, /'adamBeta2'.*\[0, 1\)/],
     ['negative budget', { timeBudgetSeconds: -1 }, /'timeBudgetSeconds'/],
   ];

@@ -26,8 +26,11 @@ function largestDivisorUpTo(value: number, limit: number): number {
 
 /** Losses and mean discriminator scores of one step. */
 export interface StepValues {
+  /** Discriminator loss without the R1 penalty. */
   discriminatorLoss: number;
   generatorLoss: number;
+  /** Weighted R1 penalty of this step (already multiplied by the interval), or 0 in a step without one. */
+  r1Penalty: number;
   /** Mean discriminator score of the (augmented) real images. */
   realScore: number;
   /** Mean discriminator score of the (augmented) fake images in the discriminator step. */
@@ -46,9 +49,39 @@ export function latentBatch(random: Random, count: number, size: number): tf.Ten
   return tf.tensor2d(values, [count, size]);
 }
 
+/** Weights and optimiser moments of a `GanTrainer`, in the order `restoreState` expects. */
+export interface TrainerState {
+  generator: tf.Tensor[];
+  discriminator: tf.Tensor[];
+  averagedGenerator: tf.Tensor[];
+  /** Adam's iteration count, then its first and second moments, as `Optimizer.getWeights` returns them. */
+  generatorOptimizer: Array<{ name: string; tensor: tf.Tensor }>;
+  discriminatorOptimizer: Array<{ name: string; tensor: tf.Tensor }>;
+  steps: number;
+}
+
+/** Discriminator loss of real and fake scores, [n, 1] each. */
+function discriminatorLoss(config: SynthConfig, realScores: tf.Tensor, fakeScores: tf.Tensor): tf.Scalar {
+  const smoothing = config.labelSmoothing;
+  if (config.loss === 'hinge') {
+    // Smoothing lowers the real margin from 1 to 1 - s; see SynthConfig.labelSmoothing.
+    return tf.add(tf.mean(tf.relu(tf.sub(1 - smoothing, realScores))), tf.mean(tf.relu(tf.add(1, fakeScores)))) as tf.Scalar;
+  }
+  // Binary cross-entropy on logits: target t costs t * softplus(-s) + (1 - t) * softplus(s).
+  const realTarget = 1 - smoothing;
+  const realTerm = tf.add(tf.mul(tf.softplus(tf.neg(realScores)), realTarget), tf.mul(tf.softplus(realScores), smoothing));
+  return tf.add(tf.mean(realTerm), tf.mean(tf.softplus(fakeScores))) as tf.Scalar;
+}
+
+/** Generator loss of the discriminator's scores of fakes. */
+function generatorLoss(config: SynthConfig, fakeScores: tf.Tensor): tf.Scalar {
+  return (config.loss === 'hinge' ? tf.neg(tf.mean(fakeScores)) : tf.mean(tf.softplus(tf.neg(fakeScores)))) as tf.Scalar;
+}
+
 /**
  * The models and optimisers of one GAN run, and its training step: a discriminator step and a
- * generator step with the hinge loss, then an update of the averaged (EMA) generator.
+ * generator step with the configured loss, an R1 penalty every `r1Interval` steps, then an
+ * update of the averaged (EMA) generator.
  */
 export class GanTrainer {
   readonly generator: tf.LayersModel;
@@ -61,7 +94,7 @@ export class GanTrainer {
   private readonly discriminatorVariables: tf.Variable[];
   private readonly averagedVariables: tf.Variable[];
   private readonly augmentOptions: DiffAugmentOptions | null;
-  private readonly random: Random;
+  private random: Random;
   private readonly numClasses: number;
   private stepCount = 0;
 
@@ -104,16 +137,35 @@ export class GanTrainer {
     return this.stepCount;
   }
 
+  /**
+   * Reseeds the latents and augmentation for a 1-based epoch. Drawing them from (seed, epoch)
+   * rather than from one stream makes a run resumed at an epoch boundary repeat the draws of an
+   * uninterrupted run without storing a generator's internal state.
+   */
+  beginEpoch(epoch: number): void {
+    this.random = new Random(deriveSeed(this.config.seed, 'latents and augmentation', epoch));
+  }
+
   private augment(images: tf.Tensor4D): tf.Tensor4D {
     return this.augmentOptions === null ? images : diffAugment(images, this.random, this.augmentOptions);
   }
 
-  private discriminate(images: tf.Tensor4D, labels: tf.Tensor2D): tf.Tensor2D {
-    return this.discriminator.apply([this.augment(images), labels], { training: true }) as tf.Tensor2D;
-  }
-
   private generate(latents: tf.Tensor2D, labels: tf.Tensor2D): tf.Tensor4D {
     return this.generator.apply([latents, labels], { training: true }) as tf.Tensor4D;
+  }
+
+  private score(images: tf.Tensor4D, labels: tf.Tensor2D): tf.Tensor2D {
+    return this.discriminator.apply([images, labels], { training: true }) as tf.Tensor2D;
+  }
+
+  /**
+   * R1 penalty (gamma / 2) * mean |grad_x D(x)|^2 on (augmented) real images, multiplied by the
+   * interval because it runs only every `r1Interval` steps.
+   */
+  private r1Penalty(realImages: tf.Tensor4D, labels: tf.Tensor2D): tf.Scalar {
+    const inputGradient = tf.grad((images: tf.Tensor) => tf.sum(this.score(images as tf.Tensor4D, labels)))(realImages);
+    const squaredNorms = tf.sum(tf.square(inputGradient), [1, 2, 3]);
+    return tf.mul(tf.mean(squaredNorms), (this.config.r1Gamma / 2) * this.config.r1Interval) as tf.Scalar;
   }
 
   /**
@@ -122,37 +174,47 @@ export class GanTrainer {
    */
   step(batch: RealBatch): StepValues {
     const count = batch.images.shape[0];
+    const applyR1 = this.config.r1Gamma > 0 && this.stepCount % this.config.r1Interval === 0;
     const values = tf.tidy(() => {
       const fakes = this.generate(latentBatch(this.random, count, this.config.latentSize), batch.labels);
       const bothLabels = tf.concat([batch.labels, batch.labels], 0);
+      const augmented = this.augment(tf.concat([batch.images, fakes], 0));
       let realScore: tf.Scalar | undefined;
       let fakeScore: tf.Scalar | undefined;
+      let unpenalisedLoss: tf.Scalar | undefined;
+      let penalty: tf.Scalar | undefined;
       const discriminatorStep = tf.variableGrads(() => {
-        const scores = this.discriminate(tf.concat([batch.images, fakes], 0), bothLabels);
+        // Fakes enter as constants here, so no gradient reaches the generator.
+        const scores = this.score(augmented, bothLabels);
         const [realScores, fakeScores] = tf.split(scores, 2, 0);
         realScore = tf.keep(tf.mean(realScores) as tf.Scalar);
         fakeScore = tf.keep(tf.mean(fakeScores) as tf.Scalar);
-        return tf.add(tf.mean(tf.relu(tf.sub(1, realScores))), tf.mean(tf.relu(tf.add(1, fakeScores)))) as tf.Scalar;
+        const loss = discriminatorLoss(this.config, realScores, fakeScores);
+        unpenalisedLoss = tf.keep(loss);
+        if (!applyR1) return loss;
+        penalty = tf.keep(this.r1Penalty(tf.slice(augmented, 0, count) as tf.Tensor4D, batch.labels));
+        return tf.add(loss, penalty) as tf.Scalar;
       }, this.discriminatorVariables);
       this.discriminatorOptimizer.applyGradients(discriminatorStep.grads);
 
       const latents = latentBatch(this.random, count, this.config.latentSize);
       const generatorStep = tf.variableGrads(() => {
-        const scores = this.discriminate(this.generate(latents, batch.labels), batch.labels);
-        return tf.neg(tf.mean(scores)) as tf.Scalar;
+        const scores = this.score(this.augment(this.generate(latents, batch.labels)), batch.labels);
+        return generatorLoss(this.config, scores);
       }, this.generatorVariables);
       this.generatorOptimizer.applyGradients(generatorStep.grads);
 
       this.updateAverage();
-      // tf.keep moved the scores out of variableGrads's scope; tidy cannot see them, so free them here.
-      const stacked = tf.stack([discriminatorStep.value, generatorStep.value, realScore!, fakeScore!]);
-      tf.dispose([realScore!, fakeScore!]);
+      // tf.keep moved these out of variableGrads's scope; tidy cannot see them, so free them here.
+      const kept = [unpenalisedLoss!, realScore!, fakeScore!, ...(penalty === undefined ? [] : [penalty])];
+      const stacked = tf.stack([unpenalisedLoss!, generatorStep.value, penalty ?? tf.scalar(0), realScore!, fakeScore!]);
+      tf.dispose(kept);
       return stacked;
     });
-    const [discriminatorLoss, generatorLoss, realScore, fakeScore] = values.dataSync();
+    const [discriminatorLossValue, generatorLossValue, r1Penalty, realScore, fakeScore] = values.dataSync();
     values.dispose();
     this.stepCount++;
-    return { discriminatorLoss, generatorLoss, realScore, fakeScore };
+    return { discriminatorLoss: discriminatorLossValue, generatorLoss: generatorLossValue, r1Penalty, realScore, fakeScore };
   }
 
   /** Moves the averaged generator towards the generator, with a decay that warms up over the first steps. */
@@ -168,7 +230,8 @@ export class GanTrainer {
   /**
    * Sets the averaged generator's batch-normalisation statistics to those of its own outputs on
    * one batch of latents with the given labels ("standing statistics"). The moving statistics of
-   * the trained generator belong to its current weights, not to their average.
+   * the trained generator belong to its current weights, not to their average. Training never
+   * reads the averaged generator's statistics, so calling this between epochs changes no loss.
    */
   setAveragedStatistics(labels: readonly number[]): void {
     const random = new Random(deriveSeed(this.config.seed, 'standing statistics'));
@@ -178,6 +241,39 @@ export class GanTrainer {
       // Training mode with momentum 0 writes this batch's mean and variance into the moving statistics.
       this.averagedGenerator.apply([latents, oneHot], { training: true });
     });
+  }
+
+  /**
+   * Returns the weights of all three models and the optimisers' moments. The model tensors are
+   * copies that the caller disposes; the optimiser tensors are the optimisers' own variables.
+   */
+  async exportState(): Promise<TrainerState> {
+    const copies = (model: tf.LayersModel) => model.weights.map((weight) => weight.read().clone());
+    return {
+      generator: copies(this.generator),
+      discriminator: copies(this.discriminator),
+      averagedGenerator: copies(this.averagedGenerator),
+      generatorOptimizer: await this.generatorOptimizer.getWeights(),
+      discriminatorOptimizer: await this.discriminatorOptimizer.getWeights(),
+      steps: this.stepCount,
+    };
+  }
+
+  /** Loads a state from `exportState` into a trainer built with the same config and shape; the caller keeps and disposes the tensors. */
+  async restoreState(state: TrainerState): Promise<void> {
+    const load = (model: tf.LayersModel, tensors: tf.Tensor[], name: string) => {
+      if (tensors.length !== model.weights.length) {
+        throw new Error(`The checkpoint has ${tensors.length} ${name} weights but the model has ${model.weights.length}; it was written with other settings.`);
+      }
+      model.setWeights(tensors);
+    };
+    load(this.generator, state.generator, 'generator');
+    load(this.discriminator, state.discriminator, 'discriminator');
+    load(this.averagedGenerator, state.averagedGenerator, 'averaged generator');
+    // setWeights copies each moment into a new variable, so the caller may dispose the given tensors.
+    await this.generatorOptimizer.setWeights(state.generatorOptimizer);
+    await this.discriminatorOptimizer.setWeights(state.discriminatorOptimizer);
+    this.stepCount = state.steps;
   }
 
   /** Frees the optimisers and the models used only for training; the averaged generator stays. */

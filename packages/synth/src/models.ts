@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { deriveSeed, type ImageShape } from '@scarce/core';
 import { MinibatchStd } from './minibatch-std.js';
+import { TwiceDifferentiableLeakyRelu } from './leaky-relu.js';
 
 /** Names of the generator's inputs, in the order `apply` takes them. */
 export const GENERATOR_INPUTS = ['latent', 'label_one_hot'] as const;
@@ -11,8 +12,8 @@ export interface GeneratorSpec {
   numClasses: number;
   latentSize: number;
   labelEmbeddingSize: number;
-  /** Channels after the dense projection and after the first transposed convolution. */
-  widths: readonly [number, number];
+  /** Channels after the dense projection and after each transposed convolution but the last; one upsampling per entry. */
+  widths: readonly number[];
   /**
    * Momentum of the batch-normalisation moving statistics. Training uses Keras's 0.99; the
    * averaged generator uses 0, so that one pass in training mode sets its statistics.
@@ -26,8 +27,8 @@ export interface GeneratorSpec {
 export interface DiscriminatorSpec {
   imageShape: ImageShape;
   numClasses: number;
-  /** Channels of the two stride-2 convolutions. */
-  widths: readonly [number, number];
+  /** Channels of the stride-2 convolutions, one per entry. */
+  widths: readonly number[];
   /**
    * Images per group of the minibatch standard deviation channel appended before flattening, or
    * null for none. It should divide the batch size, so that a batch of n real then n fake
@@ -42,12 +43,16 @@ function dcganInitializer(seed: number, model: string, layer: string) {
   return tf.initializers.randomNormal({ mean: 0, stddev: 0.02, seed: deriveSeed(seed, model, layer) });
 }
 
-/** Checks that an image size can be reached by two stride-2 upsamplings. */
-export function checkImageShape(shape: ImageShape): void {
-  if (shape.height % 4 !== 0 || shape.width % 4 !== 0 || shape.height < 4 || shape.width < 4) {
+/**
+ * Checks that an image size can be reached by `upsamplings` stride-2 upsamplings (default 2) and
+ * has 1 or 3 channels.
+ */
+export function checkImageShape(shape: ImageShape, upsamplings = 2): void {
+  const factor = 2 ** upsamplings;
+  if (shape.height % factor !== 0 || shape.width % factor !== 0 || shape.height < factor || shape.width < factor) {
     throw new Error(
-      `The GAN needs image sides divisible by 4 (it upsamples twice by 2) but the images are ` +
-        `${shape.height}x${shape.width}. Resize them, e.g. to 28x28 or 32x32.`,
+      `The GAN needs image sides divisible by ${factor} (it upsamples ${upsamplings} times by 2) but the images are ` +
+        `${shape.height}x${shape.width}. Resize them (e.g. to ${factor * 7}x${factor * 7} or ${factor * 8}x${factor * 8}) or use fewer generator widths.`,
     );
   }
   if (shape.channels !== 1 && shape.channels !== 3) {
@@ -56,16 +61,17 @@ export function checkImageShape(shape: ImageShape): void {
 }
 
 /**
- * Builds the generator: z concatenated with a label embedding, dense to (H/4)x(W/4)xwidths[0],
- * two 4x4 stride-2 transposed convolutions with batch normalisation and ReLU between them,
- * and tanh output in [-1, 1] of shape [n, H, W, channels]. The label embedding is a dense layer
- * without bias on the one-hot label, which equals an embedding lookup but trains without the
- * gather gradient.
+ * Builds the generator: z concatenated with a label embedding, dense to
+ * (H/2^n)x(W/2^n)xwidths[0] for n = widths.length, then n 4x4 stride-2 transposed convolutions
+ * with batch normalisation and ReLU between them, and tanh output in [-1, 1] of shape
+ * [n, H, W, channels]. The label embedding is a dense layer without bias on the one-hot label,
+ * which equals an embedding lookup but trains without the gather gradient.
  */
 export function buildGenerator(spec: GeneratorSpec): tf.LayersModel {
-  checkImageShape(spec.imageShape);
+  const stages = spec.widths.length;
+  checkImageShape(spec.imageShape, stages);
   const { height, width, channels } = spec.imageShape;
-  const [projectionWidth, upsampleWidth] = spec.widths;
+  const [startHeight, startWidth] = [height / 2 ** stages, width / 2 ** stages];
   const init = (layer: string) => dcganInitializer(spec.seed, 'generator', layer);
   const batchNorm = (name: string) => tf.layers.batchNormalization({ momentum: spec.batchNormMomentum, epsilon: 1e-5, name });
 
@@ -83,50 +89,57 @@ export function buildGenerator(spec: GeneratorSpec): tf.LayersModel {
   let x = tf.layers.concatenate({ name: 'latent_and_label' }).apply([latent, embedding]) as tf.SymbolicTensor;
 
   x = tf.layers
-    .dense({ units: (height / 4) * (width / 4) * projectionWidth, useBias: false, kernelInitializer: init('projection'), name: 'projection' })
+    .dense({ units: startHeight * startWidth * spec.widths[0], useBias: false, kernelInitializer: init('projection'), name: 'projection' })
     .apply(x) as tf.SymbolicTensor;
-  x = tf.layers.reshape({ targetShape: [height / 4, width / 4, projectionWidth], name: 'projection_reshape' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.reshape({ targetShape: [startHeight, startWidth, spec.widths[0]], name: 'projection_reshape' }).apply(x) as tf.SymbolicTensor;
   x = batchNorm('projection_bn').apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU({ name: 'projection_relu' }).apply(x) as tf.SymbolicTensor;
 
-  x = tf.layers
-    .conv2dTranspose({ filters: upsampleWidth, kernelSize: 4, strides: 2, padding: 'same', useBias: false, kernelInitializer: init('upsample1'), name: 'upsample1' })
-    .apply(x) as tf.SymbolicTensor;
-  x = batchNorm('upsample1_bn').apply(x) as tf.SymbolicTensor;
-  x = tf.layers.reLU({ name: 'upsample1_relu' }).apply(x) as tf.SymbolicTensor;
+  // Layer names upsample1, upsample1_bn, ... keep those of the two-stage model, so saved generators still load.
+  for (let stage = 1; stage < stages; stage++) {
+    const name = `upsample${stage}`;
+    x = tf.layers
+      .conv2dTranspose({ filters: spec.widths[stage], kernelSize: 4, strides: 2, padding: 'same', useBias: false, kernelInitializer: init(name), name })
+      .apply(x) as tf.SymbolicTensor;
+    x = batchNorm(`${name}_bn`).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.reLU({ name: `${name}_relu` }).apply(x) as tf.SymbolicTensor;
+  }
 
+  const outputName = `upsample${stages}`;
   const image = tf.layers
-    .conv2dTranspose({ filters: channels, kernelSize: 4, strides: 2, padding: 'same', activation: 'tanh', kernelInitializer: init('upsample2'), name: 'upsample2' })
+    .conv2dTranspose({ filters: channels, kernelSize: 4, strides: 2, padding: 'same', activation: 'tanh', kernelInitializer: init(outputName), name: outputName })
     .apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: [latent, label], outputs: image, name: 'generator' });
 }
 
 /**
- * Builds the projection discriminator: two 4x4 stride-2 convolutions with LeakyReLU(0.2), an
- * optional minibatch standard deviation channel, flattened to features h, and the score
- * linear(h) + <embed(label), h> of shape [n, 1]. It has no normalisation layer, so real and
- * fake images can share one batch.
+ * Builds the projection discriminator: one 4x4 stride-2 convolution with LeakyReLU(0.2) per
+ * width, an optional minibatch standard deviation channel, flattened to features h, and the
+ * score linear(h) + <embed(label), h> of shape [n, 1]. It has no normalisation layer, so real and
+ * fake images can share one batch. Its LeakyReLU is written so that tfjs can differentiate its
+ * gradient, which the R1 penalty needs.
  */
 export function buildDiscriminator(spec: DiscriminatorSpec): tf.LayersModel {
-  checkImageShape(spec.imageShape);
+  checkImageShape(spec.imageShape, 0);
   const { height, width, channels } = spec.imageShape;
-  const [firstWidth, secondWidth] = spec.widths;
   const init = (layer: string) => dcganInitializer(spec.seed, 'discriminator', layer);
-  const featureSize = (height / 4) * (width / 4) * (secondWidth + (spec.minibatchStdGroupSize === null ? 0 : 1));
 
   const image = tf.input({ shape: [height, width, channels], name: 'image' });
   const label = tf.input({ shape: [spec.numClasses], name: 'label_one_hot' });
-  let x = tf.layers
-    .conv2d({ filters: firstWidth, kernelSize: 4, strides: 2, padding: 'same', kernelInitializer: init('conv1'), name: 'conv1' })
-    .apply(image) as tf.SymbolicTensor;
-  x = tf.layers.leakyReLU({ alpha: 0.2, name: 'conv1_leaky_relu' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers
-    .conv2d({ filters: secondWidth, kernelSize: 4, strides: 2, padding: 'same', kernelInitializer: init('conv2'), name: 'conv2' })
-    .apply(x) as tf.SymbolicTensor;
-  x = tf.layers.leakyReLU({ alpha: 0.2, name: 'conv2_leaky_relu' }).apply(x) as tf.SymbolicTensor;
+  let x = image as tf.SymbolicTensor;
+  let [mapHeight, mapWidth] = [height, width];
+  spec.widths.forEach((filters, index) => {
+    const name = `conv${index + 1}`;
+    x = tf.layers.conv2d({ filters, kernelSize: 4, strides: 2, padding: 'same', kernelInitializer: init(name), name }).apply(x) as tf.SymbolicTensor;
+    x = new TwiceDifferentiableLeakyRelu({ alpha: 0.2, name: `${name}_leaky_relu` }).apply(x) as tf.SymbolicTensor;
+    // 'same' padding with stride 2 rounds up.
+    [mapHeight, mapWidth] = [Math.ceil(mapHeight / 2), Math.ceil(mapWidth / 2)];
+  });
   if (spec.minibatchStdGroupSize !== null) {
     x = new MinibatchStd({ groupSize: spec.minibatchStdGroupSize, name: 'minibatch_std' }).apply(x) as tf.SymbolicTensor;
   }
+  const lastWidth = spec.widths[spec.widths.length - 1];
+  const featureSize = mapHeight * mapWidth * (lastWidth + (spec.minibatchStdGroupSize === null ? 0 : 1));
   const features = tf.layers.flatten({ name: 'features' }).apply(x) as tf.SymbolicTensor;
 
   const unconditional = tf.layers.dense({ units: 1, kernelInitializer: init('score'), name: 'score' }).apply(features) as tf.SymbolicTensor;

@@ -6,12 +6,16 @@ import { latentBatch } from './gan-trainer.js';
 export interface GeneratorProvenance {
   generator: 'conditional-dcgan';
   latentSize: number;
-  generatorWidths: [number, number];
-  discriminatorWidths: [number, number];
+  generatorWidths: number[];
+  discriminatorWidths: number[];
   batchSize: number;
+  loss: string;
+  labelSmoothing: number;
+  r1Gamma: number;
   diffAugment: boolean;
   emaDecay: number;
   trainingSeed: number;
+  /** The last epoch trained, counting any epoch cut short by the time budget. */
   epochsTrained: number;
   steps: number;
 }

@@ -27,6 +27,8 @@ export interface SynthToShardsOptions {
   gridColumns?: number;
   /** Also save the averaged generator under generator/ in the TF.js layers format; default true. */
   saveGenerator?: boolean;
+  /** Which checkpoint the generator comes from and why, recorded in the manifest; default none. */
+  checkpoint?: { epoch: number; selectedBy: string; score: number | null };
   /** Receives a summary line; default none. */
   log?: (line: string) => void;
 }
@@ -95,6 +97,7 @@ export async function synthToShards(trained: TrainedGan, options: SynthToShardsO
       finalGeneratorLoss: lastEpoch?.generatorLoss ?? null,
     },
     sampling: { perClass: options.perClass, seed },
+    ...(options.checkpoint === undefined ? {} : { checkpoint: options.checkpoint }),
   });
   const manifestPath = await writeManifest(options.directory, manifest);
 

@@ -1,5 +1,14 @@
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { countByClass, deriveSeed, Progress, Random, type ImageRecord, type ImageShape, type ProgressOptions } from '@scarce/core';
+import { countByClass, deriveSeed, InputError, Progress, Random, sha256Hex, type ImageRecord, type ImageShape, type ProgressOptions } from '@scarce/core';
+import {
+  CHECKPOINTS_FOLDER,
+  disposeTrainerState,
+  listCheckpoints,
+  readCheckpointState,
+  writeCheckpoint,
+  type CheckpointInfo,
+} from './checkpoint.js';
 import { resolveSynthConfig, type SynthConfig } from './config.js';
 import { GanTrainer, type RealBatch, type StepValues } from './gan-trainer.js';
 import type { GeneratorProvenance, SamplingGenerator } from './sample.js';
@@ -13,8 +22,11 @@ export interface EpochLog {
   epoch: number;
   /** Steps run in this epoch. */
   steps: number;
+  /** Discriminator loss without the R1 penalty. */
   discriminatorLoss: number;
   generatorLoss: number;
+  /** Mean weighted R1 penalty of the steps that had one, or 0 when none did. */
+  r1Penalty: number;
   /** Mean discriminator score of augmented real images; the hinge loss pushes it above 1. */
   realScore: number;
   /** Mean discriminator score of augmented fakes; the hinge loss pushes it below -1. */
@@ -33,6 +45,30 @@ export interface TrainHooks {
   log?: (line: string) => void;
   /** Options of the progress bar on stderr, or false for none; default a bar on stderr. */
   progress?: ProgressOptions | false;
+  /**
+   * Output folder of the run. Checkpoints go to its `checkpoints/` subfolder every
+   * `config.checkpointEvery` epochs and after the last epoch; default none, so no checkpoints.
+   */
+  directory?: string;
+  /**
+   * Continue from the latest resumable checkpoint under `directory` instead of starting anew;
+   * default false. With no checkpoint there, training starts from epoch 1. Rejects a checkpoint
+   * written with other train records or other settings, except the run length (`epochs`,
+   * `timeBudgetSeconds`), `checkpointEvery` and `selectCheckpointBy`.
+   */
+  resume?: boolean;
+  /** Called after each checkpoint is written, with its folder and the averaged generator (which it must not dispose). */
+  onCheckpoint?: (checkpoint: WrittenCheckpoint) => Promise<void> | void;
+}
+
+/** A checkpoint just written by `trainConditionalGan`. */
+export interface WrittenCheckpoint {
+  epoch: number;
+  /** The checkpoint folder, with `generator/` inside. */
+  path: string;
+  /** The averaged generator at this epoch, with its batch-normalisation statistics set. */
+  generator: SamplingGenerator;
+  history: EpochLog[];
 }
 
 /** The limit that ended training. */
@@ -51,6 +87,8 @@ export interface TrainedGan extends SamplingGenerator {
   backend: string;
   /** Train records per class. */
   classCounts: number[];
+  /** Epoch of the checkpoint training resumed from, or null for a fresh run. */
+  resumedFromEpoch: number | null;
   /** Frees the generator's weights. */
   dispose(): void;
 }
@@ -60,6 +98,7 @@ export function formatEpochLog(log: EpochLog, epochs: number, stepsPerEpoch?: nu
   const partial = stepsPerEpoch !== undefined && log.steps < stepsPerEpoch ? ` (partial: ${log.steps} of ${stepsPerEpoch} steps)` : '';
   return (
     `epoch ${log.epoch}/${epochs}${partial}  D loss ${log.discriminatorLoss.toFixed(4)}  G loss ${log.generatorLoss.toFixed(4)}  ` +
+    (log.r1Penalty > 0 ? `R1 ${log.r1Penalty.toExponential(2)}  ` : '') +
     `D(real) ${log.realScore.toFixed(3)}  D(fake) ${log.fakeScore.toFixed(3)}  ${log.seconds.toFixed(2)}s`
   );
 }
@@ -125,14 +164,42 @@ function makeBatch(
   return { images, labels };
 }
 
+/** Hashes the train records' labels and pixels, so a resumed run can check it trains on the same data. */
+export function digestTrainRecords(records: readonly ImageRecord[]): string {
+  const parts: Uint8Array[] = [];
+  for (const record of records) {
+    parts.push(Uint8Array.from([record.label & 255, (record.label >> 8) & 255]), record.pixels);
+  }
+  return sha256Hex(Buffer.concat(parts));
+}
+
+/** Settings a resumed run may change, because they set only how long it runs and what it keeps. */
+const RESUMABLE_CHANGES: ReadonlySet<keyof SynthConfig> = new Set(['epochs', 'timeBudgetSeconds', 'checkpointEvery', 'selectCheckpointBy']);
+
+/** Rejects a checkpoint that another config or other data wrote. */
+function checkResumable(info: CheckpointInfo, config: SynthConfig, trainDigest: string, path: string): void {
+  if (info.trainDigest !== trainDigest) {
+    throw new InputError(`The checkpoint ${path} was trained on other train records. Resume with the same data, or start a new run in another folder.`);
+  }
+  const changed = (Object.keys(config) as Array<keyof SynthConfig>).filter(
+    (key) => !RESUMABLE_CHANGES.has(key) && JSON.stringify(config[key]) !== JSON.stringify(info.config[key]),
+  );
+  if (changed.length > 0) {
+    const details = changed.map((key) => `${key} ${JSON.stringify(info.config[key])} -> ${JSON.stringify(config[key])}`).join(', ');
+    throw new InputError(`The checkpoint ${path} was written with other GAN settings (${details}). Resume with its settings, or start a new run in another folder.`);
+  }
+}
+
 /**
  * Trains the class-conditional GAN on train records: DCGAN generator and projection
- * discriminator, hinge loss, Adam, DiffAugment on real and fake images, and an exponential
- * moving average of the generator for sampling. Training stops after `config.epochs` or when
- * `config.timeBudgetSeconds` runs out, whichever comes first. Each epoch is a fresh shuffle cut
- * into full batches (a batch is all records when there are fewer than `batchSize`), so up to
- * batchSize - 1 records sit out each epoch. With the same seed on the same backend and no time
- * budget cut, two runs give the same losses.
+ * discriminator, hinge or non-saturating loss, Adam, DiffAugment on real and fake images, an
+ * optional lazy R1 penalty, and an exponential moving average of the generator for sampling.
+ * Training stops after `config.epochs` or when `config.timeBudgetSeconds` runs out, whichever
+ * comes first; a resumed run counts the seconds of the runs before it. Each epoch is a fresh
+ * shuffle cut into full batches (a batch is all records when there are fewer than
+ * `batchSize`), so up to batchSize - 1 records sit out each epoch. With the same seed on the
+ * same backend and no time budget cut, two runs give the same losses, and so does a run
+ * resumed from a checkpoint written at an epoch's end.
  *
  * Throws when a record is not in the train split, when the records differ in shape, or when a
  * class has no records.
@@ -150,25 +217,84 @@ export async function trainConditionalGan(
   const pixels = scaleImages(records, imageSize);
   const batchSize = Math.min(config.batchSize, records.length);
   const stepsPerEpoch = Math.floor(records.length / batchSize);
-  const order = records.map((_, index) => index);
-  const shuffleRandom = new Random(deriveSeed(config.seed, 'batch order'));
+  const trainDigest = digestTrainRecords(records);
+  const checkpointsDirectory = hooks.directory === undefined ? null : join(hooks.directory, CHECKPOINTS_FOLDER);
 
   const trainer = new GanTrainer(config, { imageShape, numClasses, batchSize });
+  const history: EpochLog[] = [];
+  let firstEpoch = 1;
+  let secondsBefore = 0;
+  let resumedFromEpoch: number | null = null;
+  if (hooks.resume && checkpointsDirectory !== null) {
+    const latest = (await listCheckpoints(checkpointsDirectory)).filter((entry) => entry.resumable).at(-1);
+    if (latest === undefined) {
+      hooks.log?.(`no checkpoint to resume from in ${checkpointsDirectory}; starting at epoch 1`);
+    } else {
+      const { info, state } = await readCheckpointState<EpochLog>(latest.path);
+      try {
+        checkResumable(info, config, trainDigest, latest.path);
+        await trainer.restoreState(state);
+      } finally {
+        disposeTrainerState(state);
+      }
+      history.push(...info.history);
+      firstEpoch = info.random.nextEpoch;
+      secondsBefore = info.elapsedSeconds;
+      resumedFromEpoch = info.epoch;
+      hooks.log?.(`resumed from ${latest.path}: epoch ${info.epoch}, ${info.steps} steps, ${info.elapsedSeconds.toFixed(1)}s trained`);
+    }
+  }
+
   // A bar in epochs when only the epoch count bounds the run, else in seconds of the budget.
   const progressTotal = config.timeBudgetSeconds === null ? config.epochs : Math.ceil(config.timeBudgetSeconds);
   const progressLabel = config.timeBudgetSeconds === null ? 'GAN epochs' : 'GAN training seconds';
   const progress = hooks.progress === false ? null : new Progress(progressLabel, progressTotal, hooks.progress);
-  const history: EpochLog[] = [];
   const startedAt = performance.now();
-  const elapsedSeconds = () => (performance.now() - startedAt) / 1000;
+  const elapsedSeconds = () => secondsBefore + (performance.now() - startedAt) / 1000;
+  const statisticsLabels = labelsForStatistics(records, config.seed);
+  const samplingGenerator = (): SamplingGenerator => ({
+    generator: trainer.averagedGenerator,
+    classNames: [...classNames],
+    imageShape,
+    latentSize: config.latentSize,
+    provenance: buildProvenance(config, batchSize, history, trainer.steps),
+  });
+  const checkpoint = async (epoch: number) => {
+    if (checkpointsDirectory === null) return;
+    trainer.setAveragedStatistics(statisticsLabels);
+    const state = await trainer.exportState();
+    const info: CheckpointInfo<EpochLog> = {
+      epoch,
+      steps: trainer.steps,
+      elapsedSeconds: elapsedSeconds(),
+      config,
+      trainDigest,
+      random: { scheme: 'seed-and-epoch', seed: config.seed, nextEpoch: epoch + 1 },
+      history,
+    };
+    let path: string;
+    try {
+      path = await writeCheckpoint(checkpointsDirectory, info, state, samplingGenerator());
+    } finally {
+      // The model weights are copies; of the optimiser entries only the iteration count is new.
+      tf.dispose([...state.generator, ...state.discriminator, ...state.averagedGenerator]);
+      tf.dispose([state.generatorOptimizer[0].tensor, state.discriminatorOptimizer[0].tensor]);
+    }
+    hooks.log?.(`checkpoint ${path}`);
+    await hooks.onCheckpoint?.({ epoch, path, generator: samplingGenerator(), history: [...history] });
+  };
+
   let stoppedBy: StopReason = 'epochs';
   let progressDone = 0;
-
+  let lastCheckpointEpoch = resumedFromEpoch ?? 0;
   try {
-    for (let epoch = 1; epoch <= config.epochs && stoppedBy === 'epochs'; epoch++) {
+    if (config.timeBudgetSeconds !== null && elapsedSeconds() >= config.timeBudgetSeconds) stoppedBy = 'timeBudget';
+    for (let epoch = firstEpoch; epoch <= config.epochs && stoppedBy === 'epochs'; epoch++) {
       const epochStartedAt = performance.now();
-      const sums = { discriminatorLoss: 0, generatorLoss: 0, realScore: 0, fakeScore: 0 };
-      shuffleRandom.shuffle(order);
+      const sums = { discriminatorLoss: 0, generatorLoss: 0, r1Penalty: 0, realScore: 0, fakeScore: 0 };
+      let penalisedSteps = 0;
+      const order = new Random(deriveSeed(config.seed, 'batch order', epoch)).shuffle(records.map((_, index) => index));
+      trainer.beginEpoch(epoch);
       let steps = 0;
 
       for (let step = 0; step < stepsPerEpoch; step++) {
@@ -181,6 +307,7 @@ export async function trainConditionalGan(
         }
 
         for (const key of Object.keys(sums) as Array<keyof typeof sums>) sums[key] += values[key];
+        if (values.r1Penalty > 0) penalisedSteps++;
         steps++;
         if (config.timeBudgetSeconds !== null && elapsedSeconds() >= config.timeBudgetSeconds) {
           stoppedBy = 'timeBudget';
@@ -193,6 +320,7 @@ export async function trainConditionalGan(
         steps,
         discriminatorLoss: sums.discriminatorLoss / steps,
         generatorLoss: sums.generatorLoss / steps,
+        r1Penalty: penalisedSteps === 0 ? 0 : sums.r1Penalty / penalisedSteps,
         realScore: sums.realScore / steps,
         fakeScore: sums.fakeScore / steps,
         seconds: (performance.now() - epochStartedAt) / 1000,
@@ -206,14 +334,21 @@ export async function trainConditionalGan(
       hooks.log?.(formatEpochLog(log, config.epochs, stepsPerEpoch));
 
       const done = config.timeBudgetSeconds === null ? epoch : Math.min(progressTotal, Math.floor(log.elapsedSeconds));
-      progress?.tick(done - progressDone, `epoch ${epoch} D ${log.discriminatorLoss.toFixed(3)} G ${log.generatorLoss.toFixed(3)}`);
-      progressDone = done;
+      progress?.tick(Math.max(0, done - progressDone), `epoch ${epoch} D ${log.discriminatorLoss.toFixed(3)} G ${log.generatorLoss.toFixed(3)}`);
+      progressDone = Math.max(progressDone, done);
+      const last = epoch === config.epochs || stoppedBy === 'timeBudget';
+      if ((config.checkpointEvery > 0 && epoch % config.checkpointEvery === 0) || (last && config.checkpointEvery > 0)) {
+        await checkpoint(epoch);
+        lastCheckpointEpoch = epoch;
+      }
       // Let pending output and timers run between epochs.
       await new Promise((resolve) => setImmediate(resolve));
     }
-    progress?.tick(progressTotal - progressDone);
+    progress?.tick(Math.max(0, progressTotal - progressDone));
+    if (history.length === 0) throw new Error('GAN training ran no epoch: the time budget was spent before the first one. Raise timeBudgetSeconds or epochs.');
+    if (lastCheckpointEpoch !== history[history.length - 1].epoch && config.checkpointEvery > 0) await checkpoint(history[history.length - 1].epoch);
 
-    trainer.setAveragedStatistics(labelsForStatistics(records, shuffleRandom));
+    trainer.setAveragedStatistics(statisticsLabels);
   } catch (error) {
     trainer.averagedGenerator.dispose();
     throw error;
@@ -228,25 +363,9 @@ export async function trainConditionalGan(
     `trained ${epochsCompleted} ${epochsCompleted === 1 ? 'epoch' : 'epochs'} (${trainer.steps} steps of ${batchSize}) in ${seconds.toFixed(1)}s on ${tf.getBackend()}, ` +
       `stopped by ${stoppedBy === 'epochs' ? 'the epoch count' : 'the time budget'}; last D loss ${lastEpoch.discriminatorLoss.toFixed(4)}, G loss ${lastEpoch.generatorLoss.toFixed(4)}`,
   );
-  const provenance: GeneratorProvenance = {
-    generator: 'conditional-dcgan',
-    latentSize: config.latentSize,
-    generatorWidths: config.generatorWidths,
-    discriminatorWidths: config.discriminatorWidths,
-    batchSize,
-    diffAugment: config.diffAugment,
-    emaDecay: config.emaDecay,
-    trainingSeed: config.seed,
-    epochsTrained: epochsCompleted,
-    steps: trainer.steps,
-  };
   const generator = trainer.averagedGenerator;
   return {
-    generator,
-    classNames: [...classNames],
-    imageShape,
-    latentSize: config.latentSize,
-    provenance,
+    ...samplingGenerator(),
     config,
     history,
     epochsCompleted,
@@ -255,11 +374,32 @@ export async function trainConditionalGan(
     stoppedBy,
     backend: tf.getBackend(),
     classCounts: countByClass(records, numClasses),
+    resumedFromEpoch,
     dispose: () => generator.dispose(),
   };
 }
 
+/** Generator settings recorded with every synthetic record. */
+function buildProvenance(config: SynthConfig, batchSize: number, history: readonly EpochLog[], steps: number): GeneratorProvenance {
+  return {
+    generator: 'conditional-dcgan',
+    latentSize: config.latentSize,
+    generatorWidths: config.generatorWidths,
+    discriminatorWidths: config.discriminatorWidths,
+    batchSize,
+    loss: config.loss,
+    labelSmoothing: config.labelSmoothing,
+    r1Gamma: config.r1Gamma,
+    diffAugment: config.diffAugment,
+    emaDecay: config.emaDecay,
+    trainingSeed: config.seed,
+    epochsTrained: history.length === 0 ? 0 : history[history.length - 1].epoch,
+    steps,
+  };
+}
+
 /** Labels for the standing statistics, drawn in the train class proportions like the training batches. */
-function labelsForStatistics(records: readonly ImageRecord[], random: Random): number[] {
+function labelsForStatistics(records: readonly ImageRecord[], seed: number): number[] {
+  const random = new Random(deriveSeed(seed, 'standing statistics labels'));
   return Array.from({ length: STANDING_STATISTICS_SAMPLES }, () => records[random.integer(0, records.length)].label);
 }

@@ -1,0 +1,273 @@
+import { fileURLToPath } from 'node:url';
+import { countByClass, deriveSeed, Random, type ImageRecord } from '@scarce/core';
+import { evaluateProbabilities, extractFeatures, loadBackbone, trainHead, type Backbone, type ClassifierHead } from '@scarce/train';
+import {
+  classDiversity,
+  COLLAPSE_THRESHOLD,
+  featureMatrix,
+  frechetDistance,
+  memorisation,
+  NEAR_COPY_PERCENTILE,
+  precisionRecall,
+  kthNeighbourDistances,
+  squaredDistances,
+  type ClassDiversity,
+  type FeatureMatrix,
+} from './feature-metrics.js';
+import { sampleSynthetic, type SamplingGenerator } from './sample.js';
+
+/** Options of `prepareQuality`. Every field has a default. */
+export interface QualityOptions {
+  /** Backbone whose pooled features the metrics compare, or the path to load it from; default the shipped MobileNetV2. */
+  backbone?: Backbone | string;
+  /** Backbone input side in pixels when `backbone` is a path; default 64. */
+  inputSize?: number;
+  /**
+   * Most real train images in the reference set, drawn per class in proportion; default 1000.
+   * The synthetic set of each checkpoint has the same class counts. The Fréchet distance is
+   * biased by the number of images, so compare values only at equal counts.
+   */
+  maxReferenceImages?: number;
+  /** Neighbour rank k of the precision and recall manifolds; default 3, as Kynkäänniemi et al. use. */
+  k?: number;
+  /** Share of real diversity below which a class is warned about as collapsed; default 0.5. */
+  collapseThreshold?: number;
+  /** Percentile of real-to-real nearest distances that defines a near copy; default 5. */
+  nearCopyPercentile?: number;
+  /** Maximum epochs of the classifier heads (class consistency and TSTR); default 60. */
+  headEpochs?: number;
+  /** Hidden units of those heads; default 64. */
+  headUnits?: number;
+  /** Seed of the reference draw, the sampling latents and the heads; default 0. */
+  seed?: number;
+}
+
+/** Defaults of `QualityOptions`. */
+export const QUALITY_DEFAULTS = {
+  backbone: fileURLToPath(new URL('../../../fixtures/mobilenet_v2_0.35_224_notop', import.meta.url)),
+  inputSize: 64,
+  maxReferenceImages: 1000,
+  k: 3,
+  collapseThreshold: COLLAPSE_THRESHOLD,
+  nearCopyPercentile: NEAR_COPY_PERCENTILE,
+  headEpochs: 60,
+  headUnits: 64,
+  seed: 0,
+} as const;
+
+/** Real images and everything computed from them once per run. */
+export interface QualityContext {
+  backbone: Backbone;
+  /** Whether the context loaded the backbone itself, so `disposeQuality` frees it. */
+  ownsBackbone: boolean;
+  classNames: string[];
+  settings: Required<Omit<QualityOptions, 'backbone'>>;
+  /** The real train images of the reference set. */
+  reference: ImageRecord[];
+  referenceFeatures: FeatureMatrix;
+  referenceLabels: number[];
+  /** Each reference image's feature distance to its k-th and to its nearest other reference image. */
+  referenceRadii: Float64Array;
+  referenceNearest: Float64Array;
+  validation: { features: Float32Array; labels: number[] };
+  test: { features: Float32Array; labels: number[] } | null;
+  /** Head trained on the real reference images, which labels synthetic images for class consistency. */
+  realClassifier: ClassifierHead;
+  /** Synthetic images per class in every evaluation: the reference set's class counts. */
+  samplesPerClass: number[];
+}
+
+/** Accuracy and ROC AUC of a classifier on one real split. */
+export interface SplitScores {
+  accuracy: number;
+  auc: number;
+}
+
+/** Quality of one checkpoint's samples, as written to quality.jsonl. */
+export interface QualityRecord {
+  epoch: number;
+  /** What the feature-space metrics run on. */
+  features: { backbone: string; inputSize: number; size: number };
+  referenceImages: number;
+  samplesPerClass: number[];
+  /** Fréchet distance on the backbone's pooled features, real train reference against synthetic; lower is closer. */
+  frechetDistance: number;
+  precision: number;
+  recall: number;
+  k: number;
+  diversity: ClassDiversity[];
+  /** One sentence per class whose synthetic diversity is below the collapse threshold. */
+  collapseWarnings: string[];
+  memorisation: { threshold: number; percentile: number; nearCopyShare: number; medianDistanceRatio: number };
+  /** Accuracy of a classifier trained on real train images at recognising each conditioned class in the samples. */
+  classConsistency: { accuracy: number; perClass: Array<{ className: string; accuracy: number }> };
+  /** Train on synthetic, test on real: a head trained on the samples alone, scored on real splits. */
+  tstr: { validation: SplitScores; test?: SplitScores };
+  seconds: number;
+}
+
+/** A quality record with the samples it measured and each sample's nearest real image, for pictures. */
+export interface QualityEvaluation {
+  record: QualityRecord;
+  samples: ImageRecord[];
+  /** The reference images, as `nearestReal` indexes them. */
+  reference: ImageRecord[];
+  nearestReal: number[];
+}
+
+/** Draws up to `maximum` records, each class in proportion to its count and at least 2 per class. */
+function stratifiedDraw(records: readonly ImageRecord[], numClasses: number, maximum: number, seed: number): ImageRecord[] {
+  if (records.length <= maximum) return [...records];
+  const random = new Random(deriveSeed(seed, 'quality reference'));
+  return Array.from({ length: numClasses }, (_, label) => {
+    const members = records.filter((record) => record.label === label);
+    const take = Math.max(2, Math.round((members.length / records.length) * maximum));
+    return random.shuffle([...members]).slice(0, take);
+  }).flat();
+}
+
+function featuresOf(backbone: Backbone, records: readonly ImageRecord[]): Float32Array {
+  return extractFeatures(backbone, records, { quiet: true });
+}
+
+/**
+ * Prepares the quality metrics of a run: loads the backbone when given a path, extracts the
+ * features of a stratified reference draw of the real train images and of the validation (and
+ * test) images, and trains the real-data classifier that measures class consistency. The
+ * validation split stops that classifier early; the test split is only read by
+ * `evaluateQuality` with `includeTest`.
+ */
+export async function prepareQuality(
+  splits: { train: readonly ImageRecord[]; validation: readonly ImageRecord[]; test?: readonly ImageRecord[] },
+  classNames: readonly string[],
+  options: QualityOptions = {},
+): Promise<QualityContext> {
+  const { backbone: backboneOption, ...rest } = options;
+  const settings = { ...QUALITY_DEFAULTS, ...Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)) } as QualityContext['settings'];
+  if (splits.validation.length === 0) throw new Error('The quality metrics need validation images for the classifier heads; the validation split is empty.');
+  const source = backboneOption ?? QUALITY_DEFAULTS.backbone;
+  const backbone = typeof source === 'string' ? await loadBackbone(source, { inputSize: settings.inputSize }) : source;
+
+  const reference = stratifiedDraw(splits.train, classNames.length, settings.maxReferenceImages, settings.seed);
+  const referenceLabels = reference.map((record) => record.label);
+  const referenceFeatures = featureMatrix(featuresOf(backbone, reference), backbone.featureSize);
+  const referenceSquared = squaredDistances(referenceFeatures, referenceFeatures);
+  const validation = { features: featuresOf(backbone, splits.validation), labels: splits.validation.map((record) => record.label) };
+  const test =
+    splits.test === undefined || splits.test.length === 0
+      ? null
+      : { features: featuresOf(backbone, splits.test), labels: splits.test.map((record) => record.label) };
+  const realClassifier = trainHead({ features: referenceFeatures.values as Float32Array, labels: referenceLabels }, validation, classNames.length, {
+    units: settings.headUnits,
+    epochs: settings.headEpochs,
+    seed: settings.seed,
+  }).head;
+
+  return {
+    backbone,
+    ownsBackbone: typeof source === 'string',
+    classNames: [...classNames],
+    settings,
+    reference,
+    referenceFeatures,
+    referenceLabels,
+    referenceRadii: kthNeighbourDistances(referenceSquared, reference.length, settings.k),
+    referenceNearest: kthNeighbourDistances(referenceSquared, reference.length, 1),
+    validation,
+    test,
+    realClassifier,
+    samplesPerClass: countByClass(reference, classNames.length),
+  };
+}
+
+/** Frees the classifier and, when the context loaded it, the backbone. */
+export function disposeQuality(context: QualityContext): void {
+  context.realClassifier.dispose();
+  if (context.ownsBackbone) context.backbone.model.dispose();
+}
+
+/**
+ * Samples a generator (the same latents at every call, so checkpoints are compared on equal
+ * draws) and measures the samples against the real images: Fréchet distance on the backbone's
+ * features, precision and recall, per-class diversity, memorisation, class consistency and
+ * train-on-synthetic test-on-real scores on the validation split, and on the test split when
+ * `includeTest` is set.
+ */
+export function evaluateQuality(context: QualityContext, generator: SamplingGenerator, epoch: number, includeTest = false): QualityEvaluation {
+  const startedAt = performance.now();
+  const { settings, classNames } = context;
+  const numClasses = classNames.length;
+  const perClass = Math.max(...context.samplesPerClass);
+  const samplingSeed = deriveSeed(settings.seed, 'quality samples');
+  // Sample the largest class count for every class, then keep each class's own count, so a class's latents do not depend on the others' counts.
+  const samples = sampleSynthetic(generator, { perClass, seed: samplingSeed }).filter(
+    (record) => (record.params?.latentIndex as number) < context.samplesPerClass[record.label],
+  );
+  const sampleLabels = samples.map((record) => record.label);
+  const sampleFeatures = featureMatrix(featuresOf(context.backbone, samples), context.backbone.featureSize);
+
+  const frechet = frechetDistance(context.referenceFeatures, sampleFeatures);
+  const { precision, recall, k } = precisionRecall(context.referenceFeatures, sampleFeatures, settings.k, context.referenceRadii);
+  const diversity = classDiversity(context.referenceFeatures, context.referenceLabels, sampleFeatures, sampleLabels, classNames, settings.collapseThreshold);
+  const nearest = memorisation(context.referenceFeatures, sampleFeatures, settings.nearCopyPercentile, context.referenceNearest);
+
+  const predicted = context.realClassifier.predict(sampleFeatures.values as Float32Array);
+  const consistency = evaluateProbabilities(predicted, sampleLabels, numClasses);
+  const perClassConsistency = classNames.map((className, label) => {
+    const row = consistency.confusion[label];
+    const total = row.reduce((sum, count) => sum + count, 0);
+    return { className, accuracy: total === 0 ? NaN : row[label] / total };
+  });
+
+  // The TSTR head sees only synthetic images; it monitors its own training loss, so the validation split is measured, never fitted to.
+  const tstrHead = trainHead({ features: sampleFeatures.values as Float32Array, labels: sampleLabels }, context.validation, numClasses, {
+    units: settings.headUnits,
+    epochs: settings.headEpochs,
+    seed: settings.seed,
+    earlyStopping: { monitor: 'loss', patience: 5, restoreBestWeights: false },
+  }).head;
+  const score = (split: { features: Float32Array; labels: number[] }): SplitScores => {
+    const report = evaluateProbabilities(tstrHead.predict(split.features), split.labels, numClasses);
+    return { accuracy: report.accuracy, auc: report.auc };
+  };
+  const tstr: QualityRecord['tstr'] = { validation: score(context.validation) };
+  if (includeTest && context.test !== null) tstr.test = score(context.test);
+  tstrHead.dispose();
+
+  const record: QualityRecord = {
+    epoch,
+    features: { backbone: context.backbone.source, inputSize: context.backbone.inputSize, size: context.backbone.featureSize },
+    referenceImages: context.reference.length,
+    samplesPerClass: context.samplesPerClass,
+    frechetDistance: frechet,
+    precision,
+    recall,
+    k,
+    diversity: diversity.classes,
+    collapseWarnings: diversity.warnings,
+    memorisation: {
+      threshold: nearest.threshold,
+      percentile: nearest.percentile,
+      nearCopyShare: nearest.nearCopyShare,
+      medianDistanceRatio: nearest.medianDistanceRatio,
+    },
+    classConsistency: { accuracy: consistency.accuracy, perClass: perClassConsistency },
+    tstr,
+    seconds: (performance.now() - startedAt) / 1000,
+  };
+  return { record, samples, reference: context.reference, nearestReal: nearest.nearestReal };
+}
+
+/** Formats a quality record as one line for the person running the job. */
+export function formatQuality(record: QualityRecord): string {
+  const parts = [
+    `quality at epoch ${record.epoch}: Fréchet distance ${record.frechetDistance.toFixed(2)}`,
+    `precision ${record.precision.toFixed(3)}`,
+    `recall ${record.recall.toFixed(3)}`,
+    `class consistency ${record.classConsistency.accuracy.toFixed(3)}`,
+    `TSTR val AUC ${record.tstr.validation.auc.toFixed(3)}`,
+    `near copies ${(record.memorisation.nearCopyShare * 100).toFixed(1)}%`,
+  ];
+  if (record.tstr.test !== undefined) parts.push(`TSTR test AUC ${record.tstr.test.auc.toFixed(3)}`);
+  return `${parts.join(', ')} (${record.seconds.toFixed(1)}s)`;
+}
