@@ -35,3 +35,27 @@ export function temporaryFolder(prefix = 'scarce-test-'): Promise<string> {
 
 export const BREASTMNIST = 'fixtures/breastmnist/breastmnist.npz';
 export const MOBILENET = 'fixtures/mobilenet_v2_0.35_224_notop';
+
+/**
+ * Writes the first images of each BreastMNIST split as an .npz in `dir` (default 48 train, 16 val
+ * and 24 test); returns its path. `trainFrom` fills the train split from another split's images.
+ */
+export async function writeBreastMnistSubset(
+  dir: string,
+  counts: Record<'train' | 'val' | 'test', number> = { train: 48, val: 16, test: 24 },
+  trainFrom: 'train' | 'val' | 'test' = 'train',
+): Promise<string> {
+  const { readMedMnistNpz, recordsOfSplit } = await import('@scarce/core');
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const arrays: Record<string, Uint8Array> = {};
+  for (const split of ['train', 'val', 'test'] as const) {
+    const records = recordsOfSplit(dataset, split === 'train' ? trainFrom : split).slice(0, counts[split]);
+    const pixels = new Uint8Array(records.length * 28 * 28);
+    records.forEach((record, i) => pixels.set(record.pixels, i * 28 * 28));
+    arrays[`${split}_images`] = npyBytes(pixels, [records.length, 28, 28], '|u1');
+    arrays[`${split}_labels`] = npyBytes(records.map((record) => record.label), [records.length, 1], '<i8');
+  }
+  const path = join(dir, 'subset.npz');
+  await writeNpz(path, arrays);
+  return path;
+}

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BACKEND_CHOICES, DATASET_FORMATS } from '@scarce/core';
+import { BACKEND_CHOICES, DATASET_FORMATS, ORIGINS } from '@scarce/core';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { recipeOfName, type MixRecipe } from '@scarce/train';
 import { describeIssues } from './config-issues.js';
 import { InputError } from './errors.js';
 
@@ -75,6 +76,8 @@ export const runConfigSchema = z
       .object({
         backbone: z.string().default(SHIPPED_BACKBONE),
         inputSize: z.number().int().min(32).default(128),
+        /** Layer whose pooled output is the feature vector, as `scarce backbone inspect` lists them; default the backbone's output. */
+        featureLayer: z.string().min(1).optional(),
         featureBatchSize: z.number().int().positive().default(64),
         /** Folder of the on-disk feature cache, or false for none; default $SCARCE_CACHE_DIR or ~/.cache/scarce. */
         featureCache: z.union([z.string(), z.literal(false)]).optional(),
@@ -82,6 +85,8 @@ export const runConfigSchema = z
           .object({
             units: z.number().int().nonnegative().default(256),
             dropout: z.number().min(0).lt(1).default(0.5),
+            /** Heads trained side by side from different initialisations; their probabilities are averaged. */
+            ensemble: z.number().int().positive().default(1),
             learningRate: z.number().positive().default(1e-3),
             batchSize: z.number().int().positive().default(32),
             epochs: z.number().int().positive().default(200),
@@ -91,8 +96,11 @@ export const runConfigSchema = z
           .strict()
           .prefault({}),
         earlyStopping: earlyStoppingSchema.prefault({}),
-        /** `feature-extraction` trains only the head on frozen features; `fine-tune` then trains the head with the backbone's last blocks. */
-        strategy: z.enum(['feature-extraction', 'fine-tune']).default('feature-extraction'),
+        /**
+         * `feature-extraction` trains only the head on frozen features; `fine-tune` then trains the head with the
+         * backbone's last blocks (`fineTune`); `full` does the same with every block of the backbone.
+         */
+        strategy: z.enum(['feature-extraction', 'fine-tune', 'full']).default('feature-extraction'),
         fineTune: z
           .object({
             /** Blocks at the end of the backbone that train, as `scarce backbone inspect` lists them. */
@@ -123,7 +131,41 @@ export const runConfigSchema = z
               .strict(),
           ])
           .default(false),
-        mixes: z.array(z.string()).min(1).default(['real', 'real+augmented', 'real+synthetic', 'real+augmented+synthetic', 'synthetic']),
+        /**
+         * Mixes to compare: a name joining origins with '+' (every row of each), or a recipe naming its sources
+         * (an origin or a shard folder) with a count of rows or a ratio to the real train rows.
+         */
+        mixes: z
+          .array(
+            z
+              .union([
+                z.string(),
+                z
+                  .object({
+                    name: z.string().min(1),
+                    sources: z
+                      .array(
+                        z
+                          .object({ from: z.string().min(1), count: z.number().int().nonnegative().optional(), ratio: z.number().positive().optional() })
+                          .strict()
+                          .refine((source) => source.count === undefined || source.ratio === undefined, { message: 'give count or ratio, not both' }),
+                      )
+                      .min(1),
+                  })
+                  .strict(),
+              ])
+              .transform((mix, context): MixRecipe => {
+                if (typeof mix !== 'string') return mix;
+                try {
+                  return recipeOfName(mix);
+                } catch (error) {
+                  context.issues.push({ code: 'custom', message: (error as Error).message, input: mix });
+                  return z.NEVER;
+                }
+              }),
+          )
+          .min(1)
+          .prefault(['real', 'real+augmented', 'real+synthetic', 'real+augmented+synthetic', 'synthetic']),
         /** Seeds of the head's initialisation, dropout and batch order: one classifier per mix and seed. */
         seeds: z.array(z.number().int().nonnegative()).min(1).default([0, 1, 2]),
       })
@@ -144,6 +186,9 @@ export function parseRunConfig(value: unknown, source: string, baseDir: string):
   config.output = resolvePath(config.output);
   config.train.backbone = resolvePath(config.train.backbone);
   if (typeof config.train.featureCache === 'string') config.train.featureCache = resolvePath(config.train.featureCache);
+  for (const mix of config.train.mixes) {
+    for (const source of mix.sources) if (!(ORIGINS as readonly string[]).includes(source.from)) source.from = resolvePath(source.from);
+  }
   return config;
 }
 

@@ -4,6 +4,7 @@ import {
   assignSplits,
   buildManifest,
   loadDataset,
+  ORIGINS,
   readShardFolder,
   recordsOfSplit,
   selectBackend,
@@ -16,11 +17,12 @@ import {
 } from '@scarce/core';
 import { augmentToShards, resolveTransformConfig, type TransformOptions } from '@scarce/augment';
 import { resolveSynthConfig, synthToShards, trainConditionalGan, type SynthConfig } from '@scarce/synth';
-import { checkNoLeakage, composeClassifier, composeMix, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, parseMix, type Backbone } from '@scarce/train';
+import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, type Backbone, type MixRecipe } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
 import { benchmarkMixes, type FineTuneContext, type MixResult } from './benchmark.js';
 import { writeReport } from './report.js';
+import { verifyAugmentedSources } from './verify-views.js';
 import { writeRunFigures } from './report-figures.js';
 
 /** Options of `runPipeline`. */
@@ -113,15 +115,16 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   const runDir = join(config.output, config.name);
   const timings: Record<string, number> = {};
   const startedAt = new Date().toISOString();
-  const mixes = config.train.mixes.map((mix) => ({ name: mix, origins: parseMix(mix) }));
-  const needs = new Set(mixes.flatMap((mix) => mix.origins));
+  const mixes = config.train.mixes;
+  const needs = new Set(mixes.flatMap((mix) => mix.sources.map((source) => source.from)));
   if (needs.has('augmented') && !config.augment.enabled) throw new InputError(`A mix uses augmented rows but augment.enabled is false.`);
   if (needs.has('synthetic') && !config.synth.enabled) throw new InputError(`A mix uses synthetic rows but synth.enabled is false.`);
 
   const selection = await selectBackend({ backend: config.backend, log });
   const dataset = await timed(timings, 'load', () => loadRunData(config));
   preflight(config, dataset, needs);
-  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize }).catch((error: Error) => {
+  const folders = await readMixFolders(needs, dataset);
+  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer }).catch((error: Error) => {
     throw new InputError(`Invalid config field 'train.backbone' (${config.train.backbone}): ${error.message}`);
   });
   await prepareRunFolder(runDir, options.force ?? false);
@@ -166,21 +169,22 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   }
 
   // Training reads everything back from the shards, so the classifiers see exactly what was written.
-  const records = await timed(timings, 'read shards', () => readRunShards(runDir, needs));
+  const runRecords = await timed(timings, 'read shards', () => readRunShards(runDir, needs));
+  const records = [...runRecords, ...[...folders.values()].flat()];
   const evaluation = records.filter((record) => record.split !== 'train');
   const trainRows = records.filter((record) => record.split === 'train');
   for (const duplicate of checkNoLeakage(trainRows, evaluation)) log(`warning: the data's own splits share an image: ${duplicate}`);
 
   const features = await timed(timings, 'features', () => featuresByRecord(backbone, records, config, log, options.quiet));
 
-  const fineTuning = config.train.strategy === 'fine-tune' ? prepareFineTuning(backbone, records, config, options.quiet) : undefined;
+  const fineTuning = config.train.strategy !== 'feature-extraction' ? prepareFineTuning(backbone, records, config, options.quiet) : undefined;
   const evaluationSplits = {
     val: records.filter((record) => record.split === 'val'),
     test: records.filter((record) => record.split === 'test'),
   };
   const results = await timed(timings, 'train', () =>
     benchmarkMixes({
-      mixes: mixes.map((mix) => ({ name: mix.name, rows: composeMix(trainRows, mix.origins) })),
+      mixes: composeMixes(mixes, runRecords.filter((record) => record.split === 'train'), folders, config.seed),
       evaluation: evaluationSplits,
       features,
       featureSize: backbone.featureSize,
@@ -245,18 +249,51 @@ function checkSplits(dataset: LabelledDataset, path: string): void {
   }
 }
 
+/** Reads the run's own shard folders that the mixes use. */
 async function readRunShards(runDir: string, needs: Set<string>): Promise<ImageRecord[]> {
-  const records = [...(await readShardFolder(join(runDir, 'real'))).records];
-  for (const origin of ['augmented', 'synthetic']) {
+  const records: ImageRecord[] = [];
+  for (const origin of ORIGINS) {
     if (needs.has(origin)) records.push(...(await readShardFolder(join(runDir, origin))).records);
   }
   return records;
 }
 
+/**
+ * Reads the train rows of every shard folder a mix names as a source, keyed by the folder, before
+ * the run writes anything. Augmented rows must replay from this data's train images.
+ */
+async function readMixFolders(needs: Set<string>, dataset: LabelledDataset): Promise<Map<string, ImageRecord[]>> {
+  const realTrain = recordsOfSplit(dataset, 'train');
+  const folders = new Map<string, ImageRecord[]>();
+  for (const folder of needs) {
+    if ((ORIGINS as readonly string[]).includes(folder)) continue;
+    const shards = await readShardFolder(folder).catch((error: Error) => {
+      throw new InputError(`Invalid mix source '${folder}' in train.mixes: ${error.message}`);
+    });
+    if (JSON.stringify(shards.classNames) !== JSON.stringify(dataset.classNames)) {
+      throw new InputError(`Mix source ${folder} has classes ${JSON.stringify(shards.classNames)} but the data has ${JSON.stringify(dataset.classNames)}.`);
+    }
+    const rows = shards.records.filter((record) => record.split === 'train');
+    await verifyAugmentedSources(realTrain, rows.filter((record) => record.origin === 'augmented'), folder);
+    folders.set(folder, rows);
+  }
+  return folders;
+}
+
+/** Composes each mix's training rows from the pools of the run: its origins and the shard folders it names. */
+function composeMixes(mixes: readonly MixRecipe[], trainRows: readonly ImageRecord[], folders: Map<string, ImageRecord[]>, seed: number): Array<{ name: string; rows: ImageRecord[] }> {
+  const pools = new Map<string, readonly ImageRecord[]>(ORIGINS.map((origin) => [origin, trainRows.filter((row) => row.origin === origin)]));
+  for (const [folder, rows] of folders) pools.set(folder, rows);
+  const realCount = pools.get('real')!.length;
+  return mixes.map((mix) => ({ name: mix.name, rows: composeRecipe(mix, pools, realCount, seed) }));
+}
+
 /** Splits the backbone for fine-tuning and runs its frozen front once over every record. */
 function prepareFineTuning(backbone: Backbone, records: ImageRecord[], config: RunConfig, quiet?: boolean): FineTuneContext {
   const { lastBlocks, layerPrefixes, ...options } = config.train.fineTune;
-  const split = splitBackbone(backbone, layerPrefixes.length > 0 ? { layerPrefixes } : { lastBlocks });
+  // Full training unfreezes every block; BatchNorm still runs in inference mode, as in fine-tuning.
+  const unfreeze = config.train.strategy === 'full' ? { lastBlocks: backboneBlocks(backbone.model).length } : layerPrefixes.length > 0 ? { layerPrefixes } : { lastBlocks };
+  const split = splitBackbone(backbone, unfreeze);
   const activations = frozenActivations(split, backbone, records, config.train.featureBatchSize, quiet);
   return { split, activations, rowOf: new Map(records.map((record, i) => [record, i])), options };
 }

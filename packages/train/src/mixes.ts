@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ImageRecord, Origin } from '@scarce/core';
-import { InputError, ORIGINS } from '@scarce/core';
+import { deriveSeed, InputError, ORIGINS, Random } from '@scarce/core';
 
 /** The mixes a benchmark compares by default: real only, each addition, and synthetic only. */
 export const STANDARD_MIXES = ['real', 'real+augmented', 'real+synthetic', 'real+augmented+synthetic', 'synthetic'] as const;
@@ -20,6 +20,52 @@ export function parseMix(name: string): Origin[] {
 /** Returns the training rows of a mix: every train-split record whose origin the mix names, in input order. */
 export function composeMix(trainRecords: readonly ImageRecord[], origins: readonly Origin[]): ImageRecord[] {
   return trainRecords.filter((record) => record.split === 'train' && origins.includes(record.origin));
+}
+
+/** One source of a mix recipe: an origin of the run's rows or another named pool, and how many of its rows. */
+export interface MixSource {
+  /** `real`, `augmented`, `synthetic`, or the key of another pool (such as a shard folder's path). */
+  from: string;
+  /** Exactly this many rows, drawn without replacement. */
+  count?: number;
+  /** `ratio` x the number of real train rows, rounded, drawn without replacement. */
+  ratio?: number;
+}
+
+/** A named recipe of training rows. A source with neither count nor ratio gives all its rows. */
+export interface MixRecipe {
+  name: string;
+  sources: MixSource[];
+}
+
+/** Returns the recipe of a mix name such as `real+augmented`: every row of each origin. */
+export function recipeOfName(name: string): MixRecipe {
+  return { name, sources: parseMix(name).map((origin) => ({ from: origin })) };
+}
+
+/**
+ * Returns a recipe's training rows, source by source. Counted rows are a seeded random subset of
+ * their pool, kept in the pool's order, so the same recipe and seed give the same rows.
+ */
+export function composeRecipe(recipe: MixRecipe, pools: ReadonlyMap<string, readonly ImageRecord[]>, realTrainCount: number, seed: number): ImageRecord[] {
+  const rows: ImageRecord[] = [];
+  for (const source of recipe.sources) {
+    const pool = pools.get(source.from);
+    if (pool === undefined) throw new InputError(`Mix '${recipe.name}' names source '${source.from}', which is not one of ${[...pools.keys()].join(', ')}.`);
+    if (source.count !== undefined && source.ratio !== undefined) throw new InputError(`Mix '${recipe.name}', source '${source.from}': give count or ratio, not both.`);
+    const wanted = source.count ?? (source.ratio === undefined ? pool.length : Math.round(source.ratio * realTrainCount));
+    if (!Number.isInteger(wanted) || wanted < 0 || wanted > pool.length) {
+      throw new InputError(`Mix '${recipe.name}' needs ${wanted} rows of '${source.from}', which has ${pool.length}; lower its count or ratio.`);
+    }
+    if (wanted === pool.length) {
+      rows.push(...pool);
+      continue;
+    }
+    const random = new Random(deriveSeed(seed, `mix/${recipe.name}/${source.from}`));
+    const chosen = random.shuffle(pool.map((_, i) => i)).slice(0, wanted).sort((a, b) => a - b);
+    rows.push(...chosen.map((i) => pool[i]));
+  }
+  return rows;
 }
 
 function pixelDigest(record: ImageRecord): string {

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { MOBILENET, temporaryFolder, writeBreastMnistSubset } from './helpers.js';
+
+const CLI = resolve('packages/cli/dist/main.js');
+
+interface MixMetrics {
+  mix: string;
+  rows: Record<string, number>;
+  seeds: Array<{ fineTune: { epochsRun: number } | null; test: { auc: number } }>;
+}
+
+test('full training with recipe mixes', async () => {
+  const dir = await temporaryFolder();
+  const data = await writeBreastMnistSubset(dir);
+  const augmentOnly = join(dir, 'aug');
+  const augment = spawnSync(process.execPath, [CLI, 'augment', data, '--out', augmentOnly, '--views', '3', '--horizontal-flip', '--quiet', '--workers', '1'], { encoding: 'utf8' });
+  assert.equal(augment.status, 0, augment.stderr);
+
+  const config = {
+    name: 'full',
+    output: join(dir, 'runs'),
+    data: { path: data },
+    augment: { enabled: false },
+    synth: { enabled: false },
+    train: {
+      backbone: resolve(MOBILENET),
+      inputSize: 32,
+      strategy: 'full',
+      seeds: [0],
+      head: { epochs: 3, ensemble: 2 },
+      fineTune: { epochs: 2 },
+      featureCache: false,
+      mixes: ['real', { name: 'real + 30 views', sources: [{ from: 'real' }, { from: 'aug', count: 30 }] }, { name: 'views only', sources: [{ from: 'aug', ratio: 0.5 }] }],
+    },
+  };
+  await writeFile(join(dir, 'full.json'), JSON.stringify(config));
+  const result = spawnSync(process.execPath, [CLI, 'run', join(dir, 'full.json'), '--quiet'], { encoding: 'utf8', env: { ...process.env, SCARCE_BACKEND: '' } });
+  assert.equal(result.status, 0, result.stderr);
+
+  const metrics = JSON.parse(await readFile(join(dir, 'runs', 'full', 'metrics.json'), 'utf8')) as { mixes: MixMetrics[] };
+  const byName = new Map(metrics.mixes.map((mix) => [mix.mix, mix]));
+  assert.deepEqual(byName.get('real')!.rows, { real: 48, augmented: 0, synthetic: 0 });
+  assert.deepEqual(byName.get('real + 30 views')!.rows, { real: 48, augmented: 30, synthetic: 0 });
+  assert.deepEqual(byName.get('views only')!.rows, { real: 0, augmented: 24, synthetic: 0 });
+  for (const mix of metrics.mixes) {
+    assert.ok(mix.seeds[0].fineTune !== null, `${mix.mix} was fine-tuned`);
+    assert.ok(mix.seeds[0].fineTune!.epochsRun >= 1, `${mix.mix} ran a fine-tuning epoch`);
+    assert.ok(mix.seeds[0].test.auc >= 0 && mix.seeds[0].test.auc <= 1, `${mix.mix} AUC in [0, 1]`);
+  }
+  assert.ok((await stat(join(dir, 'runs', 'full', 'models', 'real', 'model.json'))).isFile());
+});
+
+test('recipe rejects views of test images', async () => {
+  const dir = await temporaryFolder();
+  const data = await writeBreastMnistSubset(dir);
+  // Views of the test images, made from a copy of the data whose train split contains them.
+  const leaking = await writeBreastMnistSubset(await temporaryFolder(), { train: 24, val: 0, test: 0 }, 'test');
+  const views = join(dir, 'leaky');
+  const augment = spawnSync(process.execPath, [CLI, 'augment', leaking, '--out', views, '--views', '1', '--quiet', '--workers', '1'], { encoding: 'utf8' });
+  assert.equal(augment.status, 0, augment.stderr);
+  const config = {
+    name: 'leak',
+    output: join(dir, 'runs'),
+    data: { path: data },
+    augment: { enabled: false },
+    synth: { enabled: false },
+    train: { backbone: resolve(MOBILENET), inputSize: 32, seeds: [0], head: { epochs: 2 }, featureCache: false, mixes: [{ name: 'leaky', sources: [{ from: 'real' }, { from: 'leaky' }] }] },
+  };
+  await writeFile(join(dir, 'leak.json'), JSON.stringify(config));
+  const result = spawnSync(process.execPath, [CLI, 'run', join(dir, 'leak.json'), '--quiet'], { encoding: 'utf8', env: { ...process.env, SCARCE_BACKEND: '' } });
+  assert.equal(result.status, 2, result.stderr);
+  await assert.rejects(stat(join(dir, 'runs', 'leak')), { code: 'ENOENT' }, 'the run wrote nothing');
+  assert.match(result.stderr, /leaky: augmented row 0 \(source index 0, view 1\) does not replay from the train image with that index/);
+});
