@@ -42,8 +42,16 @@ test('run writes a report with every mix', async () => {
   const configPath = join(dir, 'tiny.json');
   await writeFile(configPath, JSON.stringify(config));
 
-  const result = runCli(['run', configPath, '--quiet']);
+  const result = runCli(['run', configPath, '--json']);
   assert.equal(result.status, 0, result.stderr);
+  const events = result.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { event: string; [field: string]: unknown });
+  assert.ok(events.every((event) => typeof event.event === 'string'), 'every stdout line is an event');
+  assert.ok(events.filter((event) => event.event !== 'progress').every((event) => typeof event.time === 'string'), 'events but progress carry the time');
+  assert.ok(events.some((event) => event.event === 'progress' && event.label === 'features'), 'progress of feature extraction');
+  assert.ok(events.some((event) => event.event === 'log' && /^mix real seed 0: /.test(event.message as string)), 'log lines as events');
+  assert.equal(events.at(-1)!.event, 'done');
+  assert.equal(events.at(-1)!.runDir, join(dir, 'runs', 'tiny'));
+  assert.doesNotMatch(result.stderr, /mix real seed 0|features \d+\/\d+/, 'with --json nothing of the log goes to stderr');
   const metrics = JSON.parse(await readFile(join(dir, 'runs', 'tiny', 'metrics.json'), 'utf8'));
   assert.deepEqual(metrics.mixes.map((mix: { mix: string }) => mix.mix), ['real', 'real+augmented', 'real+synthetic', 'real+augmented+synthetic', 'synthetic']);
   for (const mix of metrics.mixes) {
@@ -61,6 +69,10 @@ test('run writes a report with every mix', async () => {
 
   const report = await readFile(join(dir, 'runs', 'tiny', 'report.md'), 'utf8');
   for (const mix of ['| real |', '| real+augmented |', '| real+synthetic |', '| real+augmented+synthetic |', '| synthetic |']) assert.ok(report.includes(mix), mix);
+  const html = await readFile(join(dir, 'runs', 'tiny', 'report.html'), 'utf8');
+  assert.deepEqual([...html.matchAll(/data-plot="([^"]+)"/g)].map((match) => match[1]), ['scores', 'loss', 'validation', 'confusion', 'gan']);
+  const images = [...html.matchAll(/<img src="data:image\/png;base64,[^"]+" alt="([^"]+)"/g)].map((match) => match[1]);
+  assert.deepEqual(images, ['Real train images', 'Synthetic images', 'Augmented views', 'Transform: horizontalFlip', 'Transform: rotation']);
   const synthetic = await readShardFolder(join(dir, 'runs', 'tiny', 'synthetic'));
   assert.equal(synthetic.records.length, 24);
   assert.ok(synthetic.records.every((record) => record.origin === 'synthetic' && record.sourceIndex === null));

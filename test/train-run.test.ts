@@ -11,6 +11,7 @@ interface MixMetrics {
   mix: string;
   rows: Record<string, number>;
   seeds: Array<{ fineTune: { epochsRun: number } | null; test: { auc: number } }>;
+  memory: { peakRssBytes: number; peakTensorBytes: number };
 }
 
 test('full training with recipe mixes', async () => {
@@ -50,6 +51,9 @@ test('full training with recipe mixes', async () => {
     assert.ok(mix.seeds[0].fineTune !== null, `${mix.mix} was fine-tuned`);
     assert.ok(mix.seeds[0].fineTune!.epochsRun >= 1, `${mix.mix} ran a fine-tuning epoch`);
     assert.ok(mix.seeds[0].test.auc >= 0 && mix.seeds[0].test.auc <= 1, `${mix.mix} AUC in [0, 1]`);
+    // The backbone's weights alone take about 1.6 MB, so any real peak is above that.
+    assert.ok(mix.memory.peakTensorBytes > 1.5e6, `${mix.mix} peak tensor bytes ${mix.memory.peakTensorBytes}`);
+    assert.ok(mix.memory.peakRssBytes >= mix.memory.peakTensorBytes, `${mix.mix} peak RSS ${mix.memory.peakRssBytes}`);
   }
   assert.ok((await stat(join(dir, 'runs', 'full', 'models', 'real', 'model.json'))).isFile());
 });

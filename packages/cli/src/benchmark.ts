@@ -35,6 +35,11 @@ export interface MixResult {
   seeds: SeedResult[];
   testAccuracy: { mean: number; std: number };
   testAuc: { mean: number; std: number };
+  /**
+   * Peak memory while this mix trained: the process's resident set (the highest so far, so it
+   * includes earlier stages) and the largest tensor bytes tfjs held at an epoch's end.
+   */
+  memory: { peakRssBytes: number; peakTensorBytes: number };
 }
 
 function stack(rows: readonly ImageRecord[], features: Map<ImageRecord, Float32Array>, featureSize: number): FeatureSet {
@@ -96,8 +101,16 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
     if (mix.rows.length === 0) throw new Error(`Mix '${mix.name}' has no training rows.`);
     const train = stack(mix.rows, features, featureSize);
     const seeds: SeedResult[] = [];
+    let peakTensorBytes = tf.memory().numBytes;
+    const sampleMemory = () => (peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes));
     for (const seed of settings.seeds) {
-      const training = trainHead(train, validation, numClasses, { ...settings.head, earlyStopping: settings.earlyStopping, reduceLrOnPlateau: settings.reduceLrOnPlateau, seed });
+      const training = trainHead(train, validation, numClasses, {
+        ...settings.head,
+        earlyStopping: settings.earlyStopping,
+        reduceLrOnPlateau: settings.reduceLrOnPlateau,
+        seed,
+        onEpoch: sampleMemory,
+      });
       let summary = training.summary;
       let fineTuneResult: SeedResult['fineTune'] = null;
       let pretrained: tf.Tensor[] = [];
@@ -106,7 +119,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
       if (fineTuning !== undefined && evaluationActivations !== null) {
         pretrained = fineTuning.split.tail.trainableWeights.map((weight) => weight.read().clone());
         const trainActivations = activationsOf(fineTuning, mix.rows);
-        const tuned = fineTune(fineTuning.split, training.head, { activations: trainActivations, labels: train.labels }, { activations: evaluationActivations.val, labels: validation.labels }, { ...fineTuning.options, seed });
+        const tuned = fineTune(fineTuning.split, training.head, { activations: trainActivations, labels: train.labels }, { activations: evaluationActivations.val, labels: validation.labels }, { ...fineTuning.options, seed, onEpoch: sampleMemory });
         trainActivations.dispose();
         fineTuneResult = { epochsRun: tuned.epochsRun, bestEpoch: tuned.bestEpoch, stoppedEpoch: tuned.stoppedEpoch, history: tuned.history };
         summary = `head: ${training.summary}; fine-tuning: ${tuned.summary}`;
@@ -143,6 +156,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
       seeds,
       testAccuracy: meanAndStd(seeds.map((seed) => seed.test.accuracy)),
       testAuc: meanAndStd(seeds.map((seed) => seed.test.auc)),
+      memory: { peakRssBytes: process.resourceUsage().maxRSS * 1024, peakTensorBytes },
     });
   }
   return results;

@@ -11,12 +11,14 @@ import { registerRun } from './commands/run.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTrain } from './commands/train.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, InputError } from './errors.js';
+import { writeErrorEvent } from './output.js';
 
 const program = new Command();
 program
   .name('scarce')
   .description('Make a small labelled image dataset go further: synthesise, augment, and benchmark what helps.')
   .version(TOOLKIT_VERSION)
+  .addHelpText('after', '\nExample:\n  scarce run examples/breastmnist.json --name first-try\n\nEvery command takes --help.')
   .exitOverride();
 registerRun(program);
 registerSynth(program);
@@ -37,8 +39,10 @@ try {
   }
   if (error instanceof InputError) {
     process.stderr.write(`scarce: ${error.message}\n`);
+    writeErrorEvent(error.message, EXIT_BAD_INPUT);
     process.exit(EXIT_BAD_INPUT);
   }
   process.stderr.write(`scarce: ${(error as Error).stack ?? String(error)}\n`);
+  writeErrorEvent((error as Error).message ?? String(error), EXIT_FAILURE);
   process.exit(EXIT_FAILURE);
 }

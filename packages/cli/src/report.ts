@@ -56,6 +56,16 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
   if (config.augment.enabled) lines.push(`Augmentation: ${config.augment.viewsPerImage} views per real train image. Examples: \`augmented/examples.png\`.`);
   lines.push('', '| stage | seconds |', '| --- | ---: |');
   for (const [stage, seconds] of Object.entries(metrics.timings)) lines.push(`| ${stage} | ${seconds} |`);
+  const megabytes = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+  lines.push(
+    '',
+    'Peak memory while each mix trained: the process resident set (the highest so far) and the tensor memory tfjs held at an epoch end.',
+    '',
+    '| mix | peak RSS (MiB) | peak tensors (MiB) |',
+    '| --- | ---: | ---: |',
+    // Metrics written before memory was recorded have none.
+    ...metrics.mixes.map((mix) => `| ${mix.mix} | ${mix.memory ? megabytes(mix.memory.peakRssBytes) : 'n/a'} | ${mix.memory ? megabytes(mix.memory.peakTensorBytes) : 'n/a'} |`),
+  );
   const folders = ['real', ...(metrics.mixes.some((mix) => mix.rows.augmented > 0) ? ['augmented'] : []), ...(metrics.synth !== null ? ['synthetic'] : [])];
   lines.push(
     '',

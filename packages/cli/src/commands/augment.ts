@@ -12,6 +12,7 @@ import {
 } from '@scarce/augment';
 import { parse as parseYaml } from 'yaml';
 import { integer, number, pixelSize } from '../options.js';
+import { configureOutput } from '../output.js';
 
 /** Parses a shift bound: a fraction (`0.1`) or pixels (`4px`). */
 function shift(value: string): TransformOptions['widthShift'] {
@@ -127,6 +128,7 @@ export function registerAugment(program: Command): void {
     .option('--max-pixels <n>', 'largest height x width of an input image', integer, DEFAULT_MAX_INPUT_PIXELS)
     .option('--force', 'replace shards written with other settings in --out', false)
     .option('--quiet', 'print no progress bar', false)
+    .option('--json', 'write log lines and progress as JSON lines on stdout', false)
     .addHelpText(
       'after',
       [
@@ -159,7 +161,7 @@ export function registerAugment(program: Command): void {
         config: { data, transforms, views: viewsPerImage, seed, config: options.config ?? null },
         overwrite: options.force as boolean,
         progress: { quiet: options.quiet as boolean },
-        log: (line) => process.stderr.write(`${line}\n`),
+        log: configureOutput({ quiet: options.quiet as boolean, json: options.json as boolean }).log,
       };
       if ((options.shardIndex === undefined) !== (options.numShards === undefined)) {
         throw new InputError('--shard-index and --num-shards go together: give both, or neither for a single-machine run.');

@@ -4,7 +4,10 @@ import { describeBackbone, loadBackbone } from '@scarce/train';
 import { integer } from '../options.js';
 
 export function registerBackbone(program: Command): void {
-  const backbone = program.command('backbone').description('Work with pretrained backbones.');
+  const backbone = program
+    .command('backbone')
+    .description('Work with pretrained backbones.')
+    .addHelpText('after', '\nExample:\n  scarce backbone inspect fixtures/mobilenet_v2_0.35_224_notop --input-size 128');
   backbone
     .command('inspect')
     .description('List a TF.js layers model\'s layers grouped into blocks, with output shapes and parameter counts.')

@@ -11,6 +11,7 @@ export function registerInspect(program: Command): void {
     .option('--sheet <file>', 'contact sheet PNG (default: <folder name>-sheet.png in the current folder)')
     .option('--rows <n>', 'rows on the contact sheet', integer, 32)
     .option('--no-sheet', 'write no contact sheet')
+    .addHelpText('after', '\nExamples:\n  scarce inspect out/aug\n  scarce inspect runs/demo/synthetic --rows 64 --sheet synthetic-sheet.png')
     .action(async (dir: string, options: { sheet?: string | false; rows: number }) => {
       const sheetPath = options.sheet === false ? undefined : (options.sheet ?? `${basename(resolve(dir))}-sheet.png`);
       const summary = await inspectShardFolder(dir, { sheetPath, sheetRows: options.rows });

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InputError, loadDataset, MANIFEST_FILE, parseBackendChoice, recordsOfSplit, selectBackend } from '@scarce/core';
 import { synthToShards, trainConditionalGan } from '@scarce/synth';
 import { integer, number, pixelSize } from '../options.js';
+import { configureOutput } from '../output.js';
 
 export function registerSynth(program: Command): void {
   program
@@ -18,9 +19,10 @@ export function registerSynth(program: Command): void {
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
     .option('--force', 'replace an earlier run in --out', false)
     .option('--quiet', 'print no progress bar', false)
+    .option('--json', 'write log lines and progress as JSON lines on stdout', false)
     .addHelpText('after', '\nExample:\n  scarce synth fixtures/breastmnist/breastmnist.npz --out out/synth --per-class 500 --seconds 300')
     .action(async (data: string, options: Record<string, unknown>) => {
-      const log = (line: string) => process.stderr.write(`${line}\n`);
+      const { log } = configureOutput({ quiet: options.quiet as boolean, json: options.json as boolean });
       // Check the output folder before training, which takes minutes.
       const existing = await readdir(options.out as string).catch(() => [] as string[]);
       if (!options.force && existing.some((file) => file === MANIFEST_FILE || file.endsWith('.arrow'))) {

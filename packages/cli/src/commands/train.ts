@@ -8,6 +8,7 @@ import { verifyAugmentedSources } from '../verify-views.js';
 import { runConfigSchema } from '../config.js';
 import { InputError } from '../errors.js';
 import { integer, integerList, number, pixelSize } from '../options.js';
+import { configureOutput } from '../output.js';
 
 /** The run config's train defaults, shown in the help text so there is one place they live. */
 const DEFAULTS = runConfigSchema.shape.train.parse({});
@@ -31,9 +32,10 @@ export function registerTrain(program: Command): void {
     .option('--size <HxW>', 'resize every image of a class folder to HxW (default: every image must have the size of the first)', pixelSize)
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
     .option('--quiet', 'print no progress bar', false)
+    .option('--json', 'write log lines and progress as JSON lines on stdout', false)
     .addHelpText('after', '\nExample:\n  scarce train fixtures/breastmnist/breastmnist.npz --with out/aug out/synth --seeds 0,1,2')
     .action(async (data: string, options: Record<string, unknown>) => {
-      const log = (line: string) => process.stderr.write(`${line}\n`);
+      const { log } = configureOutput({ quiet: options.quiet as boolean, json: options.json as boolean });
       const defined = (value: unknown) => (value === undefined ? {} : value);
       const settings = runConfigSchema.shape.train.parse({
         ...defined(options.backbone === undefined ? undefined : { backbone: options.backbone }),

@@ -1,0 +1,119 @@
+import { join } from 'node:path';
+import { recordsOfSplit, selectBackend } from '@scarce/core';
+import { resolveSynthConfig, type SynthConfig } from '@scarce/synth';
+import { defaultCacheDirectory, loadBackbone } from '@scarce/train';
+import type { RunConfig } from './config.js';
+import { InputError } from './errors.js';
+import { checkRunFolder, loadRunData, preflight } from './pipeline.js';
+import { FIGURES_FOLDER, SHARED_TRANSFORM_SETTINGS } from './report-figures.js';
+
+/** Plan of a `scarce run`: its stages, rows and outputs, as `--dry-run` prints it. */
+export interface RunPlan {
+  name: string;
+  /** Folder the run writes to, and whether it is new or replaces an earlier run (`--force`). */
+  runDir: string;
+  runFolder: 'new' | 'replace';
+  backend: string;
+  seed: number;
+  data: { path: string; classNames: string[]; imageSize: [number, number, number]; splits: Record<'train' | 'val' | 'test', number> };
+  stages: Array<{ stage: string; detail: string; output: string | null }>;
+  /** Training rows of each mix by origin; every mix is validated and tested on the same real rows. */
+  mixes: Array<{ mix: string; rows: Record<'real' | 'augmented' | 'synthetic' | 'total', number> }>;
+  heads: number;
+  outputs: string[];
+}
+
+/**
+ * Checks a run config as `scarce run` does before it writes anything (settings, data, splits,
+ * backbone and run folder) and returns the plan: stages, row counts per mix and split, and where
+ * the outputs go. Writes nothing.
+ */
+export async function planRun(config: RunConfig, options: { force?: boolean; log?: (line: string) => void } = {}): Promise<RunPlan> {
+  const runDir = join(config.output, config.name);
+  const mixes = config.train.mixes;
+  const needs = new Set<string>(mixes.flatMap((mix) => mix.sources.map((source) => source.from)));
+  if (needs.has('augmented') && !config.augment.enabled) throw new InputError(`A mix uses augmented rows but augment.enabled is false.`);
+  if (needs.has('synthetic') && !config.synth.enabled) throw new InputError(`A mix uses synthetic rows but synth.enabled is false.`);
+
+  const selection = await selectBackend({ backend: config.backend, log: options.log ?? (() => {}) });
+  const dataset = await loadRunData(config);
+  preflight(config, dataset, needs);
+  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer }).catch((error: Error) => {
+    throw new InputError(`Invalid config field 'train.backbone' (${config.train.backbone}): ${error.message}`);
+  });
+  backbone.model.dispose();
+  const runFolder = await checkRunFolder(runDir, options.force ?? false);
+
+  const splits = { train: recordsOfSplit(dataset, 'train').length, val: recordsOfSplit(dataset, 'val').length, test: recordsOfSplit(dataset, 'test').length };
+  const augmentedRows = needs.has('augmented') ? splits.train * config.augment.viewsPerImage : 0;
+  const syntheticRows = needs.has('synthetic') ? config.synth.perClass * dataset.classNames.length : 0;
+  const first = dataset.records[0];
+  const heads = mixes.length * config.train.seeds.length;
+  const gan = resolveSynthConfig({ seed: config.seed, ...(config.synth.gan as Partial<SynthConfig>) });
+  const ganLimit = gan.timeBudgetSeconds === null ? `${gan.epochs} epochs` : `${gan.epochs} epochs or ${gan.timeBudgetSeconds} s, whichever comes first`;
+
+  const stages: RunPlan['stages'] = [
+    { stage: 'real shards', detail: `${dataset.records.length} real images as shards, and a grid of train images per class`, output: join(runDir, 'real') },
+  ];
+  if (needs.has('augmented')) {
+    const transforms = Object.keys(config.augment.transforms).filter((key) => !SHARED_TRANSFORM_SETTINGS.has(key)).join(', ') || 'no transforms';
+    stages.push({ stage: 'augment', detail: `${config.augment.viewsPerImage} views of each of ${splits.train} train images (${transforms})`, output: join(runDir, 'augmented') });
+  }
+  if (needs.has('synthetic')) {
+    stages.push({ stage: 'synth', detail: `GAN on ${splits.train} train images for ${ganLimit}, then ${config.synth.perClass} images per class`, output: join(runDir, 'synthetic') });
+  }
+  stages.push(
+    { stage: 'features', detail: `backbone features of every image at ${config.train.inputSize} px`, output: config.train.featureCache === false ? null : (config.train.featureCache ?? defaultCacheDirectory()) },
+    { stage: 'train', detail: `${heads} heads (${mixes.length} mixes x ${config.train.seeds.length} seeds, ${config.train.strategy}), early stopping on ${config.train.earlyStopping.monitor} of the ${splits.val} val images`, output: join(runDir, 'models') },
+    { stage: 'report', detail: `test scores on the ${splits.test} test images`, output: runDir },
+  );
+
+  return {
+    name: config.name,
+    runDir,
+    runFolder,
+    backend: selection.backend,
+    seed: config.seed,
+    data: { path: config.data.path, classNames: dataset.classNames, imageSize: [first.height, first.width, first.channels], splits },
+    stages,
+    mixes: mixes.map((mix) => {
+      const rows = { real: 0, augmented: 0, synthetic: 0, total: 0 };
+      const available: Record<string, number> = { real: splits.train, augmented: augmentedRows, synthetic: syntheticRows };
+      for (const source of mix.sources) {
+        // Rows of another shard folder are counted under their origin once the run reads them.
+        const pool = available[source.from];
+        const count = source.count ?? (source.ratio !== undefined ? Math.round(source.ratio * splits.train) : pool);
+        if (source.from in rows && count !== undefined) rows[source.from as 'real' | 'augmented' | 'synthetic'] += count;
+        rows.total += count ?? 0;
+      }
+      return { mix: mix.name, rows };
+    }),
+    heads,
+    outputs: ['config.json', 'report.md', 'report.html', 'metrics.json', FIGURES_FOLDER, 'real', ...(needs.has('augmented') ? ['augmented'] : []), ...(needs.has('synthetic') ? ['synthetic'] : []), 'models'].map((name) => join(runDir, name)),
+  };
+}
+
+/** Formats a plan as the text `scarce run --dry-run` prints. */
+export function formatPlan(plan: RunPlan): string {
+  const [height, width, channels] = plan.data.imageSize;
+  const lines = [
+    `Plan of run '${plan.name}' (nothing written):`,
+    `  data: ${plan.data.path}`,
+    `    classes: ${plan.data.classNames.join(', ')}; images ${height}x${width}, ${channels} ${channels === 1 ? 'channel' : 'channels'}`,
+    `    real images: train ${plan.data.splits.train}, val ${plan.data.splits.val}, test ${plan.data.splits.test}`,
+    `  backend: ${plan.backend}, run seed ${plan.seed}`,
+    `  output: ${plan.runDir} (${plan.runFolder === 'new' ? 'new' : 'replaces the earlier run there'})`,
+    '',
+    'Stages:',
+    ...plan.stages.map((stage, i) => `  ${i + 1}. ${stage.stage}: ${stage.detail}${stage.output === null ? '' : ` -> ${stage.output}`}`),
+    '',
+    `Training rows per mix (validation: ${plan.data.splits.val} real, test: ${plan.data.splits.test} real, for every mix):`,
+  ];
+  const width0 = Math.max(...plan.mixes.map((mix) => mix.mix.length), 3);
+  lines.push(`  ${'mix'.padEnd(width0)}  ${['real', 'augmented', 'synthetic', 'total'].map((name) => name.padStart(9)).join(' ')}`);
+  for (const mix of plan.mixes) {
+    lines.push(`  ${mix.mix.padEnd(width0)}  ${[mix.rows.real, mix.rows.augmented, mix.rows.synthetic, mix.rows.total].map((count) => String(count).padStart(9)).join(' ')}`);
+  }
+  lines.push('', 'Outputs:', ...plan.outputs.map((path) => `  ${path}`));
+  return lines.join('\n');
+}

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { createRequire } from 'node:module';
+import { registerAugment } from '../packages/cli/src/commands/augment.js';
+import { registerBackbone } from '../packages/cli/src/commands/backbone.js';
+import { registerInspect } from '../packages/cli/src/commands/inspect.js';
+import { registerMerge } from '../packages/cli/src/commands/merge.js';
+import { registerPredict } from '../packages/cli/src/commands/predict.js';
+import { registerReport } from '../packages/cli/src/commands/report.js';
+import { registerRun } from '../packages/cli/src/commands/run.js';
+import { registerSynth } from '../packages/cli/src/commands/synth.js';
+import { registerTrain } from '../packages/cli/src/commands/train.js';
+import { BREASTMNIST, MOBILENET, temporaryFolder } from './helpers.js';
+
+// commander is a dependency of the cli package, not of the workspace root.
+const { Command } = createRequire(resolve('packages/cli/package.json'))('commander') as typeof import('commander');
+
+const CLI = resolve('packages/cli/dist/main.js');
+
+function runCli(args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, SCARCE_BACKEND: '' } });
+}
+
+const exists = (path: string) => stat(path).then(() => true, () => false);
+
+test('every command has help with an example', async () => {
+  const program = new Command('scarce').exitOverride();
+  for (const register of [registerRun, registerSynth, registerAugment, registerMerge, registerInspect, registerTrain, registerPredict, registerReport, registerBackbone]) register(program);
+  const commands = program.commands.flatMap((command) => [command, ...command.commands]);
+  assert.equal(commands.length, 10, commands.map((command) => command.name()).join(', '));
+  for (const command of commands) {
+    let help = '';
+    command.configureOutput({ writeOut: (text) => (help += text) });
+    command.outputHelp();
+    assert.match(help, /^Usage: scarce /, `${command.name()} --help prints usage`);
+    assert.match(help, /\nExamples?:\n {2}scarce /, `${command.name()} --help has an example`);
+  }
+
+  const top = runCli(['--help']);
+  assert.equal(top.status, 0);
+  assert.match(top.stdout, /\nExample:\n {2}scarce run /);
+});
+
+test('run --dry-run prints the plan and writes nothing', async () => {
+  const dir = await temporaryFolder();
+  const configPath = join(dir, 'plan.json');
+  const config = {
+    name: 'planned',
+    data: { path: resolve(BREASTMNIST), classNames: ['malignant', 'benign'] },
+    augment: { viewsPerImage: 3, transforms: { rotation: 10, fill: 'reflect' } },
+    synth: { perClass: 7, gan: { epochs: 5 } },
+    train: { backbone: resolve(MOBILENET), inputSize: 32, seeds: [0, 1], mixes: ['real', 'real+augmented', 'synthetic'] },
+  };
+  await writeFile(configPath, JSON.stringify(config));
+
+  const result = runCli(['run', configPath, '--dry-run']);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /real images: train 546, val 78, test 156/);
+  assert.match(result.stdout, /augment: 3 views of each of 546 train images \(rotation\)/);
+  assert.match(result.stdout, /synth: GAN on 546 train images for 5 epochs/);
+  assert.match(result.stdout, /6 heads \(3 mixes x 2 seeds/);
+  assert.match(result.stdout, /\n {2}real +546 +0 +0 +546\n/);
+  assert.match(result.stdout, /\n {2}real\+augmented +546 +1638 +0 +2184\n/);
+  assert.match(result.stdout, /\n {2}synthetic +0 +0 +14 +14\n/);
+  assert.ok(result.stdout.includes(join(dir, 'runs', 'planned', 'report.html')), 'lists the outputs');
+  assert.deepEqual(await readdir(dir), ['plan.json'], 'nothing written beside the config');
+});
+
+test('run --dry-run checks like a run', async () => {
+  const dir = await temporaryFolder();
+  const configPath = join(dir, 'c.json');
+  await writeFile(configPath, JSON.stringify({ data: { path: resolve(BREASTMNIST) }, synth: { gan: { batchSize: 0 } } }));
+  const badSetting = runCli(['run', configPath, '--dry-run']);
+  assert.equal(badSetting.status, 2);
+  assert.match(badSetting.stderr, /Invalid config field 'synth\.gan'/);
+
+  await writeFile(configPath, JSON.stringify({ data: { path: resolve(BREASTMNIST) }, train: { backbone: resolve(MOBILENET) } }));
+  await mkdir(join(dir, 'runs', 'run'), { recursive: true });
+  await writeFile(join(dir, 'runs', 'run', 'config.json'), '{}');
+  const existing = runCli(['run', configPath, '--dry-run']);
+  assert.equal(existing.status, 2);
+  assert.match(existing.stderr, /already contains a run/);
+  const forced = runCli(['run', configPath, '--dry-run', '--force']);
+  assert.equal(forced.status, 0, forced.stderr);
+  assert.match(forced.stdout, /replaces the earlier run there/);
+  assert.equal(await readFile(join(dir, 'runs', 'run', 'config.json'), 'utf8'), '{}', 'the earlier run is kept');
+});
+
+test('run --dry-run --json prints one plan', async () => {
+  const dir = await temporaryFolder();
+  const configPath = join(dir, 'plan.json');
+  await writeFile(configPath, JSON.stringify({ data: { path: resolve(BREASTMNIST) }, train: { backbone: resolve(MOBILENET), mixes: ['real'] } }));
+
+  const result = runCli(['run', configPath, '--dry-run', '--json']);
+  assert.equal(result.status, 0, result.stderr);
+  const events = result.stdout.trimEnd().split('\n').map((line) => JSON.parse(line));
+  const plans = events.filter((event) => event.event === 'plan');
+  assert.equal(plans.length, 1);
+  assert.deepEqual(plans[0].plan.mixes, [{ mix: 'real', rows: { real: 546, augmented: 0, synthetic: 0, total: 546 } }]);
+  assert.equal(plans[0].plan.runDir, join(dir, 'runs', 'run'));
+  assert.equal(await exists(join(dir, 'runs')), false);
+});
+
+test('json errors go to stdout too', async () => {
+  const dir = await temporaryFolder();
+  const configPath = join(dir, 'bad.json');
+  await writeFile(configPath, JSON.stringify({ data: { path: 'x.npz' }, backend: 'gpu' }));
+
+  const result = runCli(['run', configPath, '--json']);
+  assert.equal(result.status, 2);
+  const error = JSON.parse(result.stdout.trim());
+  assert.equal(error.event, 'error');
+  assert.equal(error.exitCode, 2);
+  assert.match(error.message, /backend: expected one of/);
+  assert.match(result.stderr, /^scarce: Invalid config/);
+});
+
+test('image folder example passes a dry run', () => {
+  const result = runCli(['run', 'examples/image-folder.json', '--dry-run', '--force']);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /classes: circle, square; images 32x32, 1 channel/);
+  assert.match(result.stdout, /real images: train 24, val 8, test 8/);
+});
+
+test('exit codes split input and failure', async () => {
+  const dir = await temporaryFolder();
+  const missing = runCli(['report', join(dir, 'no-run')]);
+  assert.equal(missing.status, 2, 'a folder without metrics.json is bad input');
+  assert.match(missing.stderr, /Cannot read .*metrics\.json \(ENOENT\)/);
+
+  const badFlag = runCli(['run', 'x.json', '--no-such-flag']);
+  assert.equal(badFlag.status, 2, 'an unknown flag is bad input');
+
+  // Metrics that pass the shape check but break the renderer stand for a failure of scarce itself.
+  await writeFile(join(dir, 'metrics.json'), JSON.stringify({ mixes: [{ mix: 'real' }], config: {} }));
+  const broken = runCli(['report', dir]);
+  assert.equal(broken.status, 1, broken.stderr);
+  assert.match(broken.stderr, /^scarce: TypeError/);
+});
