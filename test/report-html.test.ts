@@ -39,6 +39,7 @@ function runMetrics(options: { mixes: string[]; seeds: number[]; synth: boolean;
       seeds,
       testAccuracy: { mean: mean(seeds.map((seed) => seed.test.accuracy)), std: 0.03 },
       testAuc: { mean: mean(seeds.map((seed) => seed.test.auc)), std: 0.01 },
+      memory: { peakRssBytes: 300 * 2 ** 20, peakTensorBytes: 12 * 2 ** 20 },
     };
   });
   return {
@@ -101,6 +102,7 @@ test('report html is self-contained', async () => {
   assert.equal(new Set(ids).size, ids.length, 'element ids are unique across the inline SVGs');
   assert.match(html, /<h3>Transform: rotation<\/h3>/);
   assert.match(html, /0\.775 ± 0\.030/, 'mean ± standard deviation of test accuracy');
+  assert.match(html, /<td>real\+augmented<\/td><td class="num">300<\/td><td class="num">12<\/td>/, 'peak memory in MiB');
 });
 
 test('report html error bars need seeds', async () => {

@@ -90,7 +90,17 @@ function runSection(metrics: RunMetrics): string {
     [...Object.entries(metrics.timings).map(([stage, seconds]) => [escapeHtml(stage), String(seconds)]), ['<strong>total</strong>', `<strong>${totalSeconds.toFixed(1)}</strong>`]],
   );
   const factList = facts.map(([name, value]) => `<dt>${name}</dt><dd>${value}</dd>`).join('\n');
-  return `<section id="run"><h2>Run</h2>\n<div class="columns"><dl class="facts">\n${factList}\n</dl>\n<div><h3>Timings</h3>\n${timings}</div></div></section>`;
+  return `<section id="run"><h2>Run</h2>\n<div class="columns"><dl class="facts">\n${factList}\n</dl>\n<div><h3>Timings</h3>\n${timings}</div>${memoryTable(metrics)}</div></section>`;
+}
+
+/** Tabulates each mix's peak memory, which metrics written before it was recorded lack. */
+function memoryTable(metrics: RunMetrics): string {
+  const measured = metrics.mixes.filter((mix) => mix.memory !== undefined);
+  if (measured.length === 0) return '';
+  const megabytes = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+  const rows = measured.map((mix) => [escapeHtml(mix.mix), megabytes(mix.memory.peakRssBytes), megabytes(mix.memory.peakTensorBytes)]);
+  const note = '<p class="muted">Resident set: the highest so far in the process. Tensors: the most tfjs held at an epoch end.</p>';
+  return `<div><h3>Peak memory while each mix trained</h3>\n${table(['mix', 'resident set (MiB)', 'tensors (MiB)'], rows)}\n${note}</div>`;
 }
 
 function scoreTable(metrics: RunMetrics): string {
