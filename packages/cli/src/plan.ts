@@ -80,7 +80,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
       const rows = { real: 0, augmented: 0, synthetic: 0, total: 0 };
       const available: Record<string, number> = { real: splits.train, augmented: augmentedRows, synthetic: syntheticRows };
       for (const source of mix.sources) {
-        // Rows of another shard folder are counted under their origin once the run reads them.
+        // NOTE: a shard-folder source without count or ratio is not read here, so its rows are missing from the plan.
         const pool = available[source.from];
         const count = source.count ?? (source.ratio !== undefined ? Math.round(source.ratio * splits.train) : pool);
         if (source.from in rows && count !== undefined) rows[source.from as 'real' | 'augmented' | 'synthetic'] += count;

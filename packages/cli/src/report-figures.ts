@@ -17,6 +17,8 @@ export const SHARED_TRANSFORM_SETTINGS: ReadonlySet<string> = new Set(['fill', '
 const SOURCES_PER_TRANSFORM = 3;
 const VIEWS_PER_TRANSFORM_SOURCE = 6;
 const SAMPLES_PER_CLASS = 10;
+/** Side in pixels that small images are enlarged towards, by a whole factor, in the grid of real images. */
+const SAMPLE_CELL_PIXELS = 56;
 
 /** Returns the first train record of each class, then more in order, up to `count`. */
 function pickSources(train: readonly ImageRecord[], count: number): ImageRecord[] {
@@ -69,7 +71,8 @@ export async function writeRunFigures(runDir: string, dataset: LabelledDataset, 
   const written: string[] = [];
 
   const realSamples = join(directory, REAL_SAMPLES_FILE);
-  await writeFileAtomic(realSamples, await renderSampleGrid(train, dataset.classNames, { columns: SAMPLES_PER_CLASS }));
+  const scale = Math.max(1, Math.round(SAMPLE_CELL_PIXELS / Math.min(train[0].height, train[0].width)));
+  await writeFileAtomic(realSamples, await renderSampleGrid(train, dataset.classNames, { columns: SAMPLES_PER_CLASS, scale }));
   written.push(realSamples);
 
   if (config.augment.enabled && needs.has('augmented')) {

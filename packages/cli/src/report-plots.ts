@@ -59,7 +59,8 @@ function scoreRows(metrics: RunMetrics): Array<Record<string, unknown>> {
 export function scoreChartSpec(metrics: RunMetrics): TopLevelSpec {
   const mixOrder = metrics.mixes.map((mix) => mix.mix);
   const several = metrics.mixes.some((mix) => mix.seeds.length > 1);
-  const x = { field: 'mix', type: 'nominal', sort: mixOrder, title: null, axis: { labelAngle: -30 } } as const;
+  // Without a canvas package vega estimates text widths, so labels get room to spare before it cuts them.
+  const x = { field: 'mix', type: 'nominal', sort: mixOrder, title: null, axis: { labelAngle: -30, labelLimit: 260 } } as const;
   const y = { type: 'quantitative', scale: { domain: [0, 1] }, title: null } as const;
   const layers: unknown[] = [
     {
