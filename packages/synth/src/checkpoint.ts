@@ -38,6 +38,7 @@ export interface CheckpointInfo<History = unknown> {
 
 interface StateFile<History> extends CheckpointInfo<History> {
   formatVersion: number;
+  adamPowers: TrainerState['adamPowers'];
   /** Per group: each tensor's original name, shape and dtype, in file order. */
   layout: Record<(typeof GROUPS)[number], Array<{ name: string; shape: number[]; dtype: string }>>;
 }
@@ -82,7 +83,7 @@ export async function writeCheckpoint<History>(
 
   const { named, layout } = namedTensors(state);
   const encoded = await tf.io.encodeWeights(named);
-  const stateFile: StateFile<History> = { formatVersion: CHECKPOINT_FORMAT_VERSION, ...info, layout };
+  const stateFile: StateFile<History> = { formatVersion: CHECKPOINT_FORMAT_VERSION, ...info, adamPowers: state.adamPowers, layout };
   await writeFileAtomic(join(temporaryPath, CHECKPOINT_WEIGHTS_FILE), new Uint8Array(encoded.data));
   await writeFileAtomic(join(temporaryPath, CHECKPOINT_STATE_FILE), `${JSON.stringify(stateFile)}\n`);
   await saveGenerator(join(temporaryPath, 'generator'), sampling);
@@ -127,7 +128,7 @@ export async function readCheckpointInfo<History>(path: string): Promise<Checkpo
   if (stateFile.formatVersion !== CHECKPOINT_FORMAT_VERSION) {
     throw new InputError(`${join(path, CHECKPOINT_STATE_FILE)} has format version ${stateFile.formatVersion}; this version of scarce reads ${CHECKPOINT_FORMAT_VERSION}.`);
   }
-  const { formatVersion: _version, layout: _layout, ...info } = stateFile;
+  const { formatVersion: _version, layout: _layout, adamPowers: _powers, ...info } = stateFile;
   return info;
 }
 
@@ -151,6 +152,7 @@ export async function readCheckpointState<History>(path: string): Promise<{ info
       averagedGenerator: group('averagedGenerator'),
       generatorOptimizer: optimizer('generatorOptimizer'),
       discriminatorOptimizer: optimizer('discriminatorOptimizer'),
+      adamPowers: stateFile.adamPowers,
       steps: info.steps,
     },
   };

@@ -57,7 +57,35 @@ export interface TrainerState {
   /** Adam's iteration count, then its first and second moments, as `Optimizer.getWeights` returns them. */
   generatorOptimizer: Array<{ name: string; tensor: tf.Tensor }>;
   discriminatorOptimizer: Array<{ name: string; tensor: tf.Tensor }>;
+  /** Each optimiser's running products beta1^t and beta2^t, or null where the optimiser does not expose them. */
+  adamPowers: { generator: [number, number] | null; discriminator: [number, number] | null };
   steps: number;
+}
+
+/** The bias-correction products that tfjs 4.22's AdamOptimizer keeps in private variables. */
+interface AdamPowers {
+  accBeta1?: tf.Variable;
+  accBeta2?: tf.Variable;
+}
+
+function readAdamPowers(optimizer: tf.Optimizer): [number, number] | null {
+  const { accBeta1, accBeta2 } = optimizer as unknown as AdamPowers;
+  if (!(accBeta1 instanceof tf.Variable) || !(accBeta2 instanceof tf.Variable)) return null;
+  return [accBeta1.dataSync()[0], accBeta2.dataSync()[0]];
+}
+
+/**
+ * Puts back the products saved by `readAdamPowers`. tfjs's `setWeights` recomputes them as
+ * beta^(t+1) with `pow`, which differs in the last float32 bits from the product accumulated
+ * step by step, and a GAN amplifies that into visibly different losses within a few epochs.
+ */
+function writeAdamPowers(optimizer: tf.Optimizer, powers: [number, number] | null): void {
+  const { accBeta1, accBeta2 } = optimizer as unknown as AdamPowers;
+  if (powers === null || !(accBeta1 instanceof tf.Variable) || !(accBeta2 instanceof tf.Variable)) return;
+  tf.tidy(() => {
+    accBeta1.assign(tf.scalar(powers[0]));
+    accBeta2.assign(tf.scalar(powers[1]));
+  });
 }
 
 /** Discriminator loss of real and fake scores, [n, 1] each. */
@@ -255,6 +283,7 @@ export class GanTrainer {
       averagedGenerator: copies(this.averagedGenerator),
       generatorOptimizer: await this.generatorOptimizer.getWeights(),
       discriminatorOptimizer: await this.discriminatorOptimizer.getWeights(),
+      adamPowers: { generator: readAdamPowers(this.generatorOptimizer), discriminator: readAdamPowers(this.discriminatorOptimizer) },
       steps: this.stepCount,
     };
   }
@@ -273,6 +302,8 @@ export class GanTrainer {
     // setWeights copies each moment into a new variable, so the caller may dispose the given tensors.
     await this.generatorOptimizer.setWeights(state.generatorOptimizer);
     await this.discriminatorOptimizer.setWeights(state.discriminatorOptimizer);
+    writeAdamPowers(this.generatorOptimizer, state.adamPowers.generator);
+    writeAdamPowers(this.discriminatorOptimizer, state.adamPowers.discriminator);
     this.stepCount = state.steps;
   }
 

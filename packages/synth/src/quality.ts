@@ -86,7 +86,7 @@ export interface SplitScores {
 /** Quality of one checkpoint's samples, as written to quality.jsonl. */
 export interface QualityRecord {
   epoch: number;
-  /** What the feature-space metrics run on. */
+  /** Backbone and feature size of the feature-space metrics. */
   features: { backbone: string; inputSize: number; size: number };
   referenceImages: number;
   samplesPerClass: number[];
@@ -131,11 +131,10 @@ function featuresOf(backbone: Backbone, records: readonly ImageRecord[]): Float3
 }
 
 /**
- * Prepares the quality metrics of a run: loads the backbone when given a path, extracts the
- * features of a stratified reference draw of the real train images and of the validation (and
- * test) images, and trains the real-data classifier that measures class consistency. The
- * validation split stops that classifier early; the test split is only read by
- * `evaluateQuality` with `includeTest`.
+ * Prepares the quality metrics of a run. Loads the backbone when given a path, and extracts the
+ * features of a stratified reference draw of the real train images and of the validation and
+ * test images. Trains the real-data classifier that measures class consistency, stopped early on
+ * the validation split. Only `evaluateQuality` with `includeTest` reads the test features.
  */
 export async function prepareQuality(
   splits: { train: readonly ImageRecord[]; validation: readonly ImageRecord[]; test?: readonly ImageRecord[] },
@@ -187,11 +186,11 @@ export function disposeQuality(context: QualityContext): void {
 }
 
 /**
- * Samples a generator (the same latents at every call, so checkpoints are compared on equal
- * draws) and measures the samples against the real images: Fréchet distance on the backbone's
- * features, precision and recall, per-class diversity, memorisation, class consistency and
- * train-on-synthetic test-on-real scores on the validation split, and on the test split when
- * `includeTest` is set.
+ * Samples a generator and measures the samples against the real images. Every call draws the
+ * same latents, so checkpoints are compared on equal draws. The metrics are the Fréchet distance
+ * on the backbone's features, precision and recall, per-class diversity, memorisation, class
+ * consistency, and train-on-synthetic test-on-real scores on the validation split (and on the
+ * test split when `includeTest` is set).
  */
 export function evaluateQuality(context: QualityContext, generator: SamplingGenerator, epoch: number, includeTest = false): QualityEvaluation {
   const startedAt = performance.now();
@@ -219,7 +218,7 @@ export function evaluateQuality(context: QualityContext, generator: SamplingGene
     return { className, accuracy: total === 0 ? NaN : row[label] / total };
   });
 
-  // The TSTR head sees only synthetic images; it monitors its own training loss, so the validation split is measured, never fitted to.
+  // The TSTR head trains on synthetic images only and monitors its own training loss, so the validation split is measured, never fitted to.
   const tstrHead = trainHead({ features: sampleFeatures.values as Float32Array, labels: sampleLabels }, context.validation, numClasses, {
     units: settings.headUnits,
     epochs: settings.headEpochs,

@@ -51,7 +51,7 @@ export interface QualitySummary {
   warnings: string[];
 }
 
-/** What `runSynth` wrote and measured. */
+/** Outputs and measurements of `runSynth`. */
 export interface SynthRunResult {
   outputs: SynthOutputs;
   trained: TrainedGan;
@@ -109,12 +109,12 @@ export function chooseCheckpoint(records: readonly QualityRecord[], score: Check
 }
 
 /**
- * Trains the GAN with checkpoints, measures each checkpoint's samples against real images,
- * samples the shards from the checkpoint that `config.selectCheckpointBy` prefers, and writes
- * beside the shards: `quality.jsonl` (one record per checkpoint), `quality.json` (the summary
- * with the chosen checkpoint's test-split scores), `history.jsonl`, the real-versus-synthetic
- * pictures, `nearest-real.png` and `losses.png`. With `resume`, continues a run that was stopped
- * after a checkpoint.
+ * Trains the GAN with checkpoints, measures each checkpoint's samples against real images, and
+ * samples the shards from the checkpoint that `config.selectCheckpointBy` prefers. Beside the
+ * shards it writes `quality.jsonl` (one record per checkpoint), `quality.json` (the summary with
+ * the chosen checkpoint's test-split scores), `history.jsonl`, the real-versus-synthetic
+ * pictures, `nearest-real.png` and `losses.png`. With `resume`, it continues a run that was
+ * stopped after a checkpoint.
  */
 export async function runSynth(data: SynthRunData, classNames: readonly string[], config: Partial<SynthConfig>, options: SynthRunOptions): Promise<SynthRunResult> {
   const log = options.log ?? (() => {});

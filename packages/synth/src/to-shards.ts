@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { buildManifest, MANIFEST_FILE, writeFileAtomic, writeManifest, writeRecordsAsShards, type ShardInfo } from '@scarce/core';
 import { saveGenerator } from './generator-io.js';
 import { writeSampleGrid } from './sample-grid.js';
-import { sampleSynthetic } from './sample.js';
+import { sampleSynthetic, type SamplingGenerator } from './sample.js';
 import type { TrainedGan } from './train.js';
 
 export const SAMPLES_FILE = 'samples.png';
@@ -27,7 +27,7 @@ export interface SynthToShardsOptions {
   gridColumns?: number;
   /** Also save the averaged generator under generator/ in the TF.js layers format; default true. */
   saveGenerator?: boolean;
-  /** Which checkpoint the generator comes from and why, recorded in the manifest; default none. */
+  /** Checkpoint the generator comes from and the score that chose it, recorded in the manifest; default none. */
   checkpoint?: { epoch: number; selectedBy: string; score: number | null };
   /** Receives a summary line; default none. */
   log?: (line: string) => void;
@@ -113,4 +113,54 @@ export async function synthToShards(trained: TrainedGan, options: SynthToShardsO
       `${generatorPath === null ? '' : ` and ${GENERATOR_FOLDER}/`} to ${options.directory}`,
   );
   return { directory: options.directory, records: records.length, shards, manifestPath, samplesPath, historyPath, generatorPath };
+}
+
+/** Options of `sampleToShards`. */
+export interface SampleToShardsOptions {
+  /** Output folder; created when missing. */
+  directory: string;
+  /** Synthetic images per class. */
+  perClass: number;
+  /** Seed of the latents; default 0. */
+  seed?: number;
+  /** Replace the shards, manifest and grid of an earlier run in the folder; default false. */
+  overwrite?: boolean;
+  /** Path the generator was loaded from, recorded in the manifest; default none. */
+  source?: string;
+  /** Rows per shard; default 4096. */
+  rowsPerShard?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Samples `perClass` images per class from a generator (such as one read by `loadGenerator`)
+ * and writes them as Arrow shards with a manifest and `samples.png`. Every record has
+ * `origin: 'synthetic'` and the generator's provenance in `params`; the manifest records the
+ * provenance, the source and the sampling seed. Rejects a folder that already contains shards or
+ * a manifest unless `overwrite` is set.
+ */
+export async function sampleToShards(generator: SamplingGenerator, options: SampleToShardsOptions): Promise<Omit<SynthOutputs, 'historyPath' | 'generatorPath'>> {
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(options.perClass) || options.perClass < 1) {
+    throw new Error(`perClass must be a positive integer but received ${options.perClass}.`);
+  }
+  await prepareDirectory(options.directory, options.overwrite ?? false);
+
+  const records = sampleSynthetic(generator, { perClass: options.perClass, seed });
+  const shards = await writeRecordsAsShards(records, {
+    directory: options.directory,
+    classNames: generator.classNames,
+    prefix: SHARD_PREFIX,
+    rowsPerShard: options.rowsPerShard,
+  });
+  const manifest = buildManifest(generator.classNames, shards, {
+    stage: 'synth-sample',
+    generator: generator.provenance,
+    source: options.source ?? null,
+    sampling: { perClass: options.perClass, seed },
+  });
+  const manifestPath = await writeManifest(options.directory, manifest);
+  const samplesPath = await writeSampleGrid(join(options.directory, SAMPLES_FILE), records, generator.classNames);
+  options.log?.(`wrote ${records.length} synthetic records in ${shards.length} shard(s), ${MANIFEST_FILE} and ${SAMPLES_FILE} to ${options.directory}`);
+  return { directory: options.directory, records: records.length, shards, manifestPath, samplesPath };
 }
