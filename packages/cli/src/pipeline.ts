@@ -16,7 +16,7 @@ import {
   type LabelledDataset,
 } from '@scarce/core';
 import { augmentToShards, resolveTransformConfig, type TransformOptions } from '@scarce/augment';
-import { resolveSynthConfig, synthToShards, trainConditionalGan, type SynthConfig } from '@scarce/synth';
+import { resolveSynthConfig, runSynth, type QualitySummary, type SynthConfig } from '@scarce/synth';
 import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, type Backbone, type MixRecipe } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
@@ -43,7 +43,8 @@ export interface RunMetrics {
   /** Seconds per stage. */
   timings: Record<string, number>;
   dataset: { path: string; classNames: string[]; splits: Record<string, number> };
-  synth: { epochsCompleted: number; steps: number; stoppedBy: string; seconds: number } | null;
+  /** GAN training summary; `quality` holds every checkpoint's quality record and the chosen one's, or null when not measured. */
+  synth: { epochsCompleted: number; steps: number; stoppedBy: string; seconds: number; quality: QualitySummary | null } | null;
   mixes: MixResult[];
   config: RunConfig;
 }
@@ -156,14 +157,14 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   let synthSummary: RunMetrics['synth'] = null;
   if (config.synth.enabled && needs.has('synthetic')) {
     await timed(timings, 'synth', async () => {
-      const gan = await trainConditionalGan(
-        recordsOfSplit(dataset, 'train'),
+      const { trained: gan, quality } = await runSynth(
+        { train: recordsOfSplit(dataset, 'train'), validation: recordsOfSplit(dataset, 'val'), test: recordsOfSplit(dataset, 'test') },
         dataset.classNames,
         { seed: config.seed, ...(config.synth.gan as Partial<SynthConfig>) },
-        { log, progress: options.quiet ? false : {} },
+        // The quality metrics use the run's backbone at 64 px, about 3.5 times faster than 128 px.
+        { directory: join(runDir, 'synthetic'), perClass: config.synth.perClass, seed: config.seed, quality: { backbone: config.train.backbone, inputSize: 64 }, log, progress: options.quiet ? false : {} },
       );
-      await synthToShards(gan, { directory: join(runDir, 'synthetic'), perClass: config.synth.perClass, seed: config.seed, log });
-      synthSummary = { epochsCompleted: gan.epochsCompleted, steps: gan.steps, stoppedBy: gan.stoppedBy, seconds: Number(gan.seconds.toFixed(1)) };
+      synthSummary = { epochsCompleted: gan.epochsCompleted, steps: gan.steps, stoppedBy: gan.stoppedBy, seconds: Number(gan.seconds.toFixed(1)), quality };
       gan.dispose();
     });
   }

@@ -195,7 +195,8 @@ function checkResumable(info: CheckpointInfo, config: SynthConfig, trainDigest: 
  * discriminator, hinge or non-saturating loss, Adam, DiffAugment on real and fake images, an
  * optional lazy R1 penalty, and an exponential moving average of the generator for sampling.
  * Training stops after `config.epochs` or when `config.timeBudgetSeconds` runs out, whichever
- * comes first; a resumed run counts the seconds of the runs before it. Each epoch is a fresh
+ * comes first. The budget counts training seconds only, not the time spent writing and measuring
+ * checkpoints, and a resumed run counts the seconds of the runs before it. Each epoch is a fresh
  * shuffle cut into full batches (a batch is all records when there are fewer than
  * `batchSize`), so up to batchSize - 1 records sit out each epoch. With the same seed on the
  * same backend and no time budget cut, two runs give the same losses, and so does a run
@@ -250,7 +251,9 @@ export async function trainConditionalGan(
   const progressLabel = config.timeBudgetSeconds === null ? 'GAN epochs' : 'GAN training seconds';
   const progress = hooks.progress === false ? null : new Progress(progressLabel, progressTotal, hooks.progress);
   const startedAt = performance.now();
-  const elapsedSeconds = () => secondsBefore + (performance.now() - startedAt) / 1000;
+  // Seconds spent writing and measuring checkpoints, which the time budget does not count.
+  let checkpointSeconds = 0;
+  const elapsedSeconds = () => secondsBefore + (performance.now() - startedAt) / 1000 - checkpointSeconds;
   const statisticsLabels = labelsForStatistics(records, config.seed);
   const samplingGenerator = (): SamplingGenerator => ({
     generator: trainer.averagedGenerator,
@@ -261,6 +264,7 @@ export async function trainConditionalGan(
   });
   const checkpoint = async (epoch: number) => {
     if (checkpointsDirectory === null) return;
+    const checkpointStartedAt = performance.now();
     trainer.setAveragedStatistics(statisticsLabels);
     const state = await trainer.exportState();
     const info: CheckpointInfo<EpochLog> = {
@@ -281,7 +285,11 @@ export async function trainConditionalGan(
       tf.dispose([state.generatorOptimizer[0].tensor, state.discriminatorOptimizer[0].tensor]);
     }
     hooks.log?.(`checkpoint ${path}`);
-    await hooks.onCheckpoint?.({ epoch, path, generator: samplingGenerator(), history: [...history] });
+    try {
+      await hooks.onCheckpoint?.({ epoch, path, generator: samplingGenerator(), history: [...history] });
+    } finally {
+      checkpointSeconds += (performance.now() - checkpointStartedAt) / 1000;
+    }
   };
 
   let stoppedBy: StopReason = 'epochs';
