@@ -28,7 +28,7 @@ test('config errors name field, value and allowed', () => {
     [
       'unknown field',
       { data, train: { head: { epoch: 3 } } },
-      [/train\.head: unknown field 'epoch'\./, /Allowed: batchSize, classWeight, dropout, epochs, learningRate, sampling, units\./, /Did you mean 'epochs'\?/],
+      [/train\.head: unknown field 'epoch'\./, /Allowed: batchSize, classWeight, dropout, [\w, ]*epochs, learningRate, sampling, units\./, /Did you mean 'epochs'\?/],
     ],
     ['unknown top-level field', { data, seeds: [1] }, [/\(top level\): unknown field 'seeds'\. Allowed: augment, backend, data, name, output, seed, synth, train\./]],
     ['invalid name', { data, name: '../x' }, [/name: use letters, digits, dot, dash or underscore.*\(received "\.\.\/x"\)/]],
