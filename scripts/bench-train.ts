@@ -4,14 +4,15 @@
  *
  * Both sides train a classifier on MobileNetV2 width 0.35 at the same input size, batch 32 and
  * epochs; images per second count every image of every epoch. scarce runs on the backend that
- * selectBackend picks; the peer is Debian's python3-torch on 2 threads with OpenBLAS on 1 thread.
- * The peer's own docstring (bench-train-peer.py) defines its workloads.
+ * selectBackend picks, and its feature extraction uses every core (worker threads on wasm). The
+ * peer is Debian's python3-torch on 2 threads with OpenBLAS on 1 thread; its own docstring
+ * (bench-train-peer.py) defines its workloads.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { Random, selectBackend, type ImageRecord } from '@scarce/core';
-import { extractFeatures, fineTune, frozenActivations, loadBackbone, splitBackbone, tailFeatures, trainHead } from '@scarce/train';
+import { extractFeaturesParallel, fineTune, frozenActivations, loadBackbone, splitBackbone, tailFeatures, trainHead } from '@scarce/train';
 
 const images = Number(process.argv[2] ?? 512);
 const size = Number(process.argv[3] ?? 128);
@@ -35,7 +36,7 @@ const labels = records.map((record) => record.label);
 const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize: size });
 
 let start = performance.now();
-const features = extractFeatures(backbone, records, { quiet: true });
+const features = await extractFeaturesParallel(backbone, records, { quiet: true });
 trainHead({ features, labels }, { features: features.subarray(0, 64 * 1280), labels: labels.slice(0, 64) }, 2, { epochs: headEpochs, earlyStopping: { patience: headEpochs } }).head.dispose();
 const featureSeconds = (performance.now() - start) / 1000;
 

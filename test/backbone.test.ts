@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { readMedMnistNpz, selectBackend } from '@scarce/core';
-import { backboneBlocks, blockName, describeBackbone, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, toBackboneInput } from '@scarce/train';
+import { backboneBlocks, blockName, describeBackbone, extractFeatures, extractFeaturesCached, extractFeaturesParallel, FeatureCache, loadBackbone, toBackboneInput } from '@scarce/train';
 import { BREASTMNIST, MOBILENET } from './helpers.js';
 
 let baseUrl = '';
@@ -59,6 +59,17 @@ test('backbone taps an inner feature layer', async () => {
 
   await assert.rejects(loadBackbone(MOBILENET, { inputSize: 64, featureLayer: 'block_99' }), /has no layer named 'block_99'; run 'scarce backbone inspect/);
   full.model.dispose();
+});
+
+test('parallel features equal serial ones', async () => {
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const records = dataset.records.slice(0, 150);
+  const backbone = await loadBackbone(MOBILENET, { inputSize: 32, featureLayer: 'block_16_expand_relu' });
+  const serial = extractFeatures(backbone, records, { quiet: true, batchSize: 32 });
+  const parallel = await extractFeaturesParallel(backbone, records, { quiet: true, batchSize: 32, threads: 3 });
+  assert.equal(parallel.length, 150 * 336);
+  assert.deepEqual(parallel, serial);
+  backbone.model.dispose();
 });
 
 test('backbone from a URL equals the local copy', async () => {

@@ -17,7 +17,7 @@ import {
 } from '@scarce/core';
 import { augmentToShards, resolveTransformConfig, type TransformOptions } from '@scarce/augment';
 import { resolveSynthConfig, runSynth, type QualitySummary, type SynthConfig } from '@scarce/synth';
-import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeatures, extractFeaturesCached, FeatureCache, loadBackbone, type Backbone, type MixRecipe } from '@scarce/train';
+import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeaturesCached, extractFeaturesParallel, FeatureCache, loadBackbone, type Backbone, type MixRecipe } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
 import { benchmarkMixes, type FineTuneContext, type MixResult } from './benchmark.js';
@@ -309,7 +309,7 @@ async function featuresByRecord(
   const options = { batchSize: config.train.featureBatchSize, quiet };
   let all: Float32Array;
   if (config.train.featureCache === false) {
-    all = extractFeatures(backbone, records, options);
+    all = await extractFeaturesParallel(backbone, records, options);
   } else {
     const cache = new FeatureCache(config.train.featureCache ?? defaultCacheDirectory(), backbone);
     const result = await extractFeaturesCached(backbone, records, cache, options);

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic, type ImageRecord } from '@scarce/core';
 import type { Backbone } from './backbone.js';
-import { extractFeatures, type ExtractFeaturesOptions } from './features.js';
+import { extractFeaturesParallel, type ParallelFeatureOptions } from './feature-pool.js';
 
 /** The cache folder: $SCARCE_CACHE_DIR, else $XDG_CACHE_HOME/scarce, else ~/.cache/scarce. */
 export function defaultCacheDirectory(): string {
@@ -54,14 +54,14 @@ export interface CachedFeatures {
 }
 
 /**
- * Like `extractFeatures`, but reads what the cache has and runs the backbone only on the other
- * images (each distinct image once), writing their features back.
+ * Like `extractFeaturesParallel`, but reads what the cache has and runs the backbone only on the
+ * other images (each distinct image once), writing their features back.
  */
 export async function extractFeaturesCached(
   backbone: Backbone,
   records: readonly ImageRecord[],
   cache: FeatureCache,
-  options: ExtractFeaturesOptions = {},
+  options: ParallelFeatureOptions = {},
 ): Promise<CachedFeatures> {
   const size = backbone.featureSize;
   const features = new Float32Array(records.length * size);
@@ -75,7 +75,7 @@ export async function extractFeaturesCached(
   }
 
   const toCompute = [...missing.entries()];
-  const computed = extractFeatures(backbone, toCompute.map(([, rows]) => records[rows[0]]), options);
+  const computed = await extractFeaturesParallel(backbone, toCompute.map(([, rows]) => records[rows[0]]), options);
   for (const [index, [digest, rows]] of toCompute.entries()) {
     const vector = computed.subarray(index * size, (index + 1) * size);
     for (const row of rows) features.set(vector, row * size);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Progress, type ImageRecord } from '@scarce/core';
+import { Progress, type RawImage } from '@scarce/core';
 import type { Backbone } from './backbone.js';
 import { toBackboneInput } from './preprocess.js';
 
@@ -16,7 +16,7 @@ export interface ExtractFeaturesOptions {
  * Runs the frozen backbone in inference mode (BatchNorm uses its moving statistics) and
  * global-average-pools its output: one `featureSize` vector per record, row-major.
  */
-export function extractFeatures(backbone: Backbone, records: readonly ImageRecord[], options: ExtractFeaturesOptions = {}): Float32Array {
+export function extractFeatures(backbone: Backbone, records: readonly RawImage[], options: ExtractFeaturesOptions = {}): Float32Array {
   const batchSize = options.batchSize ?? 64;
   const features = new Float32Array(records.length * backbone.featureSize);
   const progress = new Progress(options.label ?? 'features', records.length, { quiet: options.quiet });

@@ -10,3 +10,4 @@ export * from './feature-cache.js';
 export * from './classifier.js';
 export * from './blocks.js';
 export * from './fine-tune.js';
+export * from './feature-pool.js';

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ImageRecord } from '@scarce/core';
+import type { RawImage } from '@scarce/core';
 import type { Backbone } from './backbone.js';
 
 /**
  * Stacks records into the backbone's input: resized with bilinear interpolation to its input
  * size, grayscale repeated to RGB, and scaled as its spec says. All records must share one shape.
  */
-export function toBackboneInput(records: readonly ImageRecord[], backbone: Backbone): tf.Tensor4D {
+export function toBackboneInput(records: readonly RawImage[], backbone: Backbone): tf.Tensor4D {
   return tf.tidy(() => {
     const { height, width, channels } = records[0];
     const size = height * width * channels;

@@ -2,7 +2,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
-import { checkNoLeakage, composeClassifier, extractFeatures, loadBackbone, saveClassifier, type ClassifierHead } from '@scarce/train';
+import { checkNoLeakage, composeClassifier, extractFeaturesParallel, loadBackbone, saveClassifier, type ClassifierHead } from '@scarce/train';
 import { benchmarkMixes, type SeedResult } from '../benchmark.js';
 import { verifyAugmentedSources } from '../verify-views.js';
 import { runConfigSchema } from '../config.js';
@@ -21,7 +21,9 @@ export function registerTrain(program: Command): void {
     .option('--with <dirs...>', 'shard folders whose train rows join the training set (augmented or synthetic)', [])
     .option('--backbone <path-or-url>', `TF.js layers model: a folder, a model.json path or an http(s) URL (default: the MobileNetV2-0.35 in fixtures/)`)
     .option('--input-size <px>', `backbone input side in pixels (default: ${DEFAULTS.inputSize})`, integer)
+    .option('--feature-layer <name>', 'layer whose pooled output is the feature vector, as scarce backbone inspect lists them (default: the backbone output)')
     .option('--units <n>', `hidden units of the head, 0 for a linear head (default: ${DEFAULTS.head.units})`, integer)
+    .option('--ensemble <n>', `heads trained side by side whose probabilities are averaged (default: ${DEFAULTS.head.ensemble})`, integer)
     .option('--learning-rate <lr>', `Adam learning rate of the head (default: ${DEFAULTS.head.learningRate})`, number)
     .option('--patience <epochs>', `early-stopping patience in epochs (default: ${DEFAULTS.earlyStopping.patience})`, integer)
     .option('--monitor <name>', `early-stopping monitor: val_loss, val_accuracy or val_auc (default: ${DEFAULTS.earlyStopping.monitor})`)
@@ -40,8 +42,13 @@ export function registerTrain(program: Command): void {
       const settings = runConfigSchema.shape.train.parse({
         ...defined(options.backbone === undefined ? undefined : { backbone: options.backbone }),
         ...defined(options.inputSize === undefined ? undefined : { inputSize: options.inputSize }),
+        ...defined(options.featureLayer === undefined ? undefined : { featureLayer: options.featureLayer }),
         ...defined(options.seeds === undefined ? undefined : { seeds: options.seeds }),
-        head: { ...defined(options.units === undefined ? undefined : { units: options.units }), ...defined(options.learningRate === undefined ? undefined : { learningRate: options.learningRate }) },
+        head: {
+          ...defined(options.units === undefined ? undefined : { units: options.units }),
+          ...defined(options.ensemble === undefined ? undefined : { ensemble: options.ensemble }),
+          ...defined(options.learningRate === undefined ? undefined : { learningRate: options.learningRate }),
+        },
         earlyStopping: { ...defined(options.patience === undefined ? undefined : { patience: options.patience }), ...defined(options.monitor === undefined ? undefined : { monitor: options.monitor }) },
       });
 
@@ -67,9 +74,9 @@ export function registerTrain(program: Command): void {
       }
       for (const duplicate of checkNoLeakage(trainRows, [...evaluation.val, ...evaluation.test])) log(`warning: the data's own splits share an image: ${duplicate}`);
 
-      const backbone = await loadBackbone(settings.backbone, { inputSize: settings.inputSize });
+      const backbone = await loadBackbone(settings.backbone, { inputSize: settings.inputSize, featureLayer: settings.featureLayer });
       const all = [...trainRows, ...evaluation.val, ...evaluation.test];
-      const matrix = extractFeatures(backbone, all, { quiet: options.quiet as boolean });
+      const matrix = await extractFeaturesParallel(backbone, all, { quiet: options.quiet as boolean });
       const features = new Map(all.map((record, i) => [record, matrix.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
       const mixName = [...new Set(trainRows.map((row) => row.origin))].join('+');
       if (options.save === true && options.out === undefined) throw new InputError('--save needs --out <dir> to know where the model goes.');
