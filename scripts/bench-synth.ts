@@ -1,0 +1,58 @@
+/**
+ * GAN training speed of scarce against PyTorch on the CPU, side by side in one run:
+ *   node --import tsx scripts/bench-synth.ts [steps, default 40] [batch, default 32]
+ *
+ * Both sides train the same class-conditional GAN (scarce's default settings: generator widths
+ * [32, 16], discriminator [16, 32], minibatch standard deviation, hinge loss, DiffAugment, R1
+ * every 16 steps, EMA) on random 28x28 grayscale images with two classes, and report training
+ * steps per second after 5 warm-up steps. scarce runs on the backend that selectBackend picks;
+ * the peer (bench-synth-peer.py, which defines its model in full) is Debian's python3-torch with
+ * OpenBLAS on 1 thread, run once with torch on 1 thread and once on 2, and the ratio is taken
+ * against the faster: when other jobs keep the cores busy, torch's 2-thread OpenMP steps wait on
+ * each other and ran about 10 times slower than 1 thread. The peer runs first, then scarce, so
+ * they do not compete for the cores; other load on the machine still moves both.
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '@scarce/core';
+import { GanTrainer, resolveSynthConfig } from '@scarce/synth';
+
+const steps = Number(process.argv[2] ?? 40);
+const batchSize = Number(process.argv[3] ?? 32);
+const warmup = 5;
+
+/** Runs the PyTorch peer on `threads` torch threads and returns its steps per second. */
+function runPeer(threads: number): { stepsPerSecond: number; torch: string; threads: number } {
+  const peer = spawnSync(
+    '/usr/bin/python3',
+    [join(dirname(fileURLToPath(import.meta.url)), 'bench-synth-peer.py'), '--steps', String(steps), '--batch', String(batchSize), '--warmup', String(warmup), '--threads', String(threads)],
+    { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } },
+  );
+  if (peer.status !== 0) throw new Error(`The PyTorch peer failed (is python3-torch installed?):\n${peer.stderr}`);
+  return JSON.parse(peer.stdout.trim().split('\n').at(-1)!);
+}
+
+const peers = [runPeer(1), runPeer(2)];
+const torch = peers.reduce((best, peer) => (peer.stepsPerSecond > best.stepsPerSecond ? peer : best));
+
+const selection = await selectBackend({ log: () => {} });
+const config = resolveSynthConfig({ batchSize });
+const trainer = new GanTrainer(config, { imageShape: { height: 28, width: 28, channels: 1 }, numClasses: 2 });
+const images = tf.randomUniform([batchSize, 28, 28, 1], -1, 1, 'float32', 0) as tf.Tensor4D;
+const labels = tf.oneHot(tf.tensor1d(Array.from({ length: batchSize }, (_, i) => i % 2), 'int32'), 2).toFloat() as tf.Tensor2D;
+for (let step = 0; step < warmup; step++) trainer.step({ images, labels });
+const start = performance.now();
+for (let step = 0; step < steps; step++) trainer.step({ images, labels });
+const ours = steps / ((performance.now() - start) / 1000);
+tf.dispose([images, labels]);
+trainer.disposeTraining();
+trainer.averagedGenerator.dispose();
+
+console.log(`class-conditional DCGAN, 28x28x1, batch ${batchSize}, ${steps} steps each; scarce on ${selection.backend}, PyTorch ${torch.torch}`);
+console.log('| workload | scarce steps/s | PyTorch steps/s (1 thread / 2 threads) | ratio to the faster |\n| --- | ---: | ---: | ---: |');
+console.log(
+  `| GAN training step (D step, G step, R1 every 16, EMA) | ${ours.toFixed(2)} | ${peers.map((peer) => peer.stepsPerSecond.toFixed(2)).join(' / ')} | ` +
+    `${(ours / torch.stepsPerSecond).toFixed(2)}x |`,
+);
