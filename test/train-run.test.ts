@@ -24,6 +24,7 @@ test('full training with recipe mixes', async () => {
   const config = {
     name: 'full',
     output: join(dir, 'runs'),
+    settingsChosenBy: { 'train.inputSize': '5-fold cross-validation on train + val' },
     data: { path: data },
     augment: { enabled: false },
     synth: { enabled: false },
@@ -56,6 +57,8 @@ test('full training with recipe mixes', async () => {
     assert.ok(mix.memory.peakRssBytes >= mix.memory.peakTensorBytes, `${mix.mix} peak RSS ${mix.memory.peakRssBytes}`);
   }
   assert.ok((await stat(join(dir, 'runs', 'full', 'models', 'real', 'model.json'))).isFile());
+  const report = await readFile(join(dir, 'runs', 'full', 'report.md'), 'utf8');
+  assert.match(report, /\| `train\.inputSize` \| `32` \| 5-fold cross-validation on train \+ val \|/);
 });
 
 test('recipe rejects views of test images', async () => {

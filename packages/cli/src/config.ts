@@ -46,6 +46,11 @@ export const runConfigSchema = z
     /** Seed of every random choice of the run (splits, augmentation, GAN); heads use `train.seeds`. */
     seed: z.number().int().nonnegative().default(0),
     backend: z.enum(['auto', ...BACKEND_CHOICES]).default('auto'),
+    /**
+     * How each setting was chosen, keyed by its config path (`train.inputSize`): the report prints it
+     * beside the value, so readers can tell settings chosen on train and validation data from guesses.
+     */
+    settingsChosenBy: z.record(z.string(), z.string()).default({}),
     data: z
       .object({
         path: z.string(),

@@ -6,6 +6,11 @@ import { writeHtmlReport } from './report-html.js';
 const number = (value: number, digits = 3) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 const meanStd = (value: { mean: number; std: number }, count: number) => (count > 1 ? `${number(value.mean)} ± ${number(value.std)}` : number(value.mean));
 
+/** Reads a dotted config path such as `train.head.units`. */
+function valueAt(config: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((value, key) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), config);
+}
+
 /** Renders a run's metrics as Markdown. */
 export function renderMarkdownReport(metrics: RunMetrics): string {
   const { config } = metrics;
@@ -45,6 +50,16 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
       );
     }
   }
+
+  lines.push('', '## How the settings were chosen', '');
+  const chosen = Object.entries(config.settingsChosenBy ?? {});
+  if (chosen.length === 0) {
+    lines.push('The config records no choice of settings (`settingsChosenBy`); every value is set in it or a default.');
+  } else {
+    lines.push('| setting | value | chosen by |', '| --- | --- | --- |');
+    for (const [path, how] of chosen) lines.push(`| \`${path}\` | \`${JSON.stringify(valueAt(config, path)) ?? 'unset'}\` | ${how} |`);
+  }
+  lines.push('', 'The test split only measures: no setting above was chosen on it.');
 
   lines.push('', '## Stages', '');
   if (metrics.synth !== null) {
