@@ -1,21 +1,29 @@
 /**
- * Chooses the backbone input size and head by stratified k-fold cross-validation on the train and
- * validation splits together. The test split is never read. Inside each fold, 15% of the
- * training part is held out for early stopping and the held-out fold is scored.
+ * Chooses the backbone input size, the feature layer and the head by stratified k-fold
+ * cross-validation on the train and validation splits together. The test split is never read.
+ * Inside each fold, 15% of the training part is held out for early stopping and the held-out
+ * fold is scored.
  *
- *   node --import tsx scripts/select-head.ts [data.npz] [sizes, default 64,96,128] [folds, default 5]
+ *   node --import tsx scripts/select-head.ts [--data data.npz] [--sizes 96,128,160,224]
+ *     [--layers out,block_16_expand_relu] [--folds 5]
  */
 import { loadDataset, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { evaluateProbabilities, extractFeatures, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
 
-const dataPath = process.argv[2] ?? 'fixtures/breastmnist/breastmnist.npz';
-const sizes = (process.argv[3] ?? '64,96,128').split(',').map(Number);
-const folds = Number(process.argv[4] ?? 5);
+function option(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] : fallback;
+}
+const dataPath = option('data', 'fixtures/breastmnist/breastmnist.npz');
+const sizes = option('sizes', '96,128,160,224').split(',').map(Number);
+/** `out` is the backbone's own output. */
+const layers = option('layers', 'out,block_16_expand_relu').split(',');
+const folds = Number(option('folds', '5'));
 const heads: HeadOptions[] = [
-  { units: 64, dropout: 0.5 },
-  { units: 256, dropout: 0.5 },
-  { units: 0, dropout: 0 },
-  { units: 256, dropout: 0.5, learningRate: 3e-4 },
+  { units: 64, dropout: 0.5, ensemble: 1 },
+  { units: 64, dropout: 0.5, ensemble: 5 },
+  { units: 256, dropout: 0.5, ensemble: 1 },
+  { units: 256, dropout: 0.5, ensemble: 5 },
 ];
 
 await selectBackend();
@@ -32,31 +40,34 @@ for (let label = 0; label < dataset.classNames.length; label++) {
 }
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
-console.log('| input px | head | cv accuracy | cv AUC |\n| --- | --- | --- | --- |');
+console.log(`${folds}-fold cross-validation on ${pool.length} train + val images of ${dataPath}\n`);
+console.log('| input px | feature layer | units | ensemble | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- |');
 for (const inputSize of sizes) {
-  const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize });
-  const features = extractFeatures(backbone, pool, { quiet: true });
-  const size = backbone.featureSize;
-  const pick = (rows: number[]): FeatureSet => {
-    const matrix = new Float32Array(rows.length * size);
-    rows.forEach((row, i) => matrix.set(features.subarray(row * size, (row + 1) * size), i * size));
-    return { features: matrix, labels: rows.map((row) => labels[row]) };
-  };
+  for (const layer of layers) {
+    const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer: layer === 'out' ? undefined : layer });
+    const features = extractFeatures(backbone, pool, { quiet: true });
+    const size = backbone.featureSize;
+    const pick = (rows: number[]): FeatureSet => {
+      const matrix = new Float32Array(rows.length * size);
+      rows.forEach((row, i) => matrix.set(features.subarray(row * size, (row + 1) * size), i * size));
+      return { features: matrix, labels: rows.map((row) => labels[row]) };
+    };
 
-  for (const head of heads) {
-    const accuracies: number[] = [];
-    const aucs: number[] = [];
-    for (let fold = 0; fold < folds; fold++) {
-      const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
-      const stopRows = Math.round(rest.length * 0.15);
-      const training = trainHead(pick(rest.slice(stopRows)), pick(rest.slice(0, stopRows)), dataset.classNames.length, { ...head, seed: fold });
-      const scored = pick(foldRows[fold]);
-      const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, dataset.classNames.length);
-      accuracies.push(report.accuracy);
-      aucs.push(report.auc);
-      training.head.dispose();
+    for (const head of heads) {
+      const accuracies: number[] = [];
+      const aucs: number[] = [];
+      for (let fold = 0; fold < folds; fold++) {
+        const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
+        const stopRows = Math.round(rest.length * 0.15);
+        const training = trainHead(pick(rest.slice(stopRows)), pick(rest.slice(0, stopRows)), dataset.classNames.length, { ...head, seed: fold });
+        const scored = pick(foldRows[fold]);
+        const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, dataset.classNames.length);
+        accuracies.push(report.accuracy);
+        aucs.push(report.auc);
+        training.head.dispose();
+      }
+      console.log(`| ${inputSize} | ${layer} | ${head.units} | ${head.ensemble} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
     }
-    console.log(`| ${inputSize} | ${JSON.stringify(head)} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
+    backbone.model.dispose();
   }
-  backbone.model.dispose();
 }
