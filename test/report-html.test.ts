@@ -75,6 +75,8 @@ test('report html is self-contained', async () => {
   await writePng(join(runDir, 'figures', 'transform-rotation.png'), 12);
   await writePng(join(runDir, 'augmented', 'examples.png'), 20);
   await writePng(join(runDir, 'synthetic', 'samples.png'), 24);
+  await writePng(join(runDir, 'synthetic', 'real-vs-synthetic-1-malignant.png'), 24);
+  await writePng(join(runDir, 'synthetic', 'nearest-real.png'), 24);
   const ganEpochs = [1, 2, 3].map((epoch) => JSON.stringify({ epoch, discriminatorLoss: 1 / epoch, generatorLoss: epoch / 3 }));
   await writeFile(join(runDir, 'synthetic', 'history.jsonl'), `${ganEpochs.join('\n')}\n`);
   const metrics = runMetrics({ mixes: ['real', 'real+augmented', 'synthetic'], seeds: [0, 1], synth: true, fineTuned: true });
@@ -93,7 +95,8 @@ test('report html is self-contained', async () => {
     assert.match(svg, /<path|<rect|<line/, `${id}: the SVG draws marks`);
   }
   const images = [...html.matchAll(/<img src="([^"]+)"/g)].map((match) => match[1]);
-  assert.equal(images.length, 4, 'real samples, synthetic samples, augmented examples, one transform');
+  const alts = [...html.matchAll(/<img src="[^"]+" alt="([^"]+)"/g)].map((match) => match[1]);
+  assert.deepEqual(alts, ['Real train images', 'Synthetic images', 'Augmented views', 'Real and synthetic: malignant', 'Nearest real images', 'Transform: rotation']);
   for (const source of images) {
     assert.match(source, /^data:image\/png;base64,/);
     assert.deepEqual([...Buffer.from(source.split(',')[1], 'base64').subarray(0, 8)], PNG_SIGNATURE);
@@ -134,7 +137,22 @@ test('renderValue escapes and formats', () => {
     [null, '<span class="muted">none</span>'],
     ['<b>&', '&#60;b&#62;&#38;'],
     [[1, 2], '1, 2'],
-    [{ a: 1 }, '<table class="values"><tbody><tr><th>a</th><td>1</td></tr></tbody></table>'],
+    [{ a: 1 }, '<div class="scroll"><table class="values"><tbody><tr><th>a</th><td>1</td></tr></tbody></table></div>'],
+    [{ a: { b: [1, 2.5] } }, '<div class="scroll"><table class="values"><tbody><tr><th>a.b</th><td>1, 2.5</td></tr></tbody></table></div>'],
   ];
   for (const [value, html] of cases) assert.equal(renderValue(value), html, JSON.stringify(value));
+});
+
+test('renderValue tables records compactly', () => {
+  const checkpoints = [
+    { epoch: 10, features: { size: 1280 }, tstr: { auc: 0.5 }, perClass: [{ className: 'a', ratio: 0.5 }] },
+    { epoch: 20, features: { size: 1280 }, tstr: { auc: 0.61234 }, perClass: [{ className: 'a', ratio: 0.75 }] },
+  ];
+  const html = renderValue({ selectedEpoch: 20, checkpoints });
+
+  assert.match(html, /<th>selectedEpoch<\/th><td>20<\/td>/);
+  assert.match(html, /<h4>checkpoints<\/h4>/, 'a list of records gets a table of its own');
+  assert.match(html, /In every row: features\.size 1280\./, 'a column with one value is written once');
+  assert.match(html, /<thead><tr><th>epoch<\/th><th>tstr\.auc<\/th><th>perClass\.a\.ratio<\/th><\/tr><\/thead>/, 'nested fields and labelled records become dotted columns');
+  assert.match(html, /<tr><td>20<\/td><td>0\.6123<\/td><td>0\.75<\/td><\/tr>/);
 });

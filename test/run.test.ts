@@ -72,7 +72,8 @@ test('run writes a report with every mix', async () => {
   const html = await readFile(join(dir, 'runs', 'tiny', 'report.html'), 'utf8');
   assert.deepEqual([...html.matchAll(/data-plot="([^"]+)"/g)].map((match) => match[1]), ['scores', 'loss', 'validation', 'confusion', 'gan']);
   const images = [...html.matchAll(/<img src="data:image\/png;base64,[^"]+" alt="([^"]+)"/g)].map((match) => match[1]);
-  assert.deepEqual(images, ['Real train images', 'Synthetic images', 'Augmented views', 'Transform: horizontalFlip', 'Transform: rotation']);
+  const expectedImages = ['Real train images', 'Synthetic images', 'Augmented views', 'Real and synthetic: malignant', 'Real and synthetic: benign', 'Nearest real images'];
+  assert.deepEqual(images, [...expectedImages, 'Transform: horizontalFlip', 'Transform: rotation']);
   const synthetic = await readShardFolder(join(dir, 'runs', 'tiny', 'synthetic'));
   assert.equal(synthetic.records.length, 24);
   assert.ok(synthetic.records.every((record) => record.origin === 'synthetic' && record.sourceIndex === null));

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@scarce/core';
+import { comparisonFileName, NEAREST_REAL_FILE } from '@scarce/synth';
 import type { RunMetrics } from './pipeline.js';
 import { renderReportPlots, type ReportPlot } from './report-plots.js';
 import { FIGURES_FOLDER, REAL_SAMPLES_FILE, TRANSFORM_PREFIX } from './report-figures.js';
@@ -35,6 +36,12 @@ async function readRunImages(runDir: string, metrics: RunMetrics): Promise<Repor
     await readImage(runDir, join('synthetic', 'samples.png'), 'Synthetic images', `Images from the GAN, one row per class (run seed ${seed}).`),
     await readImage(runDir, join('augmented', 'examples.png'), 'Augmented views', 'The first train images (left) beside their views as written to the shards, with every configured transform.'),
   ];
+  for (const [label, className] of metrics.dataset.classNames.entries()) {
+    const caption = `Real train images of ${className} beside synthetic ones of the same class.`;
+    images.push(await readImage(runDir, join('synthetic', comparisonFileName(label, className)), `Real and synthetic: ${className}`, caption));
+  }
+  const nearestCaption = 'Synthetic images, each beside its nearest real train image in backbone features, to spot copies of the train set.';
+  images.push(await readImage(runDir, join('synthetic', NEAREST_REAL_FILE), 'Nearest real images', nearestCaption));
   const figures = await readdir(join(runDir, FIGURES_FOLDER)).catch(() => [] as string[]);
   for (const file of figures.filter((name) => name.startsWith(TRANSFORM_PREFIX) && name.endsWith('.png')).sort()) {
     const transform = file.slice(TRANSFORM_PREFIX.length, -'.png'.length);

@@ -6,6 +6,7 @@ main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 64px; background: #
 h1 { font-size: 26px; margin: 0 0 8px; }
 h2 { font-size: 20px; margin: 36px 0 12px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
 h3 { font-size: 15px; margin: 18px 0 8px; }
+h4 { font-size: 14px; margin: 14px 0 6px; }
 nav { color: var(--muted); font-size: 14px; }
 nav a { color: #1f5fa8; text-decoration: none; }
 code, pre { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }
@@ -24,4 +25,5 @@ figure svg { max-width: 100%; height: auto; }
 figure.image img { display: block; max-width: 100%; image-rendering: pixelated; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; }
 .muted { color: var(--muted); }
+.scroll { max-width: 100%; overflow-x: auto; }
 `;
