@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { formatSeconds, Progress, setProgressDefaults, type ProgressEvent } from '@scarce/core';
+import { clearProgressBar, formatSeconds, Progress, setProgressDefaults, type ProgressEvent } from '@scarce/core';
 
 /** Creates a writable stream that keeps what it receives and reports `isTTY` as given. */
 function captureStream(isTTY: boolean): Writable & { isTTY: boolean; text: () => string } {
@@ -35,6 +35,22 @@ test('progress bar redraws at most every 100 ms', () => {
   const redraws = stream.text().split('\r').length - 1;
   assert.ok(redraws >= 2, `the first and the last step are drawn (${redraws} redraws)`);
   assert.ok(redraws <= 10, `1000 fast steps redraw ${redraws} times`);
+});
+
+test('progress bar clears for a log line', () => {
+  const stream = captureStream(true);
+  const progress = new Progress('GAN epochs', 10, { stream });
+  progress.tick(1);
+  clearProgressBar(stream);
+  stream.write('epoch 1 done\n');
+  progress.tick(1);
+  progress.tick(8);
+  clearProgressBar(stream);
+
+  const text = stream.text();
+  assert.match(text, /1\/10 10% [^\n]*\x1b\[K\r\x1b\[Kepoch 1 done\n\r\[/, 'the bar line is erased before the log line and drawn again after it');
+  assert.match(text, /2\/10 20% /, 'the step right after the log line is drawn, though within 100 ms');
+  assert.match(text, /10\/10 100% \d+s elapsed, 0s left\x1b\[K\n$/, 'a finished bar is left alone');
 });
 
 test('progress prints plain lines off a terminal', () => {

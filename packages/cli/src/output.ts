@@ -1,4 +1,4 @@
-import { setProgressDefaults } from '@scarce/core';
+import { clearProgressBar, setProgressDefaults } from '@scarce/core';
 
 /** Output flags shared by the commands that run for a while. */
 export interface OutputOptions {
@@ -37,7 +37,11 @@ export function configureOutput(options: OutputOptions): CommandOutput {
   if (json) {
     return { json, log: (line) => writeJsonLine('log', { message: line }), event: (name, fields = {}) => writeJsonLine(name, fields) };
   }
-  return { json, log: (line) => process.stderr.write(`${line}\n`), event: () => {} };
+  const log = (line: string) => {
+    clearProgressBar(process.stderr);
+    process.stderr.write(`${line}\n`);
+  };
+  return { json, log, event: () => {} };
 }
 
 /** Writes an `error` event on stdout when the command runs with `--json`, beside the message on stderr. */

@@ -33,6 +33,8 @@ const BAR_REDRAW_MS = 100;
 const BAR_WIDTH = 24;
 
 let defaults: ProgressOptions = {};
+/** The terminal bar drawn last and not finished, which a log line must clear first. */
+let openBar: Progress | undefined;
 
 /**
  * Sets the options that every later `Progress` uses for the fields its own options leave out.
@@ -41,6 +43,14 @@ let defaults: ProgressOptions = {};
  */
 export function setProgressDefaults(options: ProgressOptions): void {
   defaults = { ...options };
+}
+
+/**
+ * Clears an unfinished progress bar drawn on `stream`, so that a log line written next starts
+ * on a clean line. The bar is drawn again at its next step.
+ */
+export function clearProgressBar(stream: NodeJS.WritableStream = process.stderr): void {
+  openBar?.clear(stream);
 }
 
 /** Formats seconds as `42s` or `3m05s`, or `?` when not finite. */
@@ -88,6 +98,7 @@ export class Progress {
       const filled = Math.round(fraction * BAR_WIDTH);
       this.stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}] ${this.status(fraction, elapsed, left, note)}\x1b[K`);
       if (finished) this.stream.write('\n');
+      openBar = finished ? undefined : this;
       return;
     }
 
@@ -110,6 +121,14 @@ export class Progress {
       ...(note ? { note } : {}),
     };
     this.stream.write(`${JSON.stringify(record)}\n`);
+  }
+
+  /** Erases this bar's line when it is drawn on `stream`, and redraws it at the next step. */
+  clear(stream: NodeJS.WritableStream): void {
+    if (stream !== this.stream || openBar !== this) return;
+    this.stream.write('\r\x1b[K');
+    this.lastDrawAt = 0;
+    openBar = undefined;
   }
 
   private status(fraction: number, elapsed: number, left: number, note: string): string {
