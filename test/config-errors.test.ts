@@ -30,7 +30,7 @@ test('config errors name field, value and allowed', () => {
       { data, train: { head: { epoch: 3 } } },
       [/train\.head: unknown field 'epoch'\./, /Allowed: batchSize, classWeight, dropout, [\w, ]*epochs, learningRate, sampling, units\./, /Did you mean 'epochs'\?/],
     ],
-    ['unknown top-level field', { data, seeds: [1] }, [/\(top level\): unknown field 'seeds'\. Allowed: augment, backend, data, name, output, seed, synth, train\./]],
+    ['unknown top-level field', { data, seeds: [1] }, [/\(top level\): unknown field 'seeds'\. Allowed: augment, backend, data, /, /Did you mean 'seed'\?/]],
     ['invalid name', { data, name: '../x' }, [/name: use letters, digits, dot, dash or underscore.*\(received "\.\.\/x"\)/]],
   ];
   for (const [name, config, patterns] of cases) {
@@ -38,6 +38,13 @@ test('config errors name field, value and allowed', () => {
     assert.match(message, /^Invalid config bad\.json:\n/, name);
     for (const pattern of patterns) assert.match(message, pattern, `${name}: ${message}`);
   }
+});
+
+test('config errors list allowed fields sorted', () => {
+  const message = rejectionOf({ data, seeds: [1] });
+  const allowed = /Allowed: ([^.]+)\./.exec(message)?.[1].split(', ') ?? [];
+  for (const field of ['augment', 'backend', 'data', 'name', 'output', 'seed', 'synth', 'train']) assert.ok(allowed.includes(field), `${field} in ${allowed}`);
+  assert.deepEqual(allowed, [...allowed].sort(), 'in alphabetical order');
 });
 
 test('config errors list five issues', () => {
