@@ -3,6 +3,7 @@ export * from './dataset-source.js';
 export * from './errors.js';
 export * from './files.js';
 export * from './folder.js';
+export * from './idx.js';
 export * from './image-codec.js';
 export * from './image-file.js';
 export * from './manifest.js';
