@@ -81,6 +81,7 @@ test('report html is self-contained', async () => {
   await writeFile(join(runDir, 'synthetic', 'history.jsonl'), `${ganEpochs.join('\n')}\n`);
   const metrics = runMetrics({ mixes: ['real', 'real+augmented', 'synthetic'], seeds: [0, 1], synth: true, fineTuned: true });
   metrics.config.augment.transforms = { rotation: 10 };
+  metrics.config.settingsChosenBy = { 'train.head.units': 'cross-validation on train + val' };
 
   const path = await writeHtmlReport(runDir, metrics);
   const html = await readFile(path, 'utf8');
@@ -104,6 +105,7 @@ test('report html is self-contained', async () => {
   const ids = [...html.matchAll(/\bid="([^"]+)"/g)].map((match) => match[1]);
   assert.equal(new Set(ids).size, ids.length, 'element ids are unique across the inline SVGs');
   assert.match(html, /<h3>Transform: rotation<\/h3>/);
+  assert.match(html, /<td><code>train\.head\.units<\/code><\/td><td><code>256<\/code><\/td><td>cross-validation on train \+ val<\/td>/, 'how a setting was chosen, beside its value');
   assert.match(html, /0\.775 ± 0\.030/, 'mean ± standard deviation of test accuracy');
   assert.match(html, /<td>real\+augmented<\/td><td class="num">300<\/td><td class="num">12<\/td>/, 'peak memory in MiB');
 });

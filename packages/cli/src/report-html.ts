@@ -5,7 +5,7 @@ import { comparisonFileName, NEAREST_REAL_FILE } from '@scarce/synth';
 import type { RunMetrics } from './pipeline.js';
 import { renderReportPlots, type ReportPlot } from './report-plots.js';
 import { FIGURES_FOLDER, REAL_SAMPLES_FILE, TRANSFORM_PREFIX } from './report-figures.js';
-import { escapeHtml, renderValue } from './report-values.js';
+import { escapeHtml, renderValue, valueAt } from './report-values.js';
 import { REPORT_STYLE } from './report-style.js';
 
 /** File name of the HTML report in a run folder. */
@@ -97,7 +97,16 @@ function runSection(metrics: RunMetrics): string {
     [...Object.entries(metrics.timings).map(([stage, seconds]) => [escapeHtml(stage), String(seconds)]), ['<strong>total</strong>', `<strong>${totalSeconds.toFixed(1)}</strong>`]],
   );
   const factList = facts.map(([name, value]) => `<dt>${name}</dt><dd>${value}</dd>`).join('\n');
-  return `<section id="run"><h2>Run</h2>\n<div class="columns"><dl class="facts">\n${factList}\n</dl>\n<div><h3>Timings</h3>\n${timings}</div>${memoryTable(metrics)}</div></section>`;
+  return `<section id="run"><h2>Run</h2>\n<div class="columns"><dl class="facts">\n${factList}\n</dl>\n<div><h3>Timings</h3>\n${timings}</div>${memoryTable(metrics)}</div>\n${choicesTable(metrics)}</section>`;
+}
+
+/** Tabulates how the config says its settings were chosen (`settingsChosenBy`), beside their values. */
+function choicesTable(metrics: RunMetrics): string {
+  const chosen = Object.entries(metrics.config.settingsChosenBy ?? {});
+  if (chosen.length === 0) return '<p class="muted">The config records no choice of settings (<code>settingsChosenBy</code>).</p>';
+  const rows = chosen.map(([path, how]) => [`<code>${escapeHtml(path)}</code>`, `<code>${escapeHtml(JSON.stringify(valueAt(metrics.config, path)) ?? 'unset')}</code>`, escapeHtml(how)]);
+  const note = '<p class="muted">The test split only measures: no setting above was chosen on it.</p>';
+  return `<h3>How the settings were chosen</h3>\n<div class="scroll">${table(['setting', 'value', 'chosen by'], rows, 3)}</div>\n${note}`;
 }
 
 /** Tabulates each mix's peak memory, which metrics written before it was recorded lack. */

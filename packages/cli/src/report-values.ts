@@ -3,6 +3,11 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 }
 
+/** Reads a dotted config path such as `train.head.units`. */
+export function valueAt(config: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((value, key) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), config);
+}
+
 function formatNumber(value: number): string {
   if (Number.isInteger(value)) return String(value);
   if (!Number.isFinite(value)) return String(value);

@@ -2,14 +2,10 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '@scarce/core';
 import type { RunMetrics } from './pipeline.js';
 import { writeHtmlReport } from './report-html.js';
+import { valueAt } from './report-values.js';
 
 const number = (value: number, digits = 3) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 const meanStd = (value: { mean: number; std: number }, count: number) => (count > 1 ? `${number(value.mean)} ± ${number(value.std)}` : number(value.mean));
-
-/** Reads a dotted config path such as `train.head.units`. */
-function valueAt(config: unknown, path: string): unknown {
-  return path.split('.').reduce<unknown>((value, key) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), config);
-}
 
 /** Renders a run's metrics as Markdown. */
 export function renderMarkdownReport(metrics: RunMetrics): string {
