@@ -100,7 +100,7 @@ function runSection(metrics: RunMetrics): string {
   return `<section id="run"><h2>Run</h2>\n<div class="columns"><dl class="facts">\n${factList}\n</dl>\n<div><h3>Timings</h3>\n${timings}</div>${memoryTable(metrics)}</div>\n${choicesTable(metrics)}</section>`;
 }
 
-/** Tabulates how the config says its settings were chosen (`settingsChosenBy`), beside their values. */
+/** Tabulates how each setting was chosen, as the config records it in `settingsChosenBy`, beside its value. */
 function choicesTable(metrics: RunMetrics): string {
   const chosen = Object.entries(metrics.config.settingsChosenBy ?? {});
   if (chosen.length === 0) return '<p class="muted">The config records no choice of settings (<code>settingsChosenBy</code>).</p>';
