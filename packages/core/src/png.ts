@@ -99,52 +99,37 @@ function chooseFilter(row: Uint8Array, previous: Uint8Array | null, bytesPerPixe
 }
 
 /**
- * Writes row `row` filtered with `code` into `target` from `at` on, and returns the filter's
- * cost: the sum of the output bytes read as signed values, in absolute value (libpng's measure).
- * One loop per filter keeps the per-byte work free of branches on the filter type.
+ * Writes row `row` filtered with `code` into `target` from `at` on. One loop per filter keeps the
+ * per-byte work free of branches on the filter type.
  */
-function filterRow(code: number, row: Uint8Array, previous: Uint8Array | null, bytesPerPixel: number, target: Uint8Array, at: number): number {
+function filterRow(code: number, row: Uint8Array, previous: Uint8Array | null, bytesPerPixel: number, target: Uint8Array, at: number): void {
   const length = row.length;
-  let cost = 0;
-  let byte = 0;
   if (code === 0 || (previous === null && code === 2)) {
     for (let i = 0; i < length; i++) {
-      byte = row[i];
-      target[at + i] = byte;
-      cost += signedMagnitude(byte);
+      target[at + i] = row[i];
     }
   } else if (code === 1 || (previous === null && code === 4)) {
     for (let i = 0; i < bytesPerPixel; i++) {
-      byte = row[i];
-      target[at + i] = byte;
-      cost += signedMagnitude(byte);
+      target[at + i] = row[i];
     }
     for (let i = bytesPerPixel; i < length; i++) {
-      byte = (row[i] - row[i - bytesPerPixel]) & 0xff;
-      target[at + i] = byte;
-      cost += signedMagnitude(byte);
+      target[at + i] = (row[i] - row[i - bytesPerPixel]) & 0xff;
     }
   } else if (code === 2) {
     const up = previous as Uint8Array;
     for (let i = 0; i < length; i++) {
-      byte = (row[i] - up[i]) & 0xff;
-      target[at + i] = byte;
-      cost += signedMagnitude(byte);
+      target[at + i] = (row[i] - up[i]) & 0xff;
     }
   } else if (code === 3) {
     for (let i = 0; i < length; i++) {
       const left = i >= bytesPerPixel ? row[i - bytesPerPixel] : 0;
       const up = previous === null ? 0 : previous[i];
-      byte = (row[i] - ((left + up) >> 1)) & 0xff;
-      target[at + i] = byte;
-      cost += signedMagnitude(byte);
+      target[at + i] = (row[i] - ((left + up) >> 1)) & 0xff;
     }
   } else {
     const up = previous as Uint8Array;
     for (let i = 0; i < bytesPerPixel; i++) {
-      byte = (row[i] - up[i]) & 0xff;
-      target[at + i] = byte;
-      cost += signedMagnitude(byte);
+      target[at + i] = (row[i] - up[i]) & 0xff;
     }
     for (let i = bytesPerPixel; i < length; i++) {
       const left = row[i - bytesPerPixel];
@@ -155,12 +140,9 @@ function filterRow(code: number, row: Uint8Array, previous: Uint8Array | null, b
       const toUp = Math.abs(estimate - above);
       const toUpperLeft = Math.abs(estimate - upperLeft);
       const predictor = toLeft <= toUp && toLeft <= toUpperLeft ? left : toUp <= toUpperLeft ? above : upperLeft;
-      byte = (row[i] - predictor) & 0xff;
-      target[at + i] = byte;
-      cost += signedMagnitude(byte);
+      target[at + i] = (row[i] - predictor) & 0xff;
     }
   }
-  return cost;
 }
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
