@@ -36,6 +36,7 @@ async function checkRoundTrip(ensemble: number): Promise<void> {
     inputSize: 32,
     spec: backbone.spec,
     backbone: { source: MOBILENET, fingerprint: backbone.fingerprint },
+    preprocess: { size: [28, 28], channels: 1 },
   });
   assert.equal(path, join(dir, 'model', 'model.json'));
 
@@ -50,11 +51,14 @@ async function checkRoundTrip(ensemble: number): Promise<void> {
   const images = join(dir, 'images', 'nested');
   await mkdir(images, { recursive: true });
   for (const [i, record] of test.slice(0, 3).entries()) {
-    await sharp(Buffer.from(record.pixels), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(join(images, `scan,${i}.png`));
+    // Saved as RGB: prediction converts back to one channel, as the model's preprocess records.
+    const rgb = Buffer.from(Array.from(record.pixels, (value) => [value, value, value]).flat());
+    await sharp(rgb, { raw: { width: 28, height: 28, channels: 3 } }).png().toFile(join(images, `scan,${i}.png`));
   }
   const out = join(dir, 'predictions.csv');
   const result = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), join(dir, 'images'), '--out', out], { encoding: 'utf8' });
   assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stderr, /resizing every image to 28x28 first, as in training/);
   const lines = (await readFile(out, 'utf8')).trim().split('\n');
   assert.equal(lines[0], 'path,predicted,p_malignant,p_benign');
   assert.equal(lines.length, 4);

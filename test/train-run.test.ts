@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import { missingClassWarnings } from '../packages/cli/src/pipeline.js';
 import { MOBILENET, temporaryFolder, writeBreastMnistSubset } from './helpers.js';
 
 const CLI = resolve('packages/cli/dist/main.js');
@@ -82,4 +83,10 @@ test('recipe rejects views of test images', async () => {
   assert.equal(result.status, 2, result.stderr);
   await assert.rejects(stat(join(dir, 'runs', 'leak')), { code: 'ENOENT' }, 'the run wrote nothing');
   assert.match(result.stderr, /leaky: augmented row 0 \(source index 0, view 1\) does not replay from the train image with that index/);
+});
+
+test('run warns of classes missing from val or test', () => {
+  const record = (label: number, split: 'train' | 'val' | 'test') => ({ pixels: new Uint8Array(1), height: 1, width: 1, channels: 1, label, origin: 'real' as const, split, sourceIndex: 0, view: 0, seed: 0, params: null });
+  const dataset = { classNames: ['a', 'b', 'rare'], records: [record(0, 'train'), record(1, 'train'), record(2, 'train'), record(0, 'val'), record(1, 'val'), record(0, 'test'), record(1, 'test'), record(2, 'test')] };
+  assert.deepEqual(missingClassWarnings(dataset), ["class 'rare' has no val images, so val scores say nothing about it. Add images of it, or raise data.split."]);
 });

@@ -124,6 +124,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   const selection = await selectBackend({ backend: config.backend, log });
   const dataset = await timed(timings, 'load', () => loadRunData(config));
   preflight(config, dataset, needs);
+  for (const warning of missingClassWarnings(dataset)) log(`warning: ${warning}`);
   const folders = await readMixFolders(needs, dataset);
   const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer }).catch((error: Error) => {
     throw new InputError(`Invalid config field 'train.backbone' (${config.train.backbone}): ${error.message}`);
@@ -200,6 +201,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
           inputSize: backbone.inputSize,
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
+          preprocess: { size: config.data.size, channels: dataset.records[0].channels as 1 | 3 },
           provenance: { run: config.name, mix, seed: result.seed, strategy: config.train.strategy, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
         });
       },
@@ -238,6 +240,19 @@ export async function loadRunData(config: RunConfig): Promise<LabelledDataset> {
     throw new InputError(`${path} has its own val or test split, so data.split would change a fixed test set. Remove data.split, or give data without split folders.`);
   }
   return assignSplits(dataset, { ...split, seed: config.seed });
+}
+
+/** Names each class that has no images in the val or test split, where its scores cannot be measured. */
+export function missingClassWarnings(dataset: LabelledDataset): string[] {
+  const warnings: string[] = [];
+  for (const split of ['val', 'test'] as const) {
+    const present = new Set(recordsOfSplit(dataset, split).map((record) => record.label));
+    const missing = dataset.classNames.filter((_, label) => !present.has(label));
+    if (missing.length > 0) {
+      warnings.push(`class ${missing.map((name) => `'${name}'`).join(', ')} has no ${split} images, so ${split} scores say nothing about it. Add images of it, or raise data.split.`);
+    }
+  }
+  return warnings;
 }
 
 function checkSplits(dataset: LabelledDataset, path: string): void {

@@ -10,6 +10,11 @@ export interface ClassifierMetadata {
   spec: BackboneSpec;
   /** Source and fingerprint of the backbone. */
   backbone: { source: string; fingerprint: string };
+  /**
+   * How image files were read before the backbone in training: resized to `size` ([height, width])
+   * and converted to `channels`. Prediction reads images the same way.
+   */
+  preprocess?: { size?: [number, number]; channels?: 1 | 3 };
   /** Free-form provenance: the mix, seed and scores of the run that trained it. */
   provenance?: Record<string, unknown>;
 }

@@ -3,17 +3,8 @@ import { dirname, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import fg from 'fast-glob';
 import pLimit from 'p-limit';
-import { readFile } from 'node:fs/promises';
-import { decodeImage, IMAGE_EXTENSIONS, InputError, parseBackendChoice, selectBackend, writeFileAtomic, type RawImage } from '@scarce/core';
+import { IMAGE_EXTENSIONS, InputError, parseBackendChoice, readImageFile, selectBackend, writeFileAtomic } from '@scarce/core';
 import { argmaxRows, loadClassifier, predictImages } from '@scarce/train';
-
-async function decodeImageFile(path: string): Promise<RawImage> {
-  try {
-    return await decodeImage(await readFile(path));
-  } catch (error) {
-    throw new InputError(`${path} is not a readable PNG, JPEG or WebP image: ${(error as Error).message}.`);
-  }
-}
 
 /** Quotes a CSV field when it contains a comma, quote or line break (RFC 4180). */
 function csvField(value: string): string {
@@ -36,8 +27,11 @@ export function registerPredict(program: Command): void {
       const paths = (await fg(`**/*.{${IMAGE_EXTENSIONS.join(',')}}`, { cwd: folder, absolute: true, caseSensitiveMatch: false })).sort();
       if (paths.length === 0) throw new InputError(`${folder} has no images (.${IMAGE_EXTENSIONS.join(', .')}).`);
 
+      // Images are read as in training: resized to the training size and converted to its channels.
+      const { size, channels } = classifier.metadata.preprocess ?? {};
+      if (size !== undefined) log(`resizing every image to ${size[0]}x${size[1]} first, as in training`);
       const limit = pLimit(8);
-      const images = await Promise.all(paths.map((path) => limit(() => decodeImageFile(path))));
+      const images = await Promise.all(paths.map((path) => limit(() => readImageFile(path, { size, channels }))));
       const probabilities = predictImages(classifier, images);
       const { classNames } = classifier.metadata;
       const predicted = argmaxRows(probabilities, classNames.length);

@@ -1,7 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
+import { assignSplits, loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
 import { checkNoLeakage, composeClassifier, extractFeaturesParallel, loadBackbone, saveClassifier, type ClassifierHead } from '@scarce/train';
 import { benchmarkMixes, type SeedResult } from '../benchmark.js';
 import { verifyAugmentedSources } from '../verify-views.js';
@@ -12,6 +12,15 @@ import { configureOutput } from '../output.js';
 
 /** The run config's train defaults, shown in the help text so there is one place they live. */
 const DEFAULTS = runConfigSchema.shape.train.parse({});
+
+/** Parses `--split val,test` shares. */
+function splitShares(value: string): [number, number] {
+  const parts = value.split(',').map(Number);
+  if (parts.length !== 2 || parts.some((share) => !Number.isFinite(share) || share <= 0 || share >= 0.5)) {
+    throw new InputError(`Invalid --split '${value}': expected two shares in (0, 0.5) as val,test, e.g. 0.15,0.15.`);
+  }
+  return [parts[0], parts[1]];
+}
 
 export function registerTrain(program: Command): void {
   program
@@ -31,6 +40,7 @@ export function registerTrain(program: Command): void {
     .option('--out <dir>', 'folder for metrics.json and, with --save, the classifier under model/ (default: none, only the log)')
     .option('--force', 'replace metrics.json and model/ of an earlier run in --out', false)
     .option('--save', 'save the first seed\'s classifier (backbone and head) in the TF.js layers format under <out>/model', false)
+    .option('--split <val,test>', 'hold out stratified shares of a data set without its own splits as val and test, e.g. 0.15,0.15 (seed 0)', splitShares)
     .option('--size <HxW>', 'resize every image of a class folder to HxW (default: every image must have the size of the first)', pixelSize)
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
     .option('--quiet', 'print no progress bar', false)
@@ -56,7 +66,14 @@ export function registerTrain(program: Command): void {
         throw new InputError(`${join(options.out as string, 'metrics.json')} exists. Choose another --out or pass --force to replace it.`);
       }
       await selectBackend({ backend: parseBackendChoice(options.backend as string | undefined, '--backend'), log });
-      const dataset = await loadDataset(data, { size: options.size as [number, number] | undefined });
+      let dataset = await loadDataset(data, { size: options.size as [number, number] | undefined });
+      if (options.split !== undefined) {
+        if (dataset.records.some((record) => record.split !== 'train')) {
+          throw new InputError(`${data} has its own val or test split, so --split would change a fixed test set. Leave out --split.`);
+        }
+        const [val, test] = options.split as [number, number];
+        dataset = assignSplits(dataset, { val, test, seed: 0 });
+      }
       const records = [...dataset.records];
       for (const dir of options.with as string[]) {
         const extra = await readShardFolder(dir);
@@ -70,7 +87,7 @@ export function registerTrain(program: Command): void {
       const trainRows = records.filter((record) => record.split === 'train');
       const evaluation = { val: recordsOfSplit(dataset, 'val'), test: recordsOfSplit(dataset, 'test') };
       if (evaluation.val.length === 0 || evaluation.test.length === 0) {
-        throw new InputError(`${data} needs val and test splits to stop early and to measure; use 'scarce run' with data.split to hold some out.`);
+        throw new InputError(`${data} needs val and test splits to stop early and to measure; pass --split 0.15,0.15 to hold out stratified shares.`);
       }
       for (const duplicate of checkNoLeakage(trainRows, [...evaluation.val, ...evaluation.test])) log(`warning: the data's own splits share an image: ${duplicate}`);
 
@@ -86,6 +103,7 @@ export function registerTrain(program: Command): void {
           inputSize: backbone.inputSize,
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
+          preprocess: { size: options.size as [number, number] | undefined, channels: dataset.records[0].channels as 1 | 3 },
           provenance: { data, mix, seed: result.seed, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
         });
         log(`model: ${path}`);
