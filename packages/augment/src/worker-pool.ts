@@ -18,7 +18,7 @@ interface Pending {
  * libuv's thread pool. A chunk's rows do not depend on which worker encodes them.
  */
 export class ShardWorkerPool {
-  /** Chunks posted to each worker whose results have not arrived yet. */
+  /** Chunks posted to each worker and not yet answered. */
   private readonly queued = new Map<Worker, number>();
   private readonly waiting: Array<(worker: Worker) => void> = [];
   private readonly pending = new Map<number, Pending>();
@@ -71,7 +71,7 @@ export class ShardWorkerPool {
 
   /**
    * Returns the worker with the fewest queued chunks, if it has room. Two chunks per worker let
-   * it start the next one at once, without waiting for the main thread to receive its last result.
+   * it start the next one at once, without waiting for the main thread to answer its last result.
    */
   private leastBusy(): Worker | undefined {
     let best: Worker | undefined;
