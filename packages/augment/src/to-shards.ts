@@ -443,8 +443,8 @@ async function writeShards(
   const pool = threads > 1 ? new ShardWorkerPool(threads, settings) : undefined;
   const encode = (chunk: Chunk): Promise<ChunkResult> =>
     pool === undefined ? encodeChunk(chunk.sources, settings, onSource) : pool.run(chunk.sources, onSource);
-  // Each worker holds up to two chunks; a third per thread lets finished chunks wait for the in-order writer.
-  const window = pool === undefined ? 1 : 3 * threads;
+  // Two chunks per thread keep every worker busy while the writer waits for the next in order.
+  const window = pool === undefined ? 1 : 2 * threads;
 
   const inFlight = new Map<number, Promise<ChunkResult>>();
   let dispatched = 0;

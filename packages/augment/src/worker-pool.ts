@@ -3,8 +3,6 @@ import { InputError } from '@scarce/core/io';
 import type { ChunkResult, ShardSettings, ShardSource } from './shard-job.js';
 import type { WorkerRequest, WorkerResponse } from './shard-worker.js';
 
-const CHUNKS_PER_WORKER = 2;
-
 interface Pending {
   resolve(result: ChunkResult): void;
   reject(error: Error): void;
@@ -18,8 +16,7 @@ interface Pending {
  * libuv's thread pool. A chunk's rows do not depend on which worker encodes them.
  */
 export class ShardWorkerPool {
-  /** Chunks posted to each worker and not yet answered. */
-  private readonly queued = new Map<Worker, number>();
+  private readonly idle: Worker[] = [];
   private readonly waiting: Array<(worker: Worker) => void> = [];
   private readonly pending = new Map<number, Pending>();
   private readonly workers: Worker[] = [];
@@ -32,15 +29,14 @@ export class ShardWorkerPool {
       worker.on('error', (error) => this.failAll(error));
       worker.postMessage({ kind: 'settings', settings } satisfies WorkerRequest);
       this.workers.push(worker);
-      this.queued.set(worker, 0);
+      this.idle.push(worker);
     }
   }
 
-  /** Encodes one chunk of sources on the worker with the fewest chunks queued. */
+  /** Encodes one chunk of sources on the next free worker. */
   async run(sources: ShardSource[], onSource?: () => void): Promise<ChunkResult> {
-    const worker = this.leastBusy() ?? (await new Promise<Worker>((resolve) => this.waiting.push(resolve)));
+    const worker = this.idle.pop() ?? (await new Promise<Worker>((resolve) => this.waiting.push(resolve)));
     const id = this.nextId++;
-    this.queued.set(worker, this.queued.get(worker)! + 1);
     return new Promise<ChunkResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onSource, sources: sources.length });
       worker.postMessage({ kind: 'chunk', id, sources } satisfies WorkerRequest);
@@ -69,25 +65,10 @@ export class ShardWorkerPool {
     pending.reject(error);
   }
 
-  /**
-   * Returns the worker with the fewest queued chunks, if it has room. Two chunks per worker let
-   * it start the next one at once, without waiting for the main thread to answer its last result.
-   */
-  private leastBusy(): Worker | undefined {
-    let best: Worker | undefined;
-    for (const worker of this.workers) {
-      const count = this.queued.get(worker)!;
-      if (count < CHUNKS_PER_WORKER && (best === undefined || count < this.queued.get(best)!)) best = worker;
-    }
-    return best;
-  }
-
   private release(worker: Worker): void {
-    this.queued.set(worker, this.queued.get(worker)! - 1);
     const next = this.waiting.shift();
-    if (next === undefined) return;
-    const free = this.leastBusy()!;
-    next(free);
+    if (next !== undefined) next(worker);
+    else this.idle.push(worker);
   }
 
   private failAll(error: Error): void {
