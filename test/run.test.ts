@@ -4,25 +4,9 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { readMedMnistNpz, readShardFolder, recordsOfSplit } from '@scarce/core';
-import { BREASTMNIST, MOBILENET, npyBytes, temporaryFolder, writeNpz } from './helpers.js';
+import { BREASTMNIST, MOBILENET, npyBytes, temporaryFolder, writeBreastMnistSubset, writeNpz } from './helpers.js';
 
 const CLI = resolve('packages/cli/dist/main.js');
-
-/** Writes a small BreastMNIST subset: 48 train, 16 val and 24 test images. */
-async function writeSubset(dir: string): Promise<string> {
-  const dataset = await readMedMnistNpz(BREASTMNIST);
-  const arrays: Record<string, Uint8Array> = {};
-  for (const [split, count] of [['train', 48], ['val', 16], ['test', 24]] as const) {
-    const records = recordsOfSplit(dataset, split).slice(0, count);
-    const pixels = new Uint8Array(count * 28 * 28);
-    records.forEach((record, i) => pixels.set(record.pixels, i * 28 * 28));
-    arrays[`${split}_images`] = npyBytes(pixels, [count, 28, 28], '|u1');
-    arrays[`${split}_labels`] = npyBytes(records.map((record) => record.label), [count, 1], '<i8');
-  }
-  const path = join(dir, 'subset.npz');
-  await writeNpz(path, arrays);
-  return path;
-}
 
 function runCli(args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, SCARCE_BACKEND: '' } });
@@ -30,7 +14,7 @@ function runCli(args: string[]) {
 
 test('run writes a report with every mix', async () => {
   const dir = await temporaryFolder();
-  const data = await writeSubset(dir);
+  const data = await writeBreastMnistSubset(dir);
   const config = {
     name: 'tiny',
     output: join(dir, 'runs'),
