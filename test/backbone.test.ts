@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -70,6 +70,32 @@ test('parallel features equal serial ones', async () => {
   assert.equal(parallel.length, 150 * 336);
   assert.deepEqual(parallel, serial);
   backbone.model.dispose();
+});
+
+test('backbone reads its declared spec', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'scarce-spec-'));
+  const modelJson = JSON.parse(await readFile(join(MOBILENET, 'model.json'), 'utf8'));
+  modelJson.userDefinedMetadata = { scarceBackbone: { nativeSize: 96, channelOrder: 'rgb', scaling: '[0, 1]' } };
+  await writeFile(join(dir, 'model.json'), JSON.stringify(modelJson));
+  await copyFile(join(MOBILENET, 'weights.bin'), join(dir, 'weights.bin'));
+
+  const declared = await loadBackbone(dir);
+  assert.deepEqual(declared.spec, { nativeSize: 96, channelOrder: 'rgb', scaling: '[0, 1]' });
+  assert.equal(declared.inputSize, 96);
+  const plain = await loadBackbone(MOBILENET, { inputSize: 96 });
+  assert.notEqual(declared.fingerprint, plain.fingerprint, 'another scaling gives other features, so another cache key');
+
+  // Pixels of 255 scale to 1 under [0, 1] and to 1 under [-1, 1]; pixels of 0 tell them apart.
+  const black = [{ pixels: new Uint8Array(28 * 28), height: 28, width: 28, channels: 1 }];
+  const [declaredInput, plainInput] = [declared, plain].map((backbone) => toBackboneInput(black, backbone).max().dataSync()[0]);
+  assert.equal(declaredInput, 0);
+  assert.equal(plainInput, -1);
+
+  modelJson.userDefinedMetadata = { scarceBackbone: { nativeSize: 96, scaling: '0..1' } };
+  await writeFile(join(dir, 'model.json'), JSON.stringify(modelJson));
+  await assert.rejects(loadBackbone(dir), /userDefinedMetadata\.scarceBackbone must be \{ nativeSize/);
+  declared.model.dispose();
+  plain.model.dispose();
 });
 
 test('backbone from a URL equals the local copy', async () => {

@@ -81,6 +81,14 @@ export const runConfigSchema = z
       .object({
         backbone: z.string().default(SHIPPED_BACKBONE),
         inputSize: z.number().int().min(32).default(128),
+        /**
+         * Input format of the backbone: the side it was trained at and its pixel scaling. Default the spec its
+         * model.json declares under userDefinedMetadata.scarceBackbone, else MobileNetV2's (224, '[-1, 1]').
+         */
+        backboneSpec: z
+          .object({ nativeSize: z.number().int().min(32), channelOrder: z.literal('rgb').default('rgb'), scaling: z.enum(['[-1, 1]', '[0, 1]']) })
+          .strict()
+          .optional(),
         /** Layer whose pooled output is the feature vector, as `scarce backbone inspect` lists them; default the backbone's output. */
         featureLayer: z.string().min(1).optional(),
         featureBatchSize: z.number().int().positive().default(64),

@@ -126,7 +126,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   preflight(config, dataset, needs);
   for (const warning of missingClassWarnings(dataset)) log(`warning: ${warning}`);
   const folders = await readMixFolders(needs, dataset);
-  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer }).catch((error: Error) => {
+  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer, spec: config.train.backboneSpec }).catch((error: Error) => {
     throw new InputError(`Invalid config field 'train.backbone' (${config.train.backbone}): ${error.message}`);
   });
   await prepareRunFolder(runDir, options.force ?? false);

@@ -38,7 +38,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   const selection = await selectBackend({ backend: config.backend, log: options.log ?? (() => {}) });
   const dataset = await loadRunData(config);
   preflight(config, dataset, needs);
-  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer }).catch((error: Error) => {
+  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer, spec: config.train.backboneSpec }).catch((error: Error) => {
     throw new InputError(`Invalid config field 'train.backbone' (${config.train.backbone}): ${error.message}`);
   });
   backbone.model.dispose();

@@ -42,7 +42,7 @@ export interface LoadedArtifacts {
  */
 export async function readModelArtifacts(
   source: string,
-  editTopology?: (topology: Record<string, unknown>, jsonSource: string) => void,
+  editTopology?: (topology: Record<string, unknown>, jsonSource: string, metadata: Record<string, unknown> | undefined) => void,
 ): Promise<LoadedArtifacts> {
   const jsonSource = isUrl(source) || source.endsWith('.json') ? source : join(source, MODEL_JSON_FILE);
   let modelJson: tf.io.ModelJSON;
@@ -55,7 +55,7 @@ export async function readModelArtifacts(
   if (modelJson.modelTopology === undefined || modelJson.weightsManifest === undefined) {
     throw new InputError(`${jsonSource} has no modelTopology or weightsManifest; expected a TF.js layers model (tfjs-converter --output_format tfjs_layers_model).`);
   }
-  editTopology?.(modelJson.modelTopology as Record<string, unknown>, jsonSource);
+  editTopology?.(modelJson.modelTopology as Record<string, unknown>, jsonSource, modelJson.userDefinedMetadata as Record<string, unknown> | undefined);
 
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const buffers: Uint8Array[] = [];

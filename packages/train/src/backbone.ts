@@ -24,16 +24,23 @@ export interface Backbone {
   featureSize: number;
   /** Path or URL it was loaded from. */
   source: string;
-  /** sha256 of the resized topology, the weights and the feature layer: the key of cached features. */
+  /** sha256 of the resized topology, the weights, the feature layer and the scaling: the key of cached features. */
   fingerprint: string;
   /** Layer whose output is pooled into features, or undefined for the model's own output. */
   featureLayer?: string;
 }
 
+/** Key of a backbone's own spec in its model.json `userDefinedMetadata`. */
+export const BACKBONE_SPEC_KEY = 'scarceBackbone';
+
 /** Options of `loadBackbone`. */
 export interface LoadBackboneOptions {
   /** Input side in pixels; default the spec's native size. Fully convolutional backbones take any size ≥ 32. */
   inputSize?: number;
+  /**
+   * Input format of the model; default the spec its model.json declares under
+   * `userDefinedMetadata.scarceBackbone`, else MobileNetV2's (224 px, RGB, [-1, 1]).
+   */
   spec?: BackboneSpec;
   /**
    * Name of an inner layer whose output becomes the feature map, as `scarce backbone inspect` lists
@@ -55,16 +62,32 @@ function resizeInputLayer(inputSize: number) {
   };
 }
 
+/** Returns a spec declared in model.json metadata after checking its fields, or undefined when none is declared. */
+function checkDeclaredSpec(value: unknown, jsonSource: string): BackboneSpec | undefined {
+  if (value === undefined) return undefined;
+  const spec = value as Partial<BackboneSpec>;
+  if (!Number.isInteger(spec.nativeSize) || spec.channelOrder !== 'rgb' || (spec.scaling !== '[-1, 1]' && spec.scaling !== '[0, 1]')) {
+    throw new InputError(
+      `${jsonSource}: userDefinedMetadata.${BACKBONE_SPEC_KEY} must be { nativeSize: integer, channelOrder: 'rgb', scaling: '[-1, 1]' or '[0, 1]' } but is ${JSON.stringify(value)}.`,
+    );
+  }
+  return spec as BackboneSpec;
+}
+
 /** Loads a backbone from a folder holding model.json, a model.json path, or a URL. */
 export async function loadBackbone(source: string, options: LoadBackboneOptions = {}): Promise<Backbone> {
-  const spec = options.spec ?? MOBILENET_V2_SPEC;
-  const inputSize = options.inputSize ?? spec.nativeSize;
-  if (!Number.isInteger(inputSize) || inputSize < 32) {
-    throw new InputError(`Backbone input size must be an integer of at least 32 pixels but received ${inputSize}.`);
+  const requestedSize = options.inputSize;
+  if (requestedSize !== undefined && (!Number.isInteger(requestedSize) || requestedSize < 32)) {
+    throw new InputError(`Backbone input size must be an integer of at least 32 pixels but received ${requestedSize}.`);
   }
-  const { artifacts, fingerprint: modelFingerprint } = await readModelArtifacts(source, resizeInputLayer(inputSize));
+  let declared: BackboneSpec | undefined;
+  const { artifacts, fingerprint: modelFingerprint } = await readModelArtifacts(source, (topology, jsonSource, metadata) => {
+    declared = checkDeclaredSpec(metadata?.[BACKBONE_SPEC_KEY], jsonSource);
+    resizeInputLayer(requestedSize ?? (options.spec ?? declared ?? MOBILENET_V2_SPEC).nativeSize)(topology, jsonSource);
+  });
+  const spec = options.spec ?? declared ?? MOBILENET_V2_SPEC;
+  const inputSize = requestedSize ?? spec.nativeSize;
   let model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  let fingerprint = modelFingerprint;
   if (options.featureLayer !== undefined) {
     const layer = model.layers.find((candidate) => candidate.name === options.featureLayer);
     if (layer === undefined) {
@@ -75,10 +98,12 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions 
       throw new InputError(`Layer '${options.featureLayer}' of ${source} does not output one 4-D feature map; choose a convolutional layer.`);
     }
     model = tf.model({ inputs: model.inputs, outputs: output, name: `${model.name}_to_${options.featureLayer}` });
-    fingerprint = createHash('sha256').update(`${modelFingerprint}\n${options.featureLayer}`).digest('hex');
   }
   const outputShape = model.outputs[0].shape;
   const featureSize = outputShape[outputShape.length - 1];
   if (featureSize === null) throw new InputError(`${source}: the output has an unknown channel count.`);
+  // The feature layer and a non-default scaling change the features, so they change the cache key.
+  const keyParts = [modelFingerprint, ...(options.featureLayer === undefined ? [] : [options.featureLayer]), ...(spec.scaling === MOBILENET_V2_SPEC.scaling ? [] : [spec.scaling])];
+  const fingerprint = keyParts.length === 1 ? modelFingerprint : createHash('sha256').update(keyParts.join('\n')).digest('hex');
   return { model, spec, inputSize, featureSize, source, fingerprint, featureLayer: options.featureLayer };
 }

@@ -91,7 +91,7 @@ export function registerTrain(program: Command): void {
       }
       for (const duplicate of checkNoLeakage(trainRows, [...evaluation.val, ...evaluation.test])) log(`warning: the data's own splits share an image: ${duplicate}`);
 
-      const backbone = await loadBackbone(settings.backbone, { inputSize: settings.inputSize, featureLayer: settings.featureLayer });
+      const backbone = await loadBackbone(settings.backbone, { inputSize: settings.inputSize, featureLayer: settings.featureLayer, spec: settings.backboneSpec });
       const all = [...trainRows, ...evaluation.val, ...evaluation.test];
       const matrix = await extractFeaturesParallel(backbone, all, { quiet: options.quiet as boolean });
       const features = new Map(all.map((record, i) => [record, matrix.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
