@@ -93,6 +93,9 @@ export interface TrainedGan extends SamplingGenerator {
   dispose(): void;
 }
 
+/** Epochs between logged epoch lines after the first five. */
+const EPOCH_LOG_INTERVAL = 10;
+
 /** Formats an epoch log as one line for a person watching the run. */
 export function formatEpochLog(log: EpochLog, epochs: number, stepsPerEpoch?: number): string {
   const partial = stepsPerEpoch !== undefined && log.steps < stepsPerEpoch ? ` (partial: ${log.steps} of ${stepsPerEpoch} steps)` : '';
@@ -339,12 +342,13 @@ export async function trainConditionalGan(
       }
       history.push(log);
       hooks.onEpochEnd?.(log);
-      hooks.log?.(formatEpochLog(log, config.epochs, stepsPerEpoch));
+      const last = epoch === config.epochs || stoppedBy === 'timeBudget';
+      // The first epochs, every tenth and the last are logged; history.jsonl keeps every epoch.
+      if (epoch <= 5 || epoch % EPOCH_LOG_INTERVAL === 0 || last) hooks.log?.(formatEpochLog(log, config.epochs, stepsPerEpoch));
 
       const done = config.timeBudgetSeconds === null ? epoch : Math.min(progressTotal, Math.floor(log.elapsedSeconds));
       progress?.tick(Math.max(0, done - progressDone), `epoch ${epoch} D ${log.discriminatorLoss.toFixed(3)} G ${log.generatorLoss.toFixed(3)}`);
       progressDone = Math.max(progressDone, done);
-      const last = epoch === config.epochs || stoppedBy === 'timeBudget';
       if ((config.checkpointEvery > 0 && epoch % config.checkpointEvery === 0) || (last && config.checkpointEvery > 0)) {
         await checkpoint(epoch);
         lastCheckpointEpoch = epoch;
