@@ -47,8 +47,8 @@ export const runConfigSchema = z
     seed: z.number().int().nonnegative().default(0),
     backend: z.enum(['auto', ...BACKEND_CHOICES]).default('auto'),
     /**
-     * How each setting was chosen, keyed by its config path (`train.inputSize`): the report prints it
-     * beside the value, so readers can tell settings chosen on train and validation data from guesses.
+     * The method that chose each setting, keyed by its config path (`train.inputSize`). The report prints
+     * it beside the value, so readers can tell settings chosen on train and validation data from guesses.
      */
     settingsChosenBy: z.record(z.string(), z.string()).default({}),
     data: z
@@ -110,8 +110,8 @@ export const runConfigSchema = z
           .prefault({}),
         earlyStopping: earlyStoppingSchema.prefault({}),
         /**
-         * `feature-extraction` trains only the head on frozen features; `fine-tune` then trains the head with the
-         * backbone's last blocks (`fineTune`); `full` does the same with every block of the backbone.
+         * Training strategy. `feature-extraction` trains only the head on frozen features. `fine-tune` then trains
+         * the head with the backbone's last blocks (`fineTune`), and `full` with every block of the backbone.
          */
         strategy: z.enum(['feature-extraction', 'fine-tune', 'full']).default('feature-extraction'),
         fineTune: z

@@ -43,7 +43,7 @@ export interface RunMetrics {
   /** Seconds per stage. */
   timings: Record<string, number>;
   dataset: { path: string; classNames: string[]; splits: Record<string, number> };
-  /** GAN training summary; `quality` holds every checkpoint's quality record and the chosen one's, or null when not measured. */
+  /** GAN training summary. `quality` contains every checkpoint's quality record and the chosen one's, or null when not measured. */
   synth: { epochsCompleted: number; steps: number; stoppedBy: string; seconds: number; quality: QualitySummary | null } | null;
   mixes: MixResult[];
   config: RunConfig;

@@ -74,7 +74,7 @@ export interface SynthConfig {
    * Weight gamma of the R1 gradient penalty (gamma / 2) * E[|grad_x D(x)|^2] on augmented real
    * images (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?");
    * default 0.01, and 0 turns it off. It runs every `r1Interval` discriminator steps with its
-   * weight multiplied by the interval, the lazy regularisation of StyleGAN2. It stands in for
+   * weight multiplied by the interval, the lazy regularisation of StyleGAN2. It replaces
    * spectral normalisation, which collapsed a PyTorch version of this model to about one image
    * per class on BreastMNIST, while R1 only penalises the discriminator's slope at real images.
    * NOTE: 0.01 has not been tuned on this model.

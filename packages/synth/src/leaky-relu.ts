@@ -9,9 +9,9 @@ export interface TwiceDifferentiableLeakyReluArgs {
 
 /**
  * LeakyReLU computed as ((1 + alpha) x + (1 - alpha) |x|) / 2, which equals max(x, alpha x) for
- * alpha in [0, 1]. tfjs 4.22's own leakyRelu has a gradient built on `greater`, which has no
- * gradient itself, so a penalty on the discriminator's input gradient (R1) cannot be trained
- * through it. The gradient of abs is built on `step`, whose gradient tfjs defines as zero.
+ * alpha in [0, 1]. The gradient of tfjs 4.22's own leakyRelu (tfjs-core's LeakyRelu_grad) masks
+ * with `greater`, which has no gradient itself. So a penalty on the discriminator's input gradient
+ * (R1) cannot be trained through it. The gradient of abs is built on `step`, whose gradient tfjs defines as zero.
  */
 export class TwiceDifferentiableLeakyRelu extends tf.layers.Layer {
   static className = 'TwiceDifferentiableLeakyRelu';

@@ -11,8 +11,8 @@ export interface ClassifierMetadata {
   /** Source and fingerprint of the backbone. */
   backbone: { source: string; fingerprint: string };
   /**
-   * How image files were read before the backbone in training: resized to `size` ([height, width])
-   * and converted to `channels`. Prediction reads images the same way.
+   * Preprocessing of image files before the backbone in training: a resize to `size` ([height, width])
+   * and a conversion to `channels`. Prediction reads images the same way.
    */
   preprocess?: { size?: [number, number]; channels?: 1 | 3 };
   /** Free-form provenance: the mix, seed and scores of the run that trained it. */

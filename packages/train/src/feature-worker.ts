@@ -3,7 +3,7 @@ import { selectBackend, type BackendChoice, type RawImage } from '@scarce/core';
 import { loadBackbone, type BackboneSpec } from './backbone.js';
 import { extractFeatures } from './features.js';
 
-/** What a feature worker needs to load the same backbone as the thread that starts it. */
+/** Settings a feature worker needs to load the same backbone as the thread that starts it. */
 export interface FeatureWorkerData {
   source: string;
   inputSize: number;

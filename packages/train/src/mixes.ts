@@ -53,16 +53,16 @@ export function composeRecipe(recipe: MixRecipe, pools: ReadonlyMap<string, read
     const pool = pools.get(source.from);
     if (pool === undefined) throw new InputError(`Mix '${recipe.name}' names source '${source.from}', which is not one of ${[...pools.keys()].join(', ')}.`);
     if (source.count !== undefined && source.ratio !== undefined) throw new InputError(`Mix '${recipe.name}', source '${source.from}': give count or ratio, not both.`);
-    const wanted = source.count ?? (source.ratio === undefined ? pool.length : Math.round(source.ratio * realTrainCount));
-    if (!Number.isInteger(wanted) || wanted < 0 || wanted > pool.length) {
-      throw new InputError(`Mix '${recipe.name}' needs ${wanted} rows of '${source.from}', which has ${pool.length}; lower its count or ratio.`);
+    const rowCount = source.count ?? (source.ratio === undefined ? pool.length : Math.round(source.ratio * realTrainCount));
+    if (!Number.isInteger(rowCount) || rowCount < 0 || rowCount > pool.length) {
+      throw new InputError(`Mix '${recipe.name}' needs ${rowCount} rows of '${source.from}', which has ${pool.length}; lower its count or ratio.`);
     }
-    if (wanted === pool.length) {
+    if (rowCount === pool.length) {
       rows.push(...pool);
       continue;
     }
     const random = new Random(deriveSeed(seed, `mix/${recipe.name}/${source.from}`));
-    const chosen = random.shuffle(pool.map((_, i) => i)).slice(0, wanted).sort((a, b) => a - b);
+    const chosen = random.shuffle(pool.map((_, i) => i)).slice(0, rowCount).sort((a, b) => a - b);
     rows.push(...chosen.map((i) => pool[i]));
   }
   return rows;

@@ -13,7 +13,7 @@ export function registerInspect(program: Command): void {
     .option('--no-sheet', 'write no contact sheet')
     .addHelpText('after', '\nExamples:\n  scarce inspect out/aug\n  scarce inspect runs/demo/synthetic --rows 64 --sheet synthetic-sheet.png')
     .action(async (dir: string, options: { sheet?: string | false; rows: number }) => {
-      // An absolute path, so the log tells where the sheet went whatever the working directory.
+      // An absolute path, so the log shows where the sheet went whatever the working directory.
       const sheetPath = options.sheet === false ? undefined : resolve(options.sheet ?? `${basename(resolve(dir))}-sheet.png`);
       const summary = await inspectShardFolder(dir, { sheetPath, sheetRows: options.rows });
       process.stdout.write(`${formatSummary(dir, summary).join('\n')}\n`);
