@@ -60,11 +60,9 @@ export async function extractFeaturesParallel(backbone: Backbone, images: readon
     finished++;
     progress.tick(Math.min(batchSize, images.length - batchStarts[id]));
   };
-  const take = (): FeatureBatch | undefined => {
-    if (next >= batchStarts.length || failure !== undefined) return undefined;
-    const id = next++;
-    return packBatch(images.slice(batchStarts[id], batchStarts[id] + batchSize), id);
-  };
+  /** Returns the next batch's index, or undefined when none is left or a worker failed. */
+  const take = (): number | undefined => (next >= batchStarts.length || failure !== undefined ? undefined : next++);
+  const batchImages = (id: number) => images.slice(batchStarts[id], batchStarts[id] + batchSize);
 
   const workerData: FeatureWorkerData = {
     source: backbone.source,
@@ -78,8 +76,10 @@ export async function extractFeaturesParallel(backbone: Backbone, images: readon
   let allDone: () => void = () => {};
   const done = new Promise<void>((resolve) => (allDone = resolve));
   const send = (worker: Worker) => {
-    const batch = take();
-    if (batch !== undefined) worker.postMessage(batch, [batch.pixels.buffer as ArrayBuffer]);
+    const id = take();
+    if (id === undefined) return;
+    const batch = packBatch(batchImages(id), id);
+    worker.postMessage(batch, [batch.pixels.buffer as ArrayBuffer]);
   };
   for (const worker of workers) {
     worker.on('message', (response: FeatureWorkerResponse) => {
@@ -101,9 +101,8 @@ export async function extractFeaturesParallel(backbone: Backbone, images: readon
 
   try {
     // The calling thread takes batches too, so work starts while the workers load the backbone.
-    for (let batch = take(); batch !== undefined; batch = take()) {
-      const start = batchStarts[batch.id];
-      store(batch.id, extractFeatures(backbone, images.slice(start, start + batchSize), { batchSize, quiet: true }));
+    for (let id = take(); id !== undefined; id = take()) {
+      store(id, extractFeatures(backbone, batchImages(id), { batchSize, quiet: true }));
       await yieldToEventLoop();
     }
     if (finished < batchStarts.length && failure === undefined) await done;
