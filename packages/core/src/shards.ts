@@ -125,6 +125,9 @@ export interface ShardFileWriterOptions {
   encoding?: ImageEncoding;
 }
 
+/** Bytes of Arrow output gathered before one write to the shard file. */
+const WRITE_GATHER_BYTES = 1 << 20;
+
 /**
  * Writes one shard as a stream of record batches, so its rows never need to be in memory at
  * once. The file is written under a temporary name beside `path` and renamed into place by
@@ -156,12 +159,26 @@ export class ShardFileWriter {
     return new ShardFileWriter(path, temporaryPath, handle, options);
   }
 
+  /**
+   * Hashes the writer's output and writes it to the file. The Arrow writer emits every buffer of
+   * a batch as its own chunk, so chunks are gathered and written together: one system call per
+   * chunk cost more than building the batch.
+   */
   private async drain(): Promise<void> {
+    let gathered: Uint8Array[] = [];
+    let gatheredBytes = 0;
     for await (const chunk of this.writer) {
       this.hash.update(chunk);
       this.bytes += chunk.byteLength;
-      await this.handle.write(chunk);
+      gathered.push(chunk);
+      gatheredBytes += chunk.byteLength;
+      if (gatheredBytes >= WRITE_GATHER_BYTES) {
+        await this.handle.writev(gathered);
+        gathered = [];
+        gatheredBytes = 0;
+      }
     }
+    if (gathered.length > 0) await this.handle.writev(gathered);
   }
 
   /** Appends the rows as one record batch. */
