@@ -205,7 +205,7 @@ export async function augmentFolderToShards(root: string, options: AugmentFolder
     sources: files.map((file) => ({ file })),
     identify: (source) => {
       const { file } = source as { file: SourceFile };
-      // Synchronous: thousands of small stat calls through the thread pool took longer than the work they gate.
+      // A synchronous stat is cheaper than a round trip through libuv's thread pool, and there is one per image.
       const info = statSync(file.path, { throwIfNoEntry: false });
       return `${file.sourceIndex}:${file.label}:${relative(root, file.path)}:${info?.size ?? 'missing'}:${info?.mtimeMs ?? ''}`;
     },

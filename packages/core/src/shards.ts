@@ -161,8 +161,7 @@ export class ShardFileWriter {
 
   /**
    * Hashes the writer's output and writes it to the file. The Arrow writer emits every buffer of
-   * a batch as its own chunk, so chunks are gathered and written together: one system call per
-   * chunk cost more than building the batch.
+   * a batch as its own chunk, so chunks are gathered and written together to save system calls.
    */
   private async drain(): Promise<void> {
     let gathered: Uint8Array[] = [];
