@@ -281,6 +281,20 @@ async function removeOutputs(directory: string, names: readonly string[]): Promi
 
 async function runAugment(sourceSet: SourceSet, options: AugmentToShardsOptions): Promise<Manifest> {
   checkPositiveInteger('viewsPerImage', options.viewsPerImage);
+  const concurrency = options.concurrency ?? availableParallelism();
+  checkPositiveInteger('concurrency', concurrency);
+  const partSources = Math.ceil(sourceSet.sources.length / (options.numShards ?? 1));
+  const threads = Math.min(concurrency, Math.ceil(partSources / sourcesPerChunk(options.viewsPerImage)));
+  // Started first, so the workers load while this thread plans and fingerprints the sources.
+  const pool = threads > 1 ? new ShardWorkerPool(threads) : undefined;
+  try {
+    return await augmentSources(sourceSet, options, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function augmentSources(sourceSet: SourceSet, options: AugmentToShardsOptions, pool: ShardWorkerPool | undefined): Promise<Manifest> {
   const part = checkPart({ index: options.shardIndex ?? 0, count: options.numShards ?? 1 });
   const config = resolveTransformConfig(options.transforms as TransformOptions | undefined);
   const seed = options.seed ?? 0;
@@ -296,6 +310,7 @@ async function runAugment(sourceSet: SourceSet, options: AugmentToShardsOptions)
     read: sourceSet.read,
     onError: sourceSet.onError,
   };
+  pool?.configure(settings);
 
   // Plan: every part computes the same shards from the same inputs and settings.
   const sourcesPerShard = await sourcesPerShardFor(shardSize, sourceSet, settings);
@@ -351,7 +366,7 @@ async function runAugment(sourceSet: SourceSet, options: AugmentToShardsOptions)
   const progress = new Progress('augment', sourceCount * options.viewsPerImage, options.progress);
   const keptSources = plan.shards.filter((shard) => entries.has(shard.index)).reduce((sum, shard) => sum + shard.end - shard.start, 0);
   if (keptSources > 0) progress.tick(keptSources * options.viewsPerImage);
-  const written = await writeShards(todo, sourceSet, settings, options, outDir, async (shard, result) => {
+  const written = await writeShards(todo, sourceSet, settings, pool, options, outDir, async (shard, result) => {
     const entry: JournalEntry = { shard: shard.index, fingerprint: shardFingerprints.get(shard.index)!, info: result.info, skipped: result.skipped };
     await appendJournal(journalPath, entry);
     entries.set(shard.index, entry);
@@ -433,20 +448,18 @@ async function writeShards(
   todo: readonly PlannedShard[],
   sourceSet: SourceSet,
   settings: ShardSettings,
+  workers: ShardWorkerPool | undefined,
   options: AugmentToShardsOptions,
   outDir: string,
   onWritten: (shard: PlannedShard, result: { info: ShardInfo; skipped: SkippedInput[] }) => Promise<void>,
   onSource: () => void,
 ): Promise<number> {
-  const concurrency = options.concurrency ?? availableParallelism();
-  checkPositiveInteger('concurrency', concurrency);
   const chunks = chunksOf(todo, sourceSet.sources, sourcesPerChunk(settings.viewsPerImage));
-  const threads = Math.min(concurrency, chunks.length);
-  const pool = threads > 1 ? new ShardWorkerPool(threads, settings) : undefined;
+  const pool = chunks.length > 1 ? workers : undefined;
   const encode = (chunk: Chunk): Promise<ChunkResult> =>
     pool === undefined ? encodeChunk(chunk.sources, settings, onSource) : pool.run(chunk.sources, onSource);
   // Two chunks per thread keep every worker busy while the writer waits for the next in order.
-  const window = pool === undefined ? 1 : 2 * threads;
+  const window = pool === undefined ? 1 : 2 * pool.size;
 
   const inFlight = new Map<number, Promise<ChunkResult>>();
   let dispatched = 0;
@@ -486,8 +499,6 @@ async function writeShards(
     if (error instanceof InputError) throw new InputError(`${error.message}${note}`);
     error.message = `${error.message}${note}`;
     throw error;
-  } finally {
-    await pool?.close();
   }
   return written;
 }

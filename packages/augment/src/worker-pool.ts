@@ -22,15 +22,25 @@ export class ShardWorkerPool {
   private readonly workers: Worker[] = [];
   private nextId = 0;
 
-  constructor(size: number, settings: ShardSettings) {
+  /** Starts `size` workers; `configure` must give them the run's settings before the first chunk. */
+  constructor(size: number) {
     for (let i = 0; i < size; i++) {
       const worker = new Worker(new URL('./shard-worker.js', import.meta.url));
       worker.on('message', (response: WorkerResponse) => this.receive(worker, response));
       worker.on('error', (error) => this.failAll(error));
-      worker.postMessage({ kind: 'settings', settings } satisfies WorkerRequest);
       this.workers.push(worker);
       this.idle.push(worker);
     }
+  }
+
+  /** Number of workers. */
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** Sends every worker the settings of the run. */
+  configure(settings: ShardSettings): void {
+    for (const worker of this.workers) worker.postMessage({ kind: 'settings', settings } satisfies WorkerRequest);
   }
 
   /** Encodes one chunk of sources on the next free worker. */
