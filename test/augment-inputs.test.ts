@@ -225,6 +225,38 @@ describe('augment folder inputs', () => {
     }
   });
 
+  test('PNG window sizes decode alike', async () => {
+    // 60 x 60 RGB rows are 181 bytes, so a 512-byte window and a 32 KiB one find different matches.
+    const image = gradient(60, 60, 3, 11);
+    const sizes = new Set<number>();
+    for (const windowBits of [9, 12, 15]) {
+      const encoded = encodePngSync(image, { windowBits });
+      sizes.add(encoded.length);
+      assert.deepEqual(new Uint8Array(await sharp(encoded).raw().toBuffer()), image.pixels, `window bits ${windowBits} decode in sharp`);
+      assert.deepEqual(decodePng(encoded)?.pixels, image.pixels, `window bits ${windowBits} decode here`);
+    }
+    assert.ok(sizes.size > 1, 'the window size reaches zlib');
+    assert.throws(() => encodePngSync(image, { windowBits: 16 }), /window bits must be an integer in 9-15 but received 16/);
+    assert.throws(() => encodePngSync(image, { windowBits: 8 }), /received 8/);
+  });
+
+  test('augment rejects PNG settings out of range', async () => {
+    const data = join(root, 'png-settings');
+    await goodFolder(data);
+    const out = join(root, 'png-settings-out');
+    await assert.rejects(
+      augmentFolderToShards(data, { outDir: out, viewsPerImage: 1, pngWindowBits: 16, progress: QUIET }),
+      /pngWindowBits must be an integer in 9-15 but received 16/,
+    );
+    await assert.rejects(
+      augmentFolderToShards(data, { outDir: out, viewsPerImage: 1, compressionLevel: 10, progress: QUIET }),
+      /compressionLevel must be an integer in 0-9 but received 10/,
+    );
+    const manifest = await augmentFolderToShards(data, { outDir: out, viewsPerImage: 1, pngWindowBits: 15, progress: QUIET });
+    const recorded = manifest.config as { augment: { png: { windowBits: number } } };
+    assert.equal(recorded.augment.png.windowBits, 15);
+  });
+
   test('CLI exits 2 naming the bad file', async () => {
     const data = join(root, 'cli');
     await goodFolder(data);

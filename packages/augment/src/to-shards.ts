@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import {
   buildManifest,
   decodeShardRows,
+  DEFAULT_PNG_WINDOW_BITS,
   InputError,
   listImageFolder,
   MANIFEST_FILE,
@@ -87,6 +88,8 @@ export interface AugmentToShardsOptions {
   compressionLevel?: number;
   /** PNG row filter; default `adaptive`. */
   pngFilter?: PngFilter;
+  /** Base-2 logarithm of the PNG deflate window, 9-15; default 12 (see `DEFAULT_PNG_WINDOW_BITS`). */
+  pngWindowBits?: number;
   /**
    * This run's part when the work is split across machines: part `shardIndex` of `numShards`
    * writes a disjoint, deterministic run of shards and a partial manifest, which
@@ -139,6 +142,19 @@ interface SourceSet {
   onError: 'error' | 'skip';
   /** Recorded in the manifest. */
   description: string;
+}
+
+/** Rejects PNG settings outside zlib's ranges before any work starts. */
+function checkPngSettings(png: ShardSettings['png']): void {
+  const ranges = [
+    ['compressionLevel', png.compressionLevel, 0, 9],
+    ['pngWindowBits', png.windowBits, 9, 15],
+  ] as const;
+  for (const [name, value, low, high] of ranges) {
+    if (!Number.isInteger(value) || (value as number) < low || (value as number) > high) {
+      throw new InputError(`${name} must be an integer in ${low}-${high} but received ${JSON.stringify(value)}.`);
+    }
+  }
 }
 
 function checkPositiveInteger(name: string, value: unknown): void {
@@ -306,10 +322,11 @@ async function augmentSources(sourceSet: SourceSet, options: AugmentToShardsOpti
     seed,
     viewsPerImage: options.viewsPerImage,
     encoding,
-    png: { compressionLevel: options.compressionLevel ?? 6, filter: options.pngFilter ?? 'adaptive' },
+    png: { compressionLevel: options.compressionLevel ?? 6, filter: options.pngFilter ?? 'adaptive', windowBits: options.pngWindowBits ?? DEFAULT_PNG_WINDOW_BITS },
     read: sourceSet.read,
     onError: sourceSet.onError,
   };
+  checkPngSettings(settings.png);
   pool?.configure(settings);
 
   // Plan: every part computes the same shards from the same inputs and settings.

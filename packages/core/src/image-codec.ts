@@ -1,6 +1,6 @@
 import { InputError } from './errors.js';
 import { loadSharp } from './sharp-loader.js';
-import { decodePng, encodePngSync, type PngFilter } from './png.js';
+import { decodePng, encodePngSync, type PngEncodeOptions } from './png.js';
 import type { ImageEncoding } from './shard-schema.js';
 
 /** Pixel dimensions of an 8-bit image held channels last. */
@@ -15,13 +15,8 @@ export interface RawImage extends ImageShape {
   pixels: Uint8Array;
 }
 
-/** Options of `encodePng` and `encodeImage`. */
-export interface EncodePngOptions {
-  /** zlib level 0-9; default 6, the level most PNG writers use. */
-  compressionLevel?: number;
-  /** PNG row filter; default `adaptive` (one filter per row, chosen as libpng does). */
-  filter?: PngFilter;
-}
+/** Options of `encodePng` and `encodeImage`: those of `encodePngSync`. */
+export type EncodePngOptions = PngEncodeOptions;
 
 function toBuffer(pixels: Uint8Array): Buffer {
   return Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength);

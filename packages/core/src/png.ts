@@ -23,7 +23,17 @@ export interface PngEncodeOptions {
    * absolute values, the heuristic of libpng and PIL.
    */
   filter?: PngFilter;
+  /** Base-2 logarithm of zlib's window, 9-15; default `DEFAULT_PNG_WINDOW_BITS`. */
+  windowBits?: number;
 }
+
+/**
+ * Default deflate window: 4 KiB, where zlib's own default is 32 KiB. On augmented scans and
+ * photos at level 6 it wrote 1-2% smaller files in about half the time (a third at 512 px). A
+ * likely cause, not verified: distant matches in noisy pixels cost more bits than they save.
+ * Flat-colour drawings came out about 6% larger than with 15, so set 15 for those.
+ */
+export const DEFAULT_PNG_WINDOW_BITS = 12;
 
 const FILTER_CODES: Record<Exclude<PngFilter, 'adaptive'>, number> = { none: 0, sub: 1, up: 2, average: 3, paeth: 4 };
 
@@ -165,6 +175,10 @@ export function encodePngSync(image: RawImage, options: PngEncodeOptions = {}): 
   const level = options.compressionLevel ?? 6;
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new Error(`PNG compression level must be an integer in 0-9 but received ${level}.`);
   const filter = options.filter ?? 'adaptive';
+  const windowBits = options.windowBits ?? DEFAULT_PNG_WINDOW_BITS;
+  if (!Number.isInteger(windowBits) || windowBits < 9 || windowBits > 15) {
+    throw new Error(`PNG window bits must be an integer in 9-15 but received ${windowBits}.`);
+  }
 
   const rowBytes = width * channels;
   const filtered = new Uint8Array(height * (rowBytes + 1));
@@ -189,7 +203,7 @@ export function encodePngSync(image: RawImage, options: PngEncodeOptions = {}): 
   view.setUint32(4, height);
   header[8] = 8;
   header[9] = channels === 1 ? 0 : 2;
-  const parts = [SIGNATURE, chunk('IHDR', header), chunk('IDAT', deflateSync(filtered, { level })), chunk('IEND', new Uint8Array(0))];
+  const parts = [SIGNATURE, chunk('IHDR', header), chunk('IDAT', deflateSync(filtered, { level, windowBits })), chunk('IEND', new Uint8Array(0))];
   const output = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
   let offset = 0;
   for (const part of parts) {

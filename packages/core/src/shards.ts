@@ -271,7 +271,7 @@ export async function writeRecordsAsShards(
   const encoding = options.encoding ?? 'png';
   for (const record of records) {
     const { pixels, ...rest } = record;
-    const image = encodeImage(record, encoding, { compressionLevel: options.compressionLevel, filter: options.filter });
+    const image = encodeImage(record, encoding, { compressionLevel: options.compressionLevel, filter: options.filter, windowBits: options.windowBits });
     await writer.add({ ...rest, image } satisfies ShardRow);
   }
   return writer.close();

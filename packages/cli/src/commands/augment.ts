@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { DEFAULT_MAX_INPUT_PIXELS, InputError, loadDataset, MANIFEST_FILE, RESIZE_FITS, type ResizeFit } from '@scarce/core';
+import { DEFAULT_MAX_INPUT_PIXELS, DEFAULT_PNG_WINDOW_BITS, InputError, loadDataset, MANIFEST_FILE, RESIZE_FITS, type ResizeFit } from '@scarce/core';
 import {
   augmentFolderToShards,
   augmentToShards,
@@ -117,6 +117,7 @@ export function registerAugment(program: Command): void {
     .addOption(new Option('--engine <name>', 'warp engine (default: auto)').choices(['auto', 'typescript', 'sharp']))
     .addOption(new Option('--encoding <kind>', 'image storage in the shards').choices(['png', 'raw']).default('png'))
     .option('--compression-level <level>', 'zlib level of PNG images, 0-9', integer, 6)
+    .option('--png-window-bits <bits>', 'zlib window of PNG images, 2^bits bytes, 9-15 (15 suits flat-colour drawings)', integer, DEFAULT_PNG_WINDOW_BITS)
     .option('--shard-size <size>', 'rows per shard (4096), or a byte target (256MB, 1GiB)', '4096')
     .option('--workers <n>', 'worker threads (default: the number of CPU cores; 1 runs on the main thread)', integer)
     .option('--shard-index <i>', 'this machine\'s part, 0-based, when --num-shards machines split the work', integer)
@@ -155,6 +156,7 @@ export function registerAugment(program: Command): void {
         shardSize: options.shardSize as string,
         encoding: options.encoding as 'png' | 'raw',
         compressionLevel: options.compressionLevel as number,
+        pngWindowBits: options.pngWindowBits as number,
         concurrency: options.workers as number | undefined,
         shardIndex: options.shardIndex as number | undefined,
         numShards: options.numShards as number | undefined,
