@@ -1,7 +1,7 @@
 /**
  * Augmentation throughput, side by side with torchvision + PIL, from decode to shard written.
  *
- *   pnpm build && node --import tsx scripts/bench-augment.ts [--workers 2] [--repeats 3] [--small 4000] [--large 600]
+ *   pnpm build && node --import tsx scripts/bench-augment.ts [--workers 2] [--repeats 5] [--small 4000] [--large 600]
  *
  * It writes its inputs itself into a temporary folder: BreastMNIST train images (28 x 28 gray)
  * repeated to --small images, and --large synthetic 224 x 224 RGB photos (smooth shading, shapes,
@@ -11,15 +11,16 @@
  * worker processes or threads, and encodes each view as PNG at zlib level 6. scarce writes Arrow shards;
  * the peer (scripts/bench-augment-peer.py) writes length-prefixed records because Debian 12 has
  * no pyarrow. Raw pixel output is measured on its own line. Needs Debian's python3-torchvision.
- * Each measurement is repeated and the median is kept. Wall-clock rates depend on what else the
- * machine runs, so it also prints images per CPU-second (every thread or process of the run
+ * Each measurement is repeated, the sides alternating. Rates are medians, and a ratio is the median
+ * (and range) of the repeats' ratios, each from two runs back to back. Wall-clock rates depend on
+ * what else the machine runs, so it also prints images per CPU-second (every thread or process of the run
  * counted), which other load disturbs less; run it when the machine is otherwise idle.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodePngSync, Random, readMedMnistNpz, recordsOfSplit, type RawImage } from '@scarce/core';
+import { DEFAULT_PNG_WINDOW_BITS, encodePngSync, Random, readMedMnistNpz, recordsOfSplit, type RawImage } from '@scarce/core';
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -101,17 +102,22 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
+/** Median ratio of the repeats, with their range. */
+function ratioCell(ratios: number[]): string {
+  return `${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`;
+}
+
 async function main(): Promise<void> {
   const workers = option('workers', 2);
-  const repeats = option('repeats', 3);
+  const repeats = option('repeats', 5);
   const counts = { small: option('small', 4000), large: option('large', 600) };
   const root = join(tmpdir(), `scarce-bench-augment-${process.pid}`);
   await mkdir(root, { recursive: true });
   const inputs = await writeInputs(root, counts.small, counts.large);
   const peerVersions = execFileSync('/usr/bin/python3', ['-c', 'import torch, torchvision, PIL; print(torch.__version__, torchvision.__version__, PIL.__version__)'], { encoding: 'utf8' }).trim();
-  process.stdout.write(`workers ${workers}, median of ${repeats}; node ${process.version} (zlib ${process.versions.zlib}); torch, torchvision, Pillow ${peerVersions}\n\n`);
+  process.stdout.write(`workers ${workers}, median of ${repeats}, PNG window 2^${DEFAULT_PNG_WINDOW_BITS} bytes on scarce's side; node ${process.version} (zlib ${process.versions.zlib}); torch, torchvision, Pillow ${peerVersions}\n\n`);
   process.stdout.write(
-    '| images | output | scarce img/s | torchvision img/s | ratio | scarce img/CPU-s | torchvision img/CPU-s | CPU ratio | scarce bytes/img | torchvision bytes/img |\n' +
+    '| images | output | scarce img/s | torchvision img/s | ratio (range) | scarce img/CPU-s | torchvision img/CPU-s | CPU ratio (range) | scarce bytes/img | torchvision bytes/img |\n' +
       '|---|---|---|---|---|---|---|---|---|---|\n',
   );
 
@@ -128,15 +134,18 @@ async function main(): Promise<void> {
       const peerRate = count / median(peer.map((m) => m.seconds));
       const oursCpuRate = count / median(ours.map((m) => m.cpuSeconds));
       const peerCpuRate = count / median(peer.map((m) => m.cpuSeconds));
+      // Each repeat runs the two sides back to back, so a ratio within a repeat sees the same load.
+      const ratios = ours.map((m, i) => peer[i].seconds / m.seconds);
+      const cpuRatios = ours.map((m, i) => peer[i].cpuSeconds / m.cpuSeconds);
       const row = [
         label,
         encoding === 'png' ? 'PNG level 6' : 'raw uint8',
         oursRate.toFixed(0),
         peerRate.toFixed(0),
-        `${(oursRate / peerRate).toFixed(2)}x`,
+        ratioCell(ratios),
         oursCpuRate.toFixed(0),
         peerCpuRate.toFixed(0),
-        `${(oursCpuRate / peerCpuRate).toFixed(2)}x`,
+        ratioCell(cpuRatios),
         (ours[0].bytes / count).toFixed(0),
         (peer[0].bytes / count).toFixed(0),
       ];
