@@ -9,18 +9,18 @@ import { fillIndex } from './warp-typescript.js';
 
 /**
  * Multiplies every pixel value by `factor`, dropping the fraction and clipping at 255, as sharp's
- * `linear(factor, 0)` and torchvision's ColorJitter on uint8 tensors do.
+ * `linear(factor, 0)` and torchvision's ColorJitter on uint8 tensors do. Writes into `output`,
+ * which may be `pixels` itself.
  */
-export function scaleBrightness(pixels: Uint8Array, factor: number): Uint8Array {
+export function scaleBrightness(pixels: Uint8Array, factor: number, output: Uint8Array = new Uint8Array(pixels.length)): Uint8Array {
   const table = new Uint8Array(256);
   // libvips computes linear() on 8-bit images in single precision; rounding the same way matches it exactly.
   const singleFactor = Math.fround(factor);
   for (let value = 0; value < 256; value++) table[value] = Math.min(255, Math.floor(Math.fround(value * singleFactor)));
-  return applyTable(pixels, table);
+  return applyTable(pixels, table, output);
 }
 
-function applyTable(pixels: Uint8Array, table: Uint8Array): Uint8Array {
-  const output = new Uint8Array(pixels.length);
+function applyTable(pixels: Uint8Array, table: Uint8Array, output: Uint8Array = new Uint8Array(pixels.length)): Uint8Array {
   for (let i = 0; i < pixels.length; i++) output[i] = table[pixels[i]];
   return output;
 }
