@@ -134,7 +134,7 @@ async function main(): Promise<void> {
       const peerRate = count / median(peer.map((m) => m.seconds));
       const oursCpuRate = count / median(ours.map((m) => m.cpuSeconds));
       const peerCpuRate = count / median(peer.map((m) => m.cpuSeconds));
-      // Each repeat runs the two sides back to back, so a ratio within a repeat sees the same load.
+      // Each repeat runs the two sides back to back, so both runs of a ratio meet the same load.
       const ratios = ours.map((m, i) => peer[i].seconds / m.seconds);
       const cpuRatios = ours.map((m, i) => peer[i].cpuSeconds / m.cpuSeconds);
       const row = [

@@ -34,10 +34,10 @@ export async function applyCheckedTransform(image: RawImage, checked: TransformP
         : warpWithTypeScript(image, invertAffine(forward), checked, height, width);
   }
   const current = (): RawImage => ({ pixels, height, width, channels });
-  // The warp's output is this call's own, so it can be changed in place. The input must be copied.
-  const own = pixels !== image.pixels;
-  if (checked.brightness !== 1) pixels = scaleBrightness(pixels, checked.brightness, own ? pixels : undefined);
-  else if (!own) pixels = pixels.slice();
+  // A warped image is a new array, so brightness may overwrite it. The caller's input is copied instead.
+  const warped = pixels !== image.pixels;
+  if (checked.brightness !== 1) pixels = scaleBrightness(pixels, checked.brightness, warped ? pixels : undefined);
+  else if (!warped) pixels = pixels.slice();
   if (checked.contrast !== 1) pixels = adjustContrast(current(), checked.contrast);
   if (checked.saturation !== 1) pixels = adjustSaturation(current(), checked.saturation);
   if (checked.hue !== 0) pixels = adjustHue(current(), checked.hue);
