@@ -43,9 +43,11 @@ import {
   CHECKPOINTS_FOLDER,
   disposeQuality,
   listCheckpoints,
+  pixelFeatures,
   prepareQuality,
   resolveSynthConfig,
   runSynth,
+  variedPixels,
   type CheckpointScore,
   type QualitySummary,
   type SynthConfig,
@@ -73,14 +75,6 @@ const QUALITY_INPUT_SIZE = 64;
 const RESULT_FILE = 'result.json';
 /** Version of the fields in result.json. A stored result of another version is rejected until --force measures it again. */
 const RESULT_VERSION = 1;
-/**
- * Pixels whose standard deviation over the real train digits is below this (on [0, 1]) are left
- * out of the pixel classifier. `trainHead` scales every column to unit variance, so a pixel that
- * real digits almost never touch would turn faint noise in a synthetic image into a value of
- * dozens of standard deviations.
- */
-const PIXEL_MIN_STD = 0.1;
-
 const { values: flags } = parseArgs({
   options: {
     seeds: { type: 'string', default: '0,1,2' },
@@ -348,32 +342,6 @@ interface MnistSeedResult {
   seconds: { gan: number; classifierCheck: number; pixelClassifier: number; total: number };
 }
 
-/** Returns the indexes of the pixels whose standard deviation over `records`, on [0, 1], reaches `PIXEL_MIN_STD`. */
-function variedPixels(records: readonly ImageRecord[]): number[] {
-  const size = records[0].pixels.length;
-  const sum = new Float64Array(size);
-  const sumOfSquares = new Float64Array(size);
-  for (const record of records) {
-    for (let i = 0; i < size; i++) {
-      const value = record.pixels[i] / 255;
-      sum[i] += value;
-      sumOfSquares[i] += value * value;
-    }
-  }
-  const columns: number[] = [];
-  for (let i = 0; i < size; i++) {
-    const mean = sum[i] / records.length;
-    if (Math.sqrt(Math.max(0, sumOfSquares[i] / records.length - mean * mean)) >= PIXEL_MIN_STD) columns.push(i);
-  }
-  return columns;
-}
-
-function pixelFeatures(records: readonly ImageRecord[], columns: readonly number[]): FeatureSet {
-  const features = new Float32Array(records.length * columns.length);
-  records.forEach((record, row) => columns.forEach((column, i) => (features[row * columns.length + i] = record.pixels[column] / 255)));
-  return { features, labels: records.map((record) => record.label) };
-}
-
 /**
  * Trains a classifier on the real train digits' pixels, stopped early on the validation split,
  * and measures its accuracy on the validation digits and at labelling the synthetic ones.
@@ -410,7 +378,7 @@ async function measureMnistSeed(seed: number): Promise<MnistSeedResult> {
   // runSynth frees its consistency classifier, so retrain it here with the same splits, settings and seed to score it on real images.
   const checkStartedAt = performance.now();
   const context = await prepareQuality(splits, dataset.classNames, { backbone: qualityBackbone, inputSize: QUALITY_INPUT_SIZE, seed });
-  const ceiling = evaluateProbabilities(context.realClassifier.predict(context.validation.features), context.validation.labels, dataset.classNames.length).accuracy;
+  const ceiling = context.consistencyClassifier.validationAccuracy;
   disposeQuality(context);
   const checkSeconds = seconds(checkStartedAt);
 

@@ -2,20 +2,24 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readMedMnistNpz, readShardFolder, recordsOfSplit, selectBackend, type ImageRecord, type LabelledDataset } from '@scarce/core';
+import { loadDataset, readMedMnistNpz, readShardFolder, recordsOfSplit, selectBackend, type ImageRecord, type LabelledDataset } from '@scarce/core';
 import {
   buildDiscriminator,
   buildGenerator,
   cholesky,
   classDiversity,
+  disposeQuality,
   featureMatrix,
   frechetDistance,
   memorisation,
   multiplyTransposed,
+  pixelFeatures,
   precisionRecall,
+  prepareQuality,
   runSynth,
   symmetricEigenvalues,
   trainConditionalGan,
+  variedPixels,
   type QualityRecord,
   type SynthConfig,
   type SynthRunResult,
@@ -252,6 +256,35 @@ describe('stabilisers', () => {
   }
 });
 
+describe('consistency classifier', () => {
+  test('varied pixels and their values', () => {
+    const image = (label: number, pixels: number[]): ImageRecord => ({ ...trainSubset[0], label, pixels: Uint8Array.from(pixels) });
+    const records = [image(0, [0, 0, 255]), image(1, [0, 255, 255]), image(0, [0, 0, 255]), image(1, [0, 255, 255])];
+    assert.deepEqual(variedPixels(records), [1]);
+    const { features, labels } = pixelFeatures(records, [1, 2]);
+    assert.deepEqual([...features], [0, 1, 1, 1, 0, 1, 1, 1]);
+    assert.deepEqual(labels, [0, 1, 0, 1]);
+  });
+
+  test('MNIST digits pick pixels', async () => {
+    const digits = await loadDataset('fixtures/mnist_t10k', { split: { val: 0.1, test: 0 }, seed: 0 });
+    const train = recordsOfSplit(digits, 'train');
+    const reference = Array.from({ length: 10 }, (_, label) => train.filter((record) => record.label === label).slice(0, 30)).flat();
+    const context = await prepareQuality({ train: reference, validation: recordsOfSplit(digits, 'val').slice(0, 300) }, digits.classNames, {
+      backbone: MOBILENET,
+      inputSize: 32,
+      headEpochs: 20,
+    });
+    try {
+      assert.equal(context.consistencyClassifier.input, 'pixels');
+      assert.ok(context.consistencyClassifier.columns.length > 100, `${context.consistencyClassifier.columns.length} pixels`);
+      assert.ok(context.consistencyClassifier.validationAccuracy > 0.7, `validation accuracy ${context.consistencyClassifier.validationAccuracy}`);
+    } finally {
+      disposeQuality(context);
+    }
+  });
+});
+
 describe('runSynth', () => {
   let directory: string;
   let result: SynthRunResult;
@@ -292,6 +325,8 @@ describe('runSynth', () => {
         assert.ok(value >= 0, `${name} ${value} >= 0`);
         assert.ok(value <= 1, `${name} ${value} <= 1`);
       }
+      assert.ok(['features', 'pixels'].includes(record.classConsistency.classifier.input), record.classConsistency.classifier.input);
+      assert.ok(record.classConsistency.classifier.validationAccuracy >= 0.5, `consistency classifier accuracy ${record.classConsistency.classifier.validationAccuracy}`);
       assert.deepEqual(record.samplesPerClass, [32, 32]);
       assert.equal(record.diversity.length, 2);
     }

@@ -55,6 +55,24 @@ export const QUALITY_DEFAULTS = {
   seed: 0,
 } as const;
 
+/**
+ * Pixels whose standard deviation over the reference images, on [0, 1], is below this are left
+ * out of the pixel classifier. `trainHead` scales every column to unit variance, so a pixel that
+ * real images almost never change would turn faint noise in a synthetic image into a value of
+ * dozens of standard deviations.
+ */
+export const PIXEL_MIN_STD = 0.1;
+
+/** The class consistency classifier: a head on the backbone's features or on the images' pixels. */
+export interface ConsistencyClassifier {
+  head: ClassifierHead;
+  input: 'features' | 'pixels';
+  /** Pixel indexes the head reads when `input` is `pixels`. */
+  columns: number[];
+  /** Accuracy on the real validation images, which chose between the two inputs. */
+  validationAccuracy: number;
+}
+
 /** Real images and everything computed from them once per run. */
 export interface QualityContext {
   backbone: Backbone;
@@ -71,8 +89,8 @@ export interface QualityContext {
   referenceNearest: Float64Array;
   validation: { features: Float32Array; labels: number[] };
   test: { features: Float32Array; labels: number[] } | null;
-  /** Head trained on the real reference images, which labels synthetic images for class consistency. */
-  realClassifier: ClassifierHead;
+  /** Classifier trained on real train images, which labels synthetic images for class consistency. */
+  consistencyClassifier: ConsistencyClassifier;
   /** Synthetic images per class in every evaluation: the reference set's class counts. */
   samplesPerClass: number[];
 }
@@ -99,8 +117,15 @@ export interface QualityRecord {
   /** One sentence per class whose synthetic diversity is below the collapse threshold. */
   collapseWarnings: string[];
   memorisation: { threshold: number; percentile: number; nearCopyShare: number; medianDistanceRatio: number };
-  /** Accuracy of a classifier trained on real train images at recognising each conditioned class in the samples. */
-  classConsistency: { accuracy: number; perClass: Array<{ className: string; accuracy: number }> };
+  /**
+   * Accuracy of a classifier trained on real train images at recognising each conditioned class
+   * in the samples, with the input that classifier reads and its accuracy on real validation images.
+   */
+  classConsistency: {
+    accuracy: number;
+    perClass: Array<{ className: string; accuracy: number }>;
+    classifier: { input: ConsistencyClassifier['input']; validationAccuracy: number };
+  };
   /** Train on synthetic, test on real: a head trained on the samples alone, scored on real splits. */
   tstr: { validation: SplitScores; test?: SplitScores };
   seconds: number;
@@ -130,11 +155,78 @@ function featuresOf(backbone: Backbone, records: readonly ImageRecord[]): Float3
   return extractFeatures(backbone, records, { quiet: true });
 }
 
+/** Returns the indexes of the pixels whose standard deviation over `records`, on [0, 1], reaches `PIXEL_MIN_STD`. */
+export function variedPixels(records: readonly ImageRecord[]): number[] {
+  const size = records[0].pixels.length;
+  const sum = new Float64Array(size);
+  const sumOfSquares = new Float64Array(size);
+  for (const record of records) {
+    for (let i = 0; i < size; i++) {
+      const value = record.pixels[i] / 255;
+      sum[i] += value;
+      sumOfSquares[i] += value * value;
+    }
+  }
+  const columns: number[] = [];
+  for (let i = 0; i < size; i++) {
+    const mean = sum[i] / records.length;
+    if (Math.sqrt(Math.max(0, sumOfSquares[i] / records.length - mean * mean)) >= PIXEL_MIN_STD) columns.push(i);
+  }
+  return columns;
+}
+
+/** Returns the pixel values at `columns`, scaled to [0, 1], one row per record, with the labels. */
+export function pixelFeatures(records: readonly ImageRecord[], columns: readonly number[]): { features: Float32Array; labels: number[] } {
+  const features = new Float32Array(records.length * columns.length);
+  records.forEach((record, row) => columns.forEach((column, i) => (features[row * columns.length + i] = record.pixels[column] / 255)));
+  return { features, labels: records.map((record) => record.label) };
+}
+
+function accuracyOf(head: ClassifierHead, split: { features: Float32Array; labels: number[] }, numClasses: number): number {
+  return evaluateProbabilities(head.predict(split.features), split.labels, numClasses).accuracy;
+}
+
+/**
+ * Trains the class consistency classifier twice and keeps the one more accurate on the real
+ * validation images, features on a tie. One reads the backbone's features of the reference
+ * images. The other reads the pixels of every train image, which need no backbone pass, and is
+ * tried only when every image has one shape. On MNIST digits the pixels scored 0.957 and the
+ * ImageNet features 0.861; on BreastMNIST the features won.
+ */
+function trainConsistencyClassifier(
+  reference: readonly ImageRecord[],
+  referenceFeatures: Float32Array,
+  trainImages: readonly ImageRecord[],
+  validationImages: readonly ImageRecord[],
+  validationFeatures: { features: Float32Array; labels: number[] },
+  numClasses: number,
+  settings: QualityContext['settings'],
+): ConsistencyClassifier {
+  const headOptions = { units: settings.headUnits, epochs: settings.headEpochs, seed: settings.seed };
+  const labels = reference.map((record) => record.label);
+  const featureHead = trainHead({ features: referenceFeatures, labels }, validationFeatures, numClasses, headOptions).head;
+  const byFeatures: ConsistencyClassifier = { head: featureHead, input: 'features', columns: [], validationAccuracy: accuracyOf(featureHead, validationFeatures, numClasses) };
+
+  const size = trainImages[0].pixels.length;
+  if (![...trainImages, ...validationImages].every((record) => record.pixels.length === size)) return byFeatures;
+  const columns = variedPixels(trainImages);
+  if (columns.length === 0) return byFeatures;
+  const validationPixels = pixelFeatures(validationImages, columns);
+  const pixelHead = trainHead(pixelFeatures(trainImages, columns), validationPixels, numClasses, headOptions).head;
+  const pixelAccuracy = accuracyOf(pixelHead, validationPixels, numClasses);
+  if (pixelAccuracy <= byFeatures.validationAccuracy) {
+    pixelHead.dispose();
+    return byFeatures;
+  }
+  featureHead.dispose();
+  return { head: pixelHead, input: 'pixels', columns, validationAccuracy: pixelAccuracy };
+}
+
 /**
  * Prepares the quality metrics of a run. Loads the backbone when given a path, and extracts the
  * features of a stratified reference draw of the real train images and of the validation and
  * test images. Trains the real-data classifier that measures class consistency, stopped early on
- * the validation split. Only `evaluateQuality` with `includeTest` reads the test features.
+ * the validation split (see `trainConsistencyClassifier`). Only `evaluateQuality` with `includeTest` reads the test features.
  */
 export async function prepareQuality(
   splits: { train: readonly ImageRecord[]; validation: readonly ImageRecord[]; test?: readonly ImageRecord[] },
@@ -156,11 +248,15 @@ export async function prepareQuality(
     splits.test === undefined || splits.test.length === 0
       ? null
       : { features: featuresOf(backbone, splits.test), labels: splits.test.map((record) => record.label) };
-  const realClassifier = trainHead({ features: referenceFeatures.values as Float32Array, labels: referenceLabels }, validation, classNames.length, {
-    units: settings.headUnits,
-    epochs: settings.headEpochs,
-    seed: settings.seed,
-  }).head;
+  const consistencyClassifier = trainConsistencyClassifier(
+    reference,
+    referenceFeatures.values as Float32Array,
+    splits.train,
+    splits.validation,
+    validation,
+    classNames.length,
+    settings,
+  );
 
   return {
     backbone,
@@ -174,14 +270,14 @@ export async function prepareQuality(
     referenceNearest: kthNeighbourDistances(referenceSquared, reference.length, 1),
     validation,
     test,
-    realClassifier,
+    consistencyClassifier,
     samplesPerClass: countByClass(reference, classNames.length),
   };
 }
 
 /** Frees the classifier and, when the context loaded it, the backbone. */
 export function disposeQuality(context: QualityContext): void {
-  context.realClassifier.dispose();
+  context.consistencyClassifier.head.dispose();
   if (context.ownsBackbone) context.backbone.model.dispose();
 }
 
@@ -210,7 +306,16 @@ export function evaluateQuality(context: QualityContext, generator: SamplingGene
   const diversity = classDiversity(context.referenceFeatures, context.referenceLabels, sampleFeatures, sampleLabels, classNames, settings.collapseThreshold);
   const nearest = memorisation(context.referenceFeatures, sampleFeatures, settings.nearCopyPercentile, context.referenceNearest);
 
-  const predicted = context.realClassifier.predict(sampleFeatures.values as Float32Array);
+  const classifier = context.consistencyClassifier;
+  if (classifier.input === 'pixels' && samples[0].pixels.length !== context.reference[0].pixels.length) {
+    throw new Error(
+      `The samples have ${samples[0].pixels.length} pixel values but the real images have ${context.reference[0].pixels.length}. ` +
+        'The pixel classifier needs samples of the real images\' shape.',
+    );
+  }
+  const predicted = classifier.head.predict(
+    classifier.input === 'features' ? (sampleFeatures.values as Float32Array) : pixelFeatures(samples, classifier.columns).features,
+  );
   const consistency = evaluateProbabilities(predicted, sampleLabels, numClasses);
   const perClassConsistency = classNames.map((className, label) => {
     const row = consistency.confusion[label];
@@ -250,7 +355,11 @@ export function evaluateQuality(context: QualityContext, generator: SamplingGene
       nearCopyShare: nearest.nearCopyShare,
       medianDistanceRatio: nearest.medianDistanceRatio,
     },
-    classConsistency: { accuracy: consistency.accuracy, perClass: perClassConsistency },
+    classConsistency: {
+      accuracy: consistency.accuracy,
+      perClass: perClassConsistency,
+      classifier: { input: classifier.input, validationAccuracy: classifier.validationAccuracy },
+    },
     tstr,
     seconds: (performance.now() - startedAt) / 1000,
   };
