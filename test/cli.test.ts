@@ -140,3 +140,34 @@ test('exit codes split input and failure', async () => {
   assert.equal(broken.status, 1, broken.stderr);
   assert.match(broken.stderr, /^scarce: TypeError/);
 });
+
+test('integer flags take decimal digits only', () => {
+  for (const value of ['', '0x0c', '1e1', '-1', '2.5']) {
+    const result = runCli(['augment', 'fixtures/shapes', '--out', 'unused', '--compression-level', value]);
+    assert.equal(result.status, 2, `'${value}' is bad input`);
+    assert.match(result.stderr, /expected a non-negative integer but received/, `'${value}' is named`);
+  }
+});
+
+test('augment config rejects unknown fields', async () => {
+  const dir = await temporaryFolder();
+  const config = join(dir, 'augment.yaml');
+  await writeFile(config, 'viewsPerImag: 2\ntransforms:\n  rotation: 10\n');
+  const result = runCli(['augment', 'fixtures/shapes', '--out', join(dir, 'out'), '--config', config]);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /unknown field 'viewsPerImag'\. Allowed: transforms, viewsPerImage, seed\. Did you mean 'viewsPerImage'\?/);
+  assert.equal(await exists(join(dir, 'out')), false, 'nothing written');
+});
+
+test('augment output must be a folder outside the data', async () => {
+  const dir = await temporaryFolder();
+  const inside = runCli(['augment', 'fixtures/shapes', '--out', 'fixtures/shapes/augmented']);
+  assert.equal(inside.status, 2);
+  assert.match(inside.stderr, /is inside the data folder fixtures\/shapes/);
+  assert.equal(await exists('fixtures/shapes/augmented'), false, 'nothing written inside the data');
+  const file = join(dir, 'taken');
+  await writeFile(file, 'x');
+  const onFile = runCli(['augment', 'fixtures/shapes', '--out', file, '--size', '32x32']);
+  assert.equal(onFile.status, 2, onFile.stderr);
+  assert.match(onFile.stderr, /taken is a file, not a folder/);
+});

@@ -81,12 +81,12 @@ export async function shardIsIntact(directory: string, info: ShardInfo): Promise
   return bytes !== undefined && bytes.byteLength === info.bytes && sha256Hex(bytes) === info.sha256;
 }
 
-/** Removes temporary files that an interrupted write of one of `shardFiles` left behind. */
-export async function removeTemporaryFiles(directory: string, shardFiles: ReadonlySet<string>): Promise<void> {
+/** Removes temporary files that an interrupted write left behind, of the shard files that `owns` accepts. */
+export async function removeTemporaryFiles(directory: string, owns: (shardFile: string) => boolean): Promise<void> {
   const entries = await readdir(directory);
   const stale = entries.filter((name) => {
     const at = name.indexOf('.tmp-');
-    return at > 0 && shardFiles.has(name.slice(0, at));
+    return at > 0 && owns(name.slice(0, at));
   });
   await Promise.all(stale.map((name) => rm(join(directory, name), { force: true })));
 }

@@ -73,7 +73,8 @@ export async function mergeShardParts(directories: readonly string[], options: M
   }
   const missing = Array.from({ length: count }, (_, index) => index).filter((index) => !byIndex.has(index));
   if (missing.length > 0) {
-    throw new InputError(`Parts ${missing.join(', ')} of ${count} have no manifest yet; run them (--shard-index) before merging.`);
+    const parts = missing.length === 1 ? `Part ${missing[0]} of ${count} has` : `Parts ${missing.join(', ')} of ${count} have`;
+    throw new InputError(`${parts} no manifest in the merged folders. Run ${missing.length === 1 ? 'it' : 'them'} (--shard-index) or also pass the folder that contains ${missing.length === 1 ? 'it' : 'them'}.`);
   }
 
   // Gather the shards in part order, copying those in other folders, and check each.

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join, relative } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
 import {
   buildManifest,
@@ -201,6 +201,13 @@ export async function augmentToShards(dataset: LabelledDataset, options: Augment
  * in the manifest under `skipped`. Otherwise as `augmentToShards`.
  */
 export async function augmentFolderToShards(root: string, options: AugmentFolderOptions): Promise<Manifest> {
+  const outFromRoot = relative(resolve(root), resolve(options.outDir));
+  if (outFromRoot === '' || (!outFromRoot.startsWith('..') && !isAbsolute(outFromRoot))) {
+    throw new InputError(
+      `The output folder ${options.outDir} is inside the data folder ${root}, so a later run would read its shards and examples.png ` +
+        'as images. Choose an output folder outside the data folder.',
+    );
+  }
   const listing = await listImageFolder(root);
   const onError = options.onError ?? 'error';
   const skipped: SkippedInput[] = [];
@@ -334,9 +341,9 @@ async function augmentSources(sourceSet: SourceSet, options: AugmentToShardsOpti
   const plan = planShards(sourceSet.sources.length, sourcesPerShard, part);
   const versions = { toolkit: TOOLKIT_VERSION, formatVersion: SHARD_FORMAT_VERSION, zlib: process.versions.zlib, sharp: sharp.versions.sharp, libvips: sharp.versions.vips };
   // onError is left out: a complete shard is the same under either policy, so a run that stopped
-  // at a bad file can resume with 'skip'.
-  const { onError: _policy, ...outputSettings } = settings;
-  const runFingerprint = fingerprint(versions, outputSettings, { sourcesPerShard, sourceCount: sourceSet.sources.length, totalShards: plan.total });
+  // at a bad file can resume with 'skip'. PNG settings do not change raw shards.
+  const { onError: _policy, png, ...outputSettings } = settings;
+  const runFingerprint = fingerprint(versions, { ...outputSettings, png: encoding === 'png' ? png : null }, { sourcesPerShard, sourceCount: sourceSet.sources.length, totalShards: plan.total });
   const shardFingerprints = new Map<number, string>();
   for (const shard of plan.shards) {
     const identities = sourceSet.sources.slice(shard.start, shard.end).map((source) => sourceSet.identify(source));
@@ -345,7 +352,10 @@ async function augmentSources(sourceSet: SourceSet, options: AugmentToShardsOpti
 
   // Resume: keep the shards that the journal lists with the same fingerprint and an intact file.
   const outDir = options.outDir;
-  await mkdir(outDir, { recursive: true });
+  await mkdir(outDir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'EEXIST' || error.code === 'ENOTDIR') throw new InputError(`${outDir} is a file, not a folder. Choose another output folder.`);
+    throw error;
+  });
   const shardFiles = new Set(plan.shards.map((shard) => shardFileName(SHARD_PREFIX, shard.index)));
   const journalPath = join(outDir, journalFileName(part));
   let journal = await readJournal(journalPath);
@@ -366,7 +376,10 @@ async function augmentSources(sourceSet: SourceSet, options: AugmentToShardsOpti
     );
   }
   if (journal === undefined) await removeOutputs(outDir, [...earlier, ...(part.index === 0 ? [EXAMPLES_FILE] : [])]);
-  await removeTemporaryFiles(outDir, shardFiles);
+  // A part removes only its own shards' leftovers, because other parts may be writing into the
+  // folder. A whole run owns every shard file, including those of an earlier plan.
+  const ownsShardFile = part.count === 1 ? (name: string) => name.startsWith(`${SHARD_PREFIX}-`) && name.endsWith('.arrow') : (name: string) => shardFiles.has(name);
+  await removeTemporaryFiles(outDir, ownsShardFile);
 
   const kept: JournalEntry[] = [];
   for (const shard of plan.shards) {
@@ -427,8 +440,10 @@ async function augmentSources(sourceSet: SourceSet, options: AugmentToShardsOpti
   await writeManifest(outDir, manifest, manifestName);
 
   const rows = manifest.totals.rows;
+  // Empty class folders are listed as skipped too, but they are not among the sources.
+  const skippedImages = ordered.reduce((sum, entry) => sum + entry.skipped.length, 0);
   options.log?.(
-    `wrote ${rows} augmented records (${options.viewsPerImage} views of ${sourceCount - skipped.length} train images${skipped.length > 0 ? `, ${skipped.length} skipped` : ''}) ` +
+    `wrote ${rows} augmented records (${options.viewsPerImage} views of ${sourceCount - skippedImages} train images${skipped.length > 0 ? `, ${skipped.length} skipped` : ''}) ` +
       `in ${ordered.length} shard(s) (${written} new, ${kept.length} kept from an earlier run) and ${manifestName} to ${outDir}`,
   );
   return manifest;
@@ -512,7 +527,8 @@ async function writeShards(
   } catch (failure) {
     await writer?.abort();
     const error = failure as Error;
-    const note = ` (${written} shard(s) written before it are kept; rerun the same command to resume.)`;
+    // The resume hint helps only when shards were written; a bad input or setting fails the same way again.
+    const note = written > 0 ? ` (${written} shard(s) written before it are kept; rerun the same command to resume.)` : '';
     if (error instanceof InputError) throw new InputError(`${error.message}${note}`);
     error.message = `${error.message}${note}`;
     throw error;

@@ -56,7 +56,8 @@ function editDistance(first: string, second: string): number {
   return previous[second.length];
 }
 
-function describeUnknownKeys(keys: readonly string[], allowed: readonly string[] | undefined): string {
+/** Describes unknown fields, with the allowed ones and a "did you mean" for near misses. */
+export function describeUnknownKeys(keys: readonly string[], allowed: readonly string[] | undefined): string {
   const named = keys.map((key) => `'${key}'`).join(', ');
   if (allowed === undefined) return `unknown ${keys.length === 1 ? 'field' : 'fields'} ${named}`;
   const suggestions = keys

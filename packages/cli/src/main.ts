@@ -13,6 +13,12 @@ import { registerTrain } from './commands/train.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, InputError } from './errors.js';
 import { writeErrorEvent } from './output.js';
 
+// A reader that closes the pipe early (`scarce augment --json | head -1`) stops the output only:
+// the job goes on and finishes its files, rather than dying on a write error mid-shard.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+});
+
 const program = new Command();
 program
   .name('scarce')

@@ -9,9 +9,9 @@ export function number(value: string): number {
 
 /** Parses a non-negative integer option. */
 export function integer(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError(`expected a non-negative integer but received '${value}'.`);
-  return parsed;
+  // Decimal digits only: Number() would also take '' (as 0), '0x0c' and '1e1'.
+  if (!/^\s*\d+\s*$/.test(value)) throw new InvalidArgumentError(`expected a non-negative integer but received '${value}'.`);
+  return Number(value);
 }
 
 /** Parses a comma-separated list of non-negative integers. */

@@ -12,6 +12,7 @@ import {
 } from '@scarce/augment';
 import { parse as parseYaml } from 'yaml';
 import { integer, number, pixelSize } from '../options.js';
+import { describeUnknownKeys } from '../config-issues.js';
 import { configureOutput } from '../output.js';
 
 /** Parses a shift bound: a fraction (`0.1`) or pixels (`4px`). */
@@ -20,6 +21,9 @@ function shift(value: string): TransformOptions['widthShift'] {
   if (pixels !== null) return { range: Number(pixels[1]), unit: 'pixels' };
   return number(value);
 }
+
+/** Fields of a `--config` file that contains augmentation settings only. */
+const AUGMENT_CONFIG_FIELDS = ['transforms', 'viewsPerImage', 'seed'];
 
 /**
  * Reads the transforms (and views and seed, when set) of a config file: a JSON or YAML file
@@ -40,6 +44,11 @@ async function readAugmentConfig(path: string): Promise<{ transforms: TransformO
     throw new InputError(`Config ${path} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(error as Error).message}`);
   }
   const root = (value ?? {}) as Record<string, unknown>;
+  if (root.augment === undefined) {
+    // A file of augmentation settings alone; a run config's other sections are checked by `scarce run`.
+    const unknown = Object.keys(root).filter((key) => !AUGMENT_CONFIG_FIELDS.includes(key));
+    if (unknown.length > 0) throw new InputError(`Config ${path}: ${describeUnknownKeys(unknown, AUGMENT_CONFIG_FIELDS)}`);
+  }
   const section = (typeof root.augment === 'object' && root.augment !== null ? root.augment : root) as Record<string, unknown>;
   const transforms = (section.transforms ?? {}) as TransformOptions;
   try {
