@@ -171,3 +171,19 @@ test('augment output must be a folder outside the data', async () => {
   assert.equal(onFile.status, 2, onFile.stderr);
   assert.match(onFile.stderr, /taken is a file, not a folder/);
 });
+
+test('augment --json ends with done', async () => {
+  const dir = await temporaryFolder();
+  const result = runCli(['augment', 'fixtures/shapes', '--out', join(dir, 'out'), '--size', '24x24', '--views', '1', '--workers', '1', '--json']);
+  assert.equal(result.status, 0, result.stderr);
+  const last = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { event: string; rows: number; shards: string[] };
+  assert.equal(last.event, 'done');
+  assert.equal(last.rows, 40);
+  assert.deepEqual(last.shards, ['augmented-00000.arrow']);
+});
+
+test('fill value needs constant fill', () => {
+  const result = runCli(['augment', 'fixtures/shapes', '--out', 'unused', '--fill', 'reflect', '--fill-value', '128']);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /--fill-value applies to --fill constant only, but --fill is reflect/);
+});

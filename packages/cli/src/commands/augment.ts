@@ -66,6 +66,9 @@ async function readAugmentConfig(path: string): Promise<{ transforms: TransformO
 /** Builds the fill from --fill and --fill-value; a value alone means the constant fill, as Keras' cval. */
 function fillFromFlags(mode: (typeof FILL_MODES)[number] | undefined, value: number | undefined): TransformOptions['fill'] {
   if (mode === undefined && value === undefined) return undefined;
+  if (mode !== undefined && mode !== 'constant' && value !== undefined) {
+    throw new InputError(`--fill-value applies to --fill constant only, but --fill is ${mode}. Drop --fill-value or use --fill constant.`);
+  }
   return { mode: mode ?? 'constant', value: value ?? 0 };
 }
 
@@ -157,6 +160,7 @@ export function registerAugment(program: Command): void {
       const transforms = { ...fromFile.transforms, ...transformsFromFlags(options) };
       const viewsPerImage = (options.views as number | undefined) ?? fromFile.viewsPerImage ?? 4;
       const seed = (options.seed as number | undefined) ?? fromFile.seed ?? 0;
+      const output = configureOutput({ quiet: options.quiet as boolean, json: options.json as boolean });
       const common: AugmentFolderOptions = {
         outDir: options.out as string,
         viewsPerImage,
@@ -172,7 +176,7 @@ export function registerAugment(program: Command): void {
         config: { data, transforms, views: viewsPerImage, seed, config: options.config ?? null },
         overwrite: options.force as boolean,
         progress: { quiet: options.quiet as boolean },
-        log: configureOutput({ quiet: options.quiet as boolean, json: options.json as boolean }).log,
+        log: output.log,
       };
       if ((options.shardIndex === undefined) !== (options.numShards === undefined)) {
         throw new InputError('--shard-index and --num-shards go together: give both, or neither for a single-machine run.');
@@ -181,17 +185,21 @@ export function registerAugment(program: Command): void {
       const info = await stat(data).catch(() => undefined);
       if (info === undefined) throw new InputError(`Dataset ${data} not found.`);
       const isClassFolder = info.isDirectory() && !(await stat(join(data, MANIFEST_FILE)).then(() => true, () => false));
-      if (isClassFolder) {
-        await augmentFolderToShards(data, {
-          ...common,
-          onError: options.onError as 'error' | 'skip',
-          size: options.size as [number, number] | undefined,
-          fit: options.fit as ResizeFit,
-          channels: options.channels === undefined ? undefined : (Number(options.channels) as 1 | 3),
-          maxPixels: options.maxPixels as number,
-        });
-        return;
-      }
-      await augmentToShards(await loadDataset(data), common);
+      const manifest = isClassFolder
+        ? await augmentFolderToShards(data, {
+            ...common,
+            onError: options.onError as 'error' | 'skip',
+            size: options.size as [number, number] | undefined,
+            fit: options.fit as ResizeFit,
+            channels: options.channels === undefined ? undefined : (Number(options.channels) as 1 | 3),
+            maxPixels: options.maxPixels as number,
+          })
+        : await augmentToShards(await loadDataset(data), common);
+      output.event('done', {
+        outDir: common.outDir,
+        rows: manifest.totals.rows,
+        shards: manifest.shards.map((shard) => shard.file),
+        skipped: manifest.skipped?.length ?? 0,
+      });
     });
 }
