@@ -246,11 +246,11 @@ describe('augment folder inputs', () => {
     const out = join(root, 'png-settings-out');
     await assert.rejects(
       augmentFolderToShards(data, { outDir: out, viewsPerImage: 1, pngWindowBits: 16, progress: QUIET }),
-      /pngWindowBits must be an integer in 9-15 but received 16/,
+      /pngWindowBits \(--png-window-bits\) must be an integer in 9-15 but received 16/,
     );
     await assert.rejects(
       augmentFolderToShards(data, { outDir: out, viewsPerImage: 1, compressionLevel: 10, progress: QUIET }),
-      /compressionLevel must be an integer in 0-9 but received 10/,
+      /compressionLevel \(--compression-level\) must be an integer in 0-9 but received 10/,
     );
     const manifest = await augmentFolderToShards(data, { outDir: out, viewsPerImage: 1, pngWindowBits: 15, progress: QUIET });
     const recorded = manifest.config as { augment: { png: { windowBits: number } } };

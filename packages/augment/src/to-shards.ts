@@ -147,8 +147,8 @@ interface SourceSet {
 /** Rejects PNG settings outside zlib's ranges before any work starts. */
 function checkPngSettings(png: ShardSettings['png']): void {
   const ranges = [
-    ['compressionLevel', png.compressionLevel, 0, 9],
-    ['pngWindowBits', png.windowBits, 9, 15],
+    ['compressionLevel (--compression-level)', png.compressionLevel, 0, 9],
+    ['pngWindowBits (--png-window-bits)', png.windowBits, 9, 15],
   ] as const;
   for (const [name, value, low, high] of ranges) {
     if (!Number.isInteger(value) || (value as number) < low || (value as number) > high) {
@@ -303,9 +303,9 @@ async function removeOutputs(directory: string, names: readonly string[]): Promi
 }
 
 async function runAugment(sourceSet: SourceSet, options: AugmentToShardsOptions): Promise<Manifest> {
-  checkPositiveInteger('viewsPerImage', options.viewsPerImage);
+  checkPositiveInteger('viewsPerImage (--views)', options.viewsPerImage);
   const concurrency = options.concurrency ?? availableParallelism();
-  checkPositiveInteger('concurrency', concurrency);
+  checkPositiveInteger('concurrency (--workers)', concurrency);
   const partSources = Math.ceil(sourceSet.sources.length / (options.numShards ?? 1));
   const threads = Math.min(concurrency, Math.ceil(partSources / sourcesPerChunk(options.viewsPerImage)));
   // Started first, so the workers load while this thread plans and fingerprints the sources.
