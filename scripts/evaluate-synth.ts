@@ -475,8 +475,10 @@ async function writeResults(breast: readonly BreastSeedResult[], mnist: readonly
     `## MNIST test split (${mnist.length} of ${parts.includes('mnist') ? seeds.length : 0} seeds)`,
     '',
     'Class consistency is the share of synthetic digits that a classifier of real digits labels as the class they were drawn for. ' +
-      'The consistency classifier is the synth quality metrics\' head on 64 px backbone features of up to 1,000 real train digits; ' +
-      `the pixel classifier is a 256-unit head on the pixels of all real train digits, and labels ${MNIST_SHARD_PER_CLASS} samples per class.`,
+      'The consistency classifier is the synth quality metrics\' classifier: of a head on 64 px backbone features of up to 1,000 real ' +
+      'train digits and a head on the pixels of up to 10,000, the one more accurate on the validation digits. ' +
+      'The second, wider pixel classifier is this script\'s check: ' +
+      `a 256-unit head on the pixels of all real train digits, which labels ${MNIST_SHARD_PER_CLASS} samples per class.`,
     '',
     ...(mnist.length > 0 ? [...mnistTable(mnist), '', ...ganLines('MNIST', mnist)] : ['No seed finished.']),
     '',
