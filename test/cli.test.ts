@@ -159,7 +159,7 @@ test('augment config rejects unknown fields', async () => {
   assert.equal(await exists(join(dir, 'out')), false, 'nothing written');
 });
 
-test('augment output must be a folder outside the data', async () => {
+test('augment rejects output inside data', async () => {
   const dir = await temporaryFolder();
   const inside = runCli(['augment', 'fixtures/shapes', '--out', 'fixtures/shapes/augmented']);
   assert.equal(inside.status, 2);

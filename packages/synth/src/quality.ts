@@ -64,8 +64,8 @@ export const QUALITY_DEFAULTS = {
 export const PIXEL_MIN_STD = 0.1;
 
 /**
- * Train images of the pixel head at most: a stratified draw when there are more, and fewer when
- * their pixel values would pass `MAX_PIXEL_HEAD_VALUES` (64 million floats, 256 MB).
+ * Largest number of train images the pixel head trains on, drawn stratified when there are more.
+ * Fewer are drawn when their pixel values would exceed `MAX_PIXEL_HEAD_VALUES` (64 million floats, 256 MB).
  */
 const MAX_PIXEL_HEAD_IMAGES = 10_000;
 const MAX_PIXEL_HEAD_VALUES = 64_000_000;
@@ -215,12 +215,13 @@ function trainConsistencyClassifier(
   const byFeatures: ConsistencyClassifier = { head: featureHead, input: 'features', columns: [], validationAccuracy: accuracyOf(featureHead, validationFeatures, numClasses) };
 
   const size = trainImages[0].pixels.length;
-  if (![...trainImages, ...validationImages].every((record) => record.pixels.length === size)) return byFeatures;
+  const oneShape = (records: readonly ImageRecord[]) => records.every((record) => record.pixels.length === size);
+  if (!oneShape(trainImages) || !oneShape(validationImages)) return byFeatures;
   const columns = variedPixels(trainImages);
   if (columns.length === 0) return byFeatures;
   const validationPixels = pixelFeatures(validationImages, columns);
-  const most = Math.min(MAX_PIXEL_HEAD_IMAGES, Math.floor(MAX_PIXEL_HEAD_VALUES / columns.length));
-  const pixelTrain = stratifiedDraw(trainImages, numClasses, most, settings.seed);
+  const maxImages = Math.min(MAX_PIXEL_HEAD_IMAGES, Math.floor(MAX_PIXEL_HEAD_VALUES / columns.length));
+  const pixelTrain = stratifiedDraw(trainImages, numClasses, maxImages, settings.seed);
   const pixelHead = trainHead(pixelFeatures(pixelTrain, columns), validationPixels, numClasses, headOptions).head;
   const pixelAccuracy = accuracyOf(pixelHead, validationPixels, numClasses);
   if (pixelAccuracy <= byFeatures.validationAccuracy) {
