@@ -17,16 +17,19 @@ const { setWasmPaths }: typeof import('@tensorflow/tfjs-backend-wasm') = coreReq
 
 type Tensor = import('@tensorflow/tfjs').Tensor;
 type Tensor4D = import('@tensorflow/tfjs').Tensor4D;
+type Tensor2D = import('@tensorflow/tfjs').Tensor2D;
 type Padding = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 
 /** Max abs difference allowed between the wasm and cpu results. */
 const TOLERANCE = 1e-4;
 
-/** wasm's own Conv2DBackpropInput, read before anything replaces it. */
+/** wasm's own Conv2DBackpropInput and BatchMatMul, read before anything replaces them. */
 let wasmConv2DBackpropInput: ReturnType<typeof tf.getKernel>;
+let wasmBatchMatMul: ReturnType<typeof tf.getKernel>;
 
 before(async () => {
   wasmConv2DBackpropInput = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
+  wasmBatchMatMul = tf.getKernel(tf.BatchMatMul, 'wasm');
   registerWasmTrainingKernels();
 
   setWasmPaths(path.dirname(coreRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json')) + '/dist/');
@@ -143,7 +146,7 @@ describe('registerWasmTrainingKernels', () => {
     for (const kernelName of WASM_TRAINING_KERNEL_NAMES) {
       assert.notEqual(tf.getKernel(kernelName, 'wasm'), undefined, kernelName);
     }
-    assert.equal(WASM_TRAINING_KERNEL_NAMES.length, 5);
+    assert.equal(WASM_TRAINING_KERNEL_NAMES.length, 7);
   });
 
   test('second call is harmless', () => {
@@ -157,7 +160,7 @@ describe('registerWasmTrainingKernels', () => {
   test('option keeps wasm Conv2DBackpropInput', async () => {
     const names = registerWasmTrainingKernels({ replaceConv2DBackpropInput: false });
     assert.equal(names.includes(tf.Conv2DBackpropInput), false);
-    assert.equal(names.length, 4);
+    assert.equal(names.length, 6);
     assert.equal(tf.getKernel(tf.Conv2DBackpropInput, 'wasm')?.kernelFunc, wasmConv2DBackpropInput?.kernelFunc);
 
     // wasm's own kernel must still run, although it was unregistered when wasm set its kernels up.
@@ -173,9 +176,36 @@ describe('registerWasmTrainingKernels', () => {
     assert.equal(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm'), undefined);
     assert.equal(tf.getKernel(tf.UnsortedSegmentSum, 'wasm'), undefined);
     assert.equal(tf.getKernel(tf.Conv2DBackpropInput, 'wasm')?.kernelFunc, wasmConv2DBackpropInput?.kernelFunc);
+    assert.equal(tf.getKernel(tf.BatchMatMul, 'wasm')?.kernelFunc, wasmBatchMatMul?.kernelFunc);
 
     registerWasmTrainingKernels();
     assert.notEqual(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm'), undefined);
+    assert.notEqual(tf.getKernel(tf.BatchMatMul, 'wasm')?.kernelFunc, wasmBatchMatMul?.kernelFunc);
+  });
+});
+
+describe('matrix products with transposed operands', () => {
+  const cases: Array<{ a: number[]; b: number[]; transposeA: boolean; transposeB: boolean }> = [
+    { a: [5, 3], b: [5, 4], transposeA: true, transposeB: false },
+    { a: [3, 5], b: [4, 5], transposeA: false, transposeB: true },
+    { a: [5, 3], b: [4, 5], transposeA: true, transposeB: true },
+    { a: [2, 6, 3], b: [2, 6, 4], transposeA: true, transposeB: false },
+  ];
+  for (const { a, b, transposeA, transposeB } of cases) {
+    test(`matMul a [${a}] b [${b}] transposeA ${transposeA} transposeB ${transposeB}, with gradients`, async () => {
+      await assertMatchesCpu({ a, b }, (inputs) => {
+        const product = (left: Tensor, right: Tensor) => weightedSum(tf.matMul(left, right, transposeA, transposeB));
+        return [tf.matMul(inputs.a, inputs.b, transposeA, transposeB), ...tf.grads(product)([inputs.a, inputs.b])];
+      });
+    });
+  }
+
+  test('fused matMul with bias and relu, transposed', async () => {
+    await assertMatchesCpu({ a: [6, 4], b: [5, 6], bias: [5] }, ({ a, b, bias }) => {
+      const product = (left: Tensor, right: Tensor, offset: Tensor) =>
+        weightedSum(tf.fused.matMul({ a: left as Tensor2D, b: right as Tensor2D, transposeA: true, transposeB: true, bias: offset, activation: 'relu' }));
+      return tf.grads(product)([a, b, bias]);
+    });
   });
 });
 
@@ -196,6 +226,9 @@ const conv2dCases: Array<{ x: number[]; filter: number[]; strides: number | [num
   { x: [2, 7, 6, 2], filter: [3, 3, 2, 3], strides: [2, 1], pad: 'same' },
   { x: [2, 6, 6, 2], filter: [3, 3, 2, 3], strides: 2, pad: 1 },
   { x: [2, 6, 7, 2], filter: [3, 3, 2, 3], strides: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  // 1x1 filters at stride 1: both gradients are one matrix product.
+  { x: [2, 5, 6, 3], filter: [1, 1, 3, 4], strides: 1, pad: 'same' },
+  { x: [3, 4, 4, 7], filter: [1, 1, 7, 5], strides: 1, pad: 'valid' },
   // Padding wider than the filter reach: the input gradient crops dy.
   { x: [1, 4, 5, 2], filter: [2, 2, 2, 3], strides: 1, pad: [[0, 0], [3, 0], [0, 3], [0, 0]] },
 ];

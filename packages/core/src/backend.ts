@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { registerGradients } from './gradients.js';
 import { InputError } from './errors.js';
 import { registerWasmTrainingKernels } from './wasm-kernels/index.js';
 
@@ -85,6 +86,7 @@ export const CPU_WARNING = [
  */
 export async function selectBackend(options: SelectBackendOptions = {}): Promise<BackendSelection> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  registerGradients();
   const requested = options.backend ?? parseBackendChoice(process.env[BACKEND_VARIABLE], BACKEND_VARIABLE) ?? 'auto';
 
   if (requested !== 'auto') {

@@ -1,4 +1,5 @@
 export * from './backend.js';
+export * from './gradients.js';
 export * from './dataset-source.js';
 export * from './errors.js';
 export * from './files.js';

@@ -80,3 +80,23 @@ export function assertShape(
     );
   }
 }
+
+/**
+ * Whether a convolution is a 1x1 filter at stride 1 without padding, so
+ * that each output pixel is the input pixel times the filter matrix.
+ */
+export function isPointwise(info: ConvInfo): boolean {
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth, padInfo } = info;
+  return (
+    filterHeight === 1 &&
+    filterWidth === 1 &&
+    strideHeight === 1 &&
+    strideWidth === 1 &&
+    dilationHeight === 1 &&
+    dilationWidth === 1 &&
+    padInfo.top === 0 &&
+    padInfo.bottom === 0 &&
+    padInfo.left === 0 &&
+    padInfo.right === 0
+  );
+}

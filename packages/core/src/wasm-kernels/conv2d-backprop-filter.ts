@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import { assertShape } from './conv-geometry.js';
+import { assertShape, isPointwise } from './conv-geometry.js';
 import { readInputs, wrapTensorInfo } from './kernel-inputs.js';
 
 /**
@@ -28,6 +28,16 @@ export const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, attrs, backend }) 
   assertShape(tf.Conv2DBackpropFilter, 'dy', dy.shape, info.outShape);
 
   const { filterHeight, filterWidth, strideHeight, strideWidth, padInfo } = info;
+  const wasm = backend as tf.KernelBackend;
+  if (!channelsFirst && isPointwise(info)) {
+    // A 1x1 filter at stride 1 is a matrix product over every pixel: x^T dy.
+    return tf.tidy(() => {
+      const pixels = info.batchSize * info.inHeight * info.inWidth;
+      const xRows = tf.reshape(wrapTensorInfo(x, wasm), [pixels, info.inChannels]);
+      const dyRows = tf.reshape(wrapTensorInfo(dy, wasm), [pixels, info.outChannels]);
+      return tf.reshape(tf.matMul(xRows, dyRows, true, false), filterShape);
+    });
+  }
 
   // Rows past the input that the last forward window reads (negative when
   // 'valid' padding leaves rows unread). Padding by that many keeps the
@@ -35,7 +45,6 @@ export const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, attrs, backend }) 
   const bottom = filterHeight + (info.outHeight - 1) * strideHeight - info.inHeight - padInfo.top;
   const right = filterWidth + (info.outWidth - 1) * strideWidth - info.inWidth - padInfo.left;
 
-  const wasm = backend as tf.KernelBackend;
   return tf.tidy(() => {
     const xTensor = wrapTensorInfo<tf.Tensor4D>(x, wasm);
     const dyTensor = wrapTensorInfo<tf.Tensor4D>(dy, wasm);

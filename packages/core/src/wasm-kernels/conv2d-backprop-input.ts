@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import { NCHW_TO_NHWC, NHWC_TO_NCHW, assertShape } from './conv-geometry.js';
+import { NCHW_TO_NHWC, NHWC_TO_NCHW, assertShape, isPointwise } from './conv-geometry.js';
 import { readInputs, wrapTensorInfo } from './kernel-inputs.js';
 import { convolveTransposedByPhase } from './phase-conv.js';
 
@@ -30,6 +30,15 @@ export const conv2DBackpropInput: tf.KernelFunc = ({ inputs, attrs, backend }) =
   assertShape(tf.Conv2DBackpropInput, 'dy', dy.shape, info.outShape);
 
   const wasm = backend as tf.KernelBackend;
+  if (!channelsFirst && isPointwise(info)) {
+    // A 1x1 filter at stride 1 is a matrix product over every pixel: dy W^T.
+    return tf.tidy(() => {
+      const pixels = info.batchSize * info.inHeight * info.inWidth;
+      const dyRows = tf.reshape(wrapTensorInfo(dy, wasm), [pixels, info.outChannels]);
+      const weights = tf.reshape(wrapTensorInfo(filter, wasm), [info.inChannels, info.outChannels]);
+      return tf.reshape(tf.matMul(dyRows, weights, false, true), inputShape);
+    });
+  }
   return tf.tidy(() => {
     const dyTensor = wrapTensorInfo<tf.Tensor4D>(dy, wasm);
     const dyNhwc = channelsFirst ? tf.transpose(dyTensor, NCHW_TO_NHWC) : dyTensor;

@@ -5,6 +5,7 @@ import { conv2DBackpropInput } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilter } from './depthwise-backprop-filter.js';
 import { depthwiseConv2dNativeBackpropInput } from './depthwise-backprop-input.js';
 import { unsortedSegmentSum } from './unsorted-segment-sum.js';
+import { uprightMatMul } from './upright-mat-mul.js';
 
 const BACKEND = 'wasm';
 
@@ -16,8 +17,15 @@ const MISSING_KERNELS: ReadonlyMap<string, tf.KernelFunc> = new Map([
   [tf.UnsortedSegmentSum, unsortedSegmentSum],
 ]);
 
+/** Kernels that wasm has but runs slowly where training needs them; each replacement gets wasm's own kernel. */
+const SLOW_KERNELS: ReadonlyMap<string, (own: tf.KernelFunc) => tf.KernelFunc> = new Map([
+  [tf.Conv2DBackpropInput, () => conv2DBackpropInput],
+  [tf.BatchMatMul, (own: tf.KernelFunc) => uprightMatMul(tf.BatchMatMul, own)],
+  [tf._FusedMatMul, (own: tf.KernelFunc) => uprightMatMul(tf._FusedMatMul, own)],
+]);
+
 /** Names of every kernel this module can register for the wasm backend. */
-export const WASM_TRAINING_KERNEL_NAMES: readonly string[] = [...MISSING_KERNELS.keys(), tf.Conv2DBackpropInput];
+export const WASM_TRAINING_KERNEL_NAMES: readonly string[] = [...MISSING_KERNELS.keys(), ...SLOW_KERNELS.keys()];
 
 /** Options for `registerWasmTrainingKernels`. */
 export interface RegisterWasmTrainingKernelsOptions {
@@ -29,26 +37,28 @@ export interface RegisterWasmTrainingKernelsOptions {
   replaceConv2DBackpropInput?: boolean;
 }
 
-/** wasm's own Conv2DBackpropInput, kept while this module's replaces it. */
-let replacedConv2DBackpropInput: tf.KernelConfig | undefined;
+/** wasm's own kernels while this module's replace them, with the replacements. */
+const replaced = new Map<string, { own: tf.KernelConfig | undefined; replacement: tf.KernelFunc }>();
 
 /** Checks whether `kernelFunc` is the kernel registered for wasm under `kernelName`. */
-function isOwnKernel(kernelName: string, kernelFunc: tf.KernelFunc): boolean {
-  return tf.getKernel(kernelName, BACKEND)?.kernelFunc === kernelFunc;
+function isRegistered(kernelName: string, kernelFunc: tf.KernelFunc | undefined): boolean {
+  return kernelFunc !== undefined && tf.getKernel(kernelName, BACKEND)?.kernelFunc === kernelFunc;
 }
 
 /**
  * Registers gradient kernels for the wasm backend so that conv2d,
  * conv2dTranspose, depthwiseConv2d and embedding lookups (gather) can be
- * trained on it. Kernels that some other code has already registered for
- * wasm are left in place, except `Conv2DBackpropInput`, which is replaced
- * unless `replaceConv2DBackpropInput` is false. Calling it again is harmless, and it
- * may be called before or after `tf.setBackend('wasm')`.
+ * trained on it, and replaces wasm kernels that are slow where training
+ * needs them: `Conv2DBackpropInput` (unless `replaceConv2DBackpropInput` is
+ * false), and the matrix products with a transposed operand. Missing kernels
+ * that some other code has already registered for wasm are left in place.
+ * Calling it again is harmless, and it may be called before or after
+ * `tf.setBackend('wasm')`.
  *
  * `@tensorflow/tfjs-backend-wasm` must be imported first: it registers its
  * own kernels when it loads, and would otherwise overwrite the replaced
- * `Conv2DBackpropInput`. This module does not import it, because loading it
- * makes wasm the default backend before it is initialised.
+ * ones. This module does not import it, because loading it makes wasm the
+ * default backend before it is initialised.
  *
  * Returns the names of the kernels this module now provides for wasm.
  */
@@ -66,54 +76,71 @@ export function registerWasmTrainingKernels(options: RegisterWasmTrainingKernels
       tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
     }
   }
-
-  if (replaceConv2DBackpropInput && !isOwnKernel(tf.Conv2DBackpropInput, conv2DBackpropInput)) {
-    const existing = tf.getKernel(tf.Conv2DBackpropInput, BACKEND);
-    if (existing !== undefined) {
-      replacedConv2DBackpropInput = existing;
-      tf.unregisterKernel(tf.Conv2DBackpropInput, BACKEND);
+  for (const [kernelName, makeReplacement] of SLOW_KERNELS) {
+    if (kernelName === tf.Conv2DBackpropInput && !replaceConv2DBackpropInput) {
+      restoreKernel(kernelName);
+    } else {
+      replaceKernel(kernelName, makeReplacement);
     }
-    tf.registerKernel({ kernelName: tf.Conv2DBackpropInput, backendName: BACKEND, kernelFunc: conv2DBackpropInput });
-  } else if (!replaceConv2DBackpropInput) {
-    restoreConv2DBackpropInput();
   }
 
-  return WASM_TRAINING_KERNEL_NAMES.filter((kernelName) => isOwnKernel(kernelName, ownKernelFunc(kernelName)));
+  return WASM_TRAINING_KERNEL_NAMES.filter((kernelName) => isRegistered(kernelName, ownKernelFunc(kernelName)));
 }
 
 /**
  * Removes the kernels `registerWasmTrainingKernels` registered and restores
- * wasm's own `Conv2DBackpropInput`. Kernels registered by other code are
- * left in place.
+ * the wasm kernels it replaced. Kernels registered by other code are left
+ * in place.
  */
 export function unregisterWasmTrainingKernels(): void {
   for (const [kernelName, kernelFunc] of MISSING_KERNELS) {
-    if (isOwnKernel(kernelName, kernelFunc)) {
+    if (isRegistered(kernelName, kernelFunc)) {
       tf.unregisterKernel(kernelName, BACKEND);
     }
   }
-  restoreConv2DBackpropInput();
+  for (const kernelName of SLOW_KERNELS.keys()) {
+    restoreKernel(kernelName);
+  }
 }
 
-function ownKernelFunc(kernelName: string): tf.KernelFunc {
-  return MISSING_KERNELS.get(kernelName) ?? conv2DBackpropInput;
+function ownKernelFunc(kernelName: string): tf.KernelFunc | undefined {
+  return MISSING_KERNELS.get(kernelName) ?? replaced.get(kernelName)?.replacement;
 }
 
-function restoreConv2DBackpropInput(): void {
-  if (!isOwnKernel(tf.Conv2DBackpropInput, conv2DBackpropInput)) {
+function replaceKernel(kernelName: string, makeReplacement: (own: tf.KernelFunc) => tf.KernelFunc): void {
+  if (isRegistered(kernelName, replaced.get(kernelName)?.replacement)) {
     return;
   }
-  tf.unregisterKernel(tf.Conv2DBackpropInput, BACKEND);
-  if (replacedConv2DBackpropInput === undefined) {
+  const own = tf.getKernel(kernelName, BACKEND);
+  if (own === undefined && kernelName !== tf.Conv2DBackpropInput) {
     return;
   }
+  if (own !== undefined) {
+    tf.unregisterKernel(kernelName, BACKEND);
+  }
+  const replacement = makeReplacement(own?.kernelFunc ?? (() => {
+    throw new Error(`${kernelName}: wasm has no kernel of its own to call.`);
+  }));
+  // wasm's setupFunc binds the C++ function that its kernelFunc calls, when the backend starts.
+  tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc: replacement, setupFunc: own?.setupFunc, disposeFunc: own?.disposeFunc });
+  replaced.set(kernelName, { own, replacement });
+}
 
-  tf.registerKernel(replacedConv2DBackpropInput);
+function restoreKernel(kernelName: string): void {
+  const entry = replaced.get(kernelName);
+  if (entry === undefined || !isRegistered(kernelName, entry.replacement)) {
+    return;
+  }
+  tf.unregisterKernel(kernelName, BACKEND);
+  replaced.delete(kernelName);
+  if (entry.own === undefined) {
+    return;
+  }
+  tf.registerKernel(entry.own);
   // The engine runs a kernel's setupFunc when the backend is selected, which
   // may have happened while the kernel was unregistered.
   const backend = tf.engine().registry[BACKEND];
   if (backend !== undefined) {
-    replacedConv2DBackpropInput.setupFunc?.(backend);
+    entry.own.setupFunc?.(backend);
   }
-  replacedConv2DBackpropInput = undefined;
 }
