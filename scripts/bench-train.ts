@@ -42,7 +42,7 @@ const featureSeconds = (performance.now() - start) / 1000;
 
 const split = splitBackbone(backbone, { lastBlocks: 2 });
 start = performance.now();
-const activations = frozenActivations(split, backbone, records);
+const activations = await frozenActivations(split, backbone, records);
 const head = trainHead({ features: tailFeatures(split, activations), labels }, { features: new Float32Array(0), labels: [] }, 2, { epochs: 1, earlyStopping: { monitor: 'loss' } }).head;
 const phaseOneSeconds = (performance.now() - start) / 1000;
 start = performance.now();

@@ -48,8 +48,8 @@ const viewRecords: ImageRecord[][] = await Promise.all(
 const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer });
 const split = splitBackbone(backbone, { lastBlocks });
 const started = Date.now();
-const realActivations = frozenActivations(split, backbone, pool);
-const viewActivations = views > 0 ? frozenActivations(split, backbone, viewRecords.flat()) : null;
+const realActivations = await frozenActivations(split, backbone, pool);
+const viewActivations = views > 0 ? await frozenActivations(split, backbone, viewRecords.flat()) : null;
 console.error(`front: ${((Date.now() - started) / 1000).toFixed(1)} s for ${pool.length * (1 + views)} images; cut before ${split.cutBefore}`);
 const initialWeights = split.tail.trainableWeights.map((weight) => weight.read().clone());
 

@@ -16,7 +16,7 @@ test('split backbone computes the same features', async () => {
   const whole = extractFeatures(backbone, records, { quiet: true });
   for (const unfreeze of [{ lastBlocks: 1 }, { lastBlocks: 3 }, { layerPrefixes: ['block_16_project'] }]) {
     const split = splitBackbone(backbone, unfreeze);
-    const activations = frozenActivations(split, backbone, records);
+    const activations = await frozenActivations(split, backbone, records);
     const parts = tailFeatures(split, activations);
     const maxDifference = Math.max(...parts.map((value, i) => Math.abs(value - whole[i])));
     assert.ok(maxDifference < 1e-4, `${JSON.stringify(unfreeze)}: max difference ${maxDifference}`);
@@ -38,8 +38,8 @@ test('fine-tuning keeps the tensor count flat', async () => {
   const validation = recordsOfSplit(dataset, 'val').slice(0, 24);
   const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
   const split = splitBackbone(backbone, { lastBlocks: 2 });
-  const trainActivations = frozenActivations(split, backbone, train);
-  const validationActivations = frozenActivations(split, backbone, validation);
+  const trainActivations = await frozenActivations(split, backbone, train);
+  const validationActivations = await frozenActivations(split, backbone, validation);
   const labels = (records: typeof train) => records.map((record) => record.label);
   const head = trainHead({ features: tailFeatures(split, trainActivations), labels: labels(train) }, { features: tailFeatures(split, validationActivations), labels: labels(validation) }, 2, { epochs: 3 }).head;
 

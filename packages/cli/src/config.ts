@@ -92,6 +92,8 @@ export const runConfigSchema = z
         /** Layer whose pooled output is the feature vector, as `scarce backbone inspect` lists them; default the backbone's output. */
         featureLayer: z.string().min(1).optional(),
         featureBatchSize: z.number().int().positive().default(64),
+        /** What runs the frozen backbone: onnxruntime (auto picks it on wasm and cpu when it loads) or tfjs. */
+        runtime: z.enum(['auto', 'onnxruntime', 'tfjs']).default('auto'),
         /** Folder of the on-disk feature cache, or false for none; default $SCARCE_CACHE_DIR or ~/.cache/scarce. */
         featureCache: z.union([z.string(), z.literal(false)]).optional(),
         head: z

@@ -179,7 +179,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
 
   const features = await timed(timings, 'features', () => featuresByRecord(backbone, records, config, log, options.quiet));
 
-  const fineTuning = config.train.strategy !== 'feature-extraction' ? prepareFineTuning(backbone, records, config, options.quiet) : undefined;
+  const fineTuning = config.train.strategy !== 'feature-extraction' ? await prepareFineTuning(backbone, records, config, options.quiet) : undefined;
   const evaluationSplits = {
     val: records.filter((record) => record.split === 'val'),
     test: records.filter((record) => record.split === 'test'),
@@ -305,12 +305,12 @@ function composeMixes(mixes: readonly MixRecipe[], trainRows: readonly ImageReco
 }
 
 /** Splits the backbone for fine-tuning and runs its frozen front once over every record. */
-function prepareFineTuning(backbone: Backbone, records: ImageRecord[], config: RunConfig, quiet?: boolean): FineTuneContext {
+async function prepareFineTuning(backbone: Backbone, records: ImageRecord[], config: RunConfig, quiet?: boolean): Promise<FineTuneContext> {
   const { lastBlocks, layerPrefixes, ...options } = config.train.fineTune;
   // Full training unfreezes every block; BatchNorm still runs in inference mode, as in fine-tuning.
   const unfreeze = config.train.strategy === 'full' ? { lastBlocks: backboneBlocks(backbone.model).length } : layerPrefixes.length > 0 ? { layerPrefixes } : { lastBlocks };
   const split = splitBackbone(backbone, unfreeze);
-  const activations = frozenActivations(split, backbone, records, config.train.featureBatchSize, quiet);
+  const activations = await frozenActivations(split, backbone, records, { batchSize: config.train.featureBatchSize, quiet, runtime: config.train.runtime });
   return { split, activations, rowOf: new Map(records.map((record, i) => [record, i])), options };
 }
 
@@ -321,7 +321,7 @@ async function featuresByRecord(
   log: (line: string) => void,
   quiet?: boolean,
 ): Promise<Map<ImageRecord, Float32Array>> {
-  const options = { batchSize: config.train.featureBatchSize, quiet };
+  const options = { batchSize: config.train.featureBatchSize, quiet, runtime: config.train.runtime };
   let all: Float32Array;
   if (config.train.featureCache === false) {
     all = await extractFeaturesParallel(backbone, records, options);

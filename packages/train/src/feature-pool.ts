@@ -3,7 +3,8 @@ import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { Progress, type RawImage } from '@scarce/core';
 import type { Backbone } from './backbone.js';
-import { extractFeatures, type ExtractFeaturesOptions } from './features.js';
+import { extractFeatures, runOnnxBatches, type ExtractFeaturesOptions } from './features.js';
+import { onnxRunnerFor } from './onnx-runner.js';
 import type { FeatureBatch, FeatureWorkerData, FeatureWorkerResponse } from './feature-worker.js';
 
 /** Options of `extractFeaturesParallel`. */
@@ -33,14 +34,21 @@ function packBatch(images: readonly RawImage[], id: number): FeatureBatch {
 }
 
 /**
- * Computes the same features as `extractFeatures`, batch for batch, on several threads. The wasm
- * and cpu backends run on one thread, so each worker thread loads its own copy of the backbone
- * and takes batches from a shared queue while the calling thread works through the queue too.
- * With a native backend (which has its own thread pool), a backbone from a URL (each worker
- * would download it again), one thread or fewer than two batches, it runs `extractFeatures`.
+ * Computes the same features as `extractFeatures` on every core. On the wasm and cpu backends it
+ * runs the backbone in onnxruntime, which has its own thread pool, unless `runtime` is `tfjs` or
+ * onnxruntime-node is not available. Otherwise, as the wasm and cpu backends run on one thread,
+ * each worker thread loads its own copy of the backbone and takes batches from a shared queue
+ * while the calling thread works through the queue too. With a native backend (which has its own
+ * thread pool), a backbone from a URL (each worker would download it again), one thread or fewer
+ * than two batches, it runs `extractFeatures`.
  */
 export async function extractFeaturesParallel(backbone: Backbone, images: readonly RawImage[], options: ParallelFeatureOptions = {}): Promise<Float32Array> {
   const batchSize = options.batchSize ?? 64;
+  const runner = await onnxRunnerFor(backbone.model, true, options.runtime);
+  if (runner !== undefined) {
+    const progress = new Progress(options.label ?? 'features', images.length, { quiet: options.quiet });
+    return runOnnxBatches(runner, backbone, images, batchSize, progress);
+  }
   const threads = options.threads ?? availableParallelism();
   const backend = tf.getBackend();
   const isUrl = /^https?:\/\//i.test(backbone.source);

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Progress, type RawImage } from '@scarce/core';
 import type { Backbone } from './backbone.js';
-import { toBackboneInput } from './preprocess.js';
+import type { InferenceRuntime, OnnxRunner } from './onnx-runner.js';
+import { backboneInputValues, toBackboneInput } from './preprocess.js';
 
 /** Options of `extractFeatures`. */
 export interface ExtractFeaturesOptions {
@@ -10,6 +11,8 @@ export interface ExtractFeaturesOptions {
   /** Label of the progress bar; default `features`. */
   label?: string;
   quiet?: boolean;
+  /** What runs the backbone; default `auto` (onnxruntime when tfjs runs on wasm or cpu and it loads). */
+  runtime?: InferenceRuntime;
 }
 
 /**
@@ -32,4 +35,26 @@ export function extractFeatures(backbone: Backbone, records: readonly RawImage[]
     progress.tick(batch.length);
   }
   return features;
+}
+
+/**
+ * Runs records through an onnxruntime runner, `batchSize` at a time, preparing each batch's input
+ * while the one before it runs. Returns the outputs row-major, `runner.outputSize` values per record.
+ */
+export async function runOnnxBatches(runner: OnnxRunner, backbone: Backbone, records: readonly RawImage[], batchSize: number, progress: Progress): Promise<Float32Array> {
+  const out = new Float32Array(records.length * runner.outputSize);
+  let running: { start: number; count: number; output: Promise<Float32Array> } | undefined;
+  const finish = async () => {
+    if (running === undefined) return;
+    out.set(await running.output, running.start * runner.outputSize);
+    progress.tick(running.count);
+  };
+  for (let start = 0; start < records.length; start += batchSize) {
+    const batch = records.slice(start, start + batchSize);
+    const values = backboneInputValues(batch, backbone);
+    await finish();
+    running = { start, count: batch.length, output: runner.run(values, batch.length) };
+  }
+  await finish();
+  return out;
 }

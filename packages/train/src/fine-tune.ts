@@ -6,6 +6,8 @@ import { EarlyStopping, type EarlyStoppingOptions } from './early-stopping.js';
 import { dropoutMask, headLogits, repeatForMembers, type ClassifierHead } from './head.js';
 import { evaluateProbabilities } from './metrics.js';
 import { toBackboneInput } from './preprocess.js';
+import { runOnnxBatches } from './features.js';
+import { onnxRunnerFor, type InferenceRuntime } from './onnx-runner.js';
 
 /** The part of the backbone that trains. */
 export interface UnfreezeOptions {
@@ -76,9 +78,25 @@ export function splitBackbone(backbone: Backbone, unfreeze: UnfreezeOptions): Sp
   };
 }
 
+/** Options of `frozenActivations`. */
+export interface FrozenActivationsOptions {
+  /** Images per forward pass; default 64. */
+  batchSize?: number;
+  /** Default true. */
+  quiet?: boolean;
+  /** What runs the frozen front; default `auto` (onnxruntime when tfjs runs on wasm or cpu and it loads). */
+  runtime?: InferenceRuntime;
+}
+
 /** Runs the frozen front over records in inference mode; returns their activations stacked on axis 0. */
-export function frozenActivations(split: SplitBackbone, backbone: Backbone, records: readonly ImageRecord[], batchSize = 64, quiet = true): tf.Tensor {
-  const progress = new Progress('frozen activations', records.length, { quiet });
+export async function frozenActivations(split: SplitBackbone, backbone: Backbone, records: readonly ImageRecord[], options: FrozenActivationsOptions = {}): Promise<tf.Tensor> {
+  const batchSize = options.batchSize ?? 64;
+  const progress = new Progress('frozen activations', records.length, { quiet: options.quiet ?? true });
+  const runner = await onnxRunnerFor(split.frozen, false, options.runtime);
+  if (runner !== undefined) {
+    const values = await runOnnxBatches(runner, backbone, records, batchSize, progress);
+    return tf.tensor(values, [records.length, ...(split.frozen.outputs[0].shape.slice(1) as number[])]);
+  }
   const batches: tf.Tensor[] = [];
   for (let start = 0; start < records.length; start += batchSize) {
     const batch = records.slice(start, start + batchSize);

@@ -11,3 +11,5 @@ export * from './classifier.js';
 export * from './blocks.js';
 export * from './fine-tune.js';
 export * from './feature-pool.js';
+export * from './onnx-export.js';
+export * from './onnx-runner.js';
