@@ -146,7 +146,7 @@ describe('registerWasmTrainingKernels', () => {
     for (const kernelName of WASM_TRAINING_KERNEL_NAMES) {
       assert.notEqual(tf.getKernel(kernelName, 'wasm'), undefined, kernelName);
     }
-    assert.equal(WASM_TRAINING_KERNEL_NAMES.length, 7);
+    assert.equal(WASM_TRAINING_KERNEL_NAMES.length, 10);
   });
 
   test('second call is harmless', () => {
@@ -160,7 +160,7 @@ describe('registerWasmTrainingKernels', () => {
   test('option keeps wasm Conv2DBackpropInput', async () => {
     const names = registerWasmTrainingKernels({ replaceConv2DBackpropInput: false });
     assert.equal(names.includes(tf.Conv2DBackpropInput), false);
-    assert.equal(names.length, 6);
+    assert.equal(names.length, 9);
     assert.equal(tf.getKernel(tf.Conv2DBackpropInput, 'wasm')?.kernelFunc, wasmConv2DBackpropInput?.kernelFunc);
 
     // wasm's own kernel must still run, although it was unregistered when wasm set its kernels up.
@@ -181,6 +181,45 @@ describe('registerWasmTrainingKernels', () => {
     registerWasmTrainingKernels();
     assert.notEqual(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm'), undefined);
     assert.notEqual(tf.getKernel(tf.BatchMatMul, 'wasm')?.kernelFunc, wasmBatchMatMul?.kernelFunc);
+  });
+});
+
+describe('batch normalisation and reductions', () => {
+  test('batchNorm with scale and offset', async () => {
+    await assertMatchesCpu({ x: [2, 3, 3, 4], mean: [4], variance: [4], offset: [4], scale: [4] }, ({ x, mean, variance, offset, scale }) => [
+      tf.batchNorm(x, mean, tf.add(tf.abs(variance), 0.1), offset, scale, 1e-3),
+    ]);
+  });
+
+  test('batchNorm without scale or offset, broadcast statistics', async () => {
+    await assertMatchesCpu({ x: [2, 3, 3, 4], mean: [1, 1, 1, 4], variance: [1, 1, 1, 4] }, ({ x, mean, variance }) => [
+      tf.batchNorm(x, mean, tf.add(tf.abs(variance), 0.1), undefined, undefined, 1e-3),
+    ]);
+  });
+
+  const reductions: Array<{ shape: number[]; axes: number[]; keepDims: boolean }> = [
+    { shape: [4, 3, 3, 5], axes: [0, 1, 2], keepDims: false },
+    { shape: [4, 3, 3, 5], axes: [1, 2], keepDims: false },
+    { shape: [4, 3, 3, 5], axes: [1, 2], keepDims: true },
+    { shape: [6, 5], axes: [0], keepDims: true },
+    // Handled by wasm's own kernel: the last axis, and axes that are not adjacent.
+    { shape: [4, 3, 5], axes: [2], keepDims: false },
+    { shape: [4, 3, 5], axes: [0, 2], keepDims: false },
+  ];
+  for (const { shape, axes, keepDims } of reductions) {
+    test(`sum and mean of [${shape}] over [${axes}] keepDims ${keepDims}`, async () => {
+      await assertMatchesCpu({ x: shape }, ({ x }) => [tf.sum(x, axes, keepDims), tf.mean(x, axes, keepDims)]);
+    });
+  }
+
+  test('int32 and empty sums keep their results', async () => {
+    const integers = tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32');
+    const sum = tf.sum(integers, 0);
+    assert.equal(sum.dtype, 'int32');
+    assert.deepEqual(Array.from(await sum.data()), [9, 12]);
+    const empty = tf.sum(tf.zeros([3, 0]), 0);
+    assert.deepEqual(empty.shape, [0]);
+    tf.dispose([integers, sum, empty]);
   });
 });
 

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 
+import { fusedBatchNorm } from './batch-norm.js';
 import { conv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInput } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilter } from './depthwise-backprop-filter.js';
 import { depthwiseConv2dNativeBackpropInput } from './depthwise-backprop-input.js';
+import { reduceByMatMul } from './reduce-by-mat-mul.js';
 import { unsortedSegmentSum } from './unsorted-segment-sum.js';
 import { uprightMatMul } from './upright-mat-mul.js';
 
@@ -22,6 +24,9 @@ const SLOW_KERNELS: ReadonlyMap<string, (own: tf.KernelFunc) => tf.KernelFunc> =
   [tf.Conv2DBackpropInput, () => conv2DBackpropInput],
   [tf.BatchMatMul, (own: tf.KernelFunc) => uprightMatMul(tf.BatchMatMul, own)],
   [tf._FusedMatMul, (own: tf.KernelFunc) => uprightMatMul(tf._FusedMatMul, own)],
+  [tf.FusedBatchNorm, () => fusedBatchNorm],
+  [tf.Sum, (own: tf.KernelFunc) => reduceByMatMul(tf.Sum, own)],
+  [tf.Mean, (own: tf.KernelFunc) => reduceByMatMul(tf.Mean, own)],
 ]);
 
 /** Names of every kernel this module can register for the wasm backend. */
@@ -121,7 +126,7 @@ function replaceKernel(kernelName: string, makeReplacement: (own: tf.KernelFunc)
   const replacement = makeReplacement(own?.kernelFunc ?? (() => {
     throw new Error(`${kernelName}: wasm has no kernel of its own to call.`);
   }));
-  // wasm's setupFunc binds the C++ function that its kernelFunc calls, when the backend starts.
+  // wasm's setupFunc binds, when the backend starts, the C++ function that its kernelFunc calls.
   tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc: replacement, setupFunc: own?.setupFunc, disposeFunc: own?.disposeFunc });
   replaced.set(kernelName, { own, replacement });
 }
