@@ -5,10 +5,14 @@
  * fold is scored.
  *
  *   node --import tsx scripts/select-head.ts [--data data.npz] [--sizes 96,128,160,224]
- *     [--layers out,block_16_expand_relu] [--folds 5]
+ *     [--layers out,block_16_expand_relu,block_6_expand_relu+block_16_expand_relu] [--folds 5]
+ *     [--heads 64x1,64x5,256x1,256x5]
+ *
+ * A layer set joins layer names with `+`: their pooled outputs are concatenated. A head is
+ * hidden units x ensemble members.
  */
 import { loadDataset, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
-import { evaluateProbabilities, extractFeatures, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
+import { evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -16,15 +20,15 @@ function option(name: string, fallback: string): string {
 }
 const dataPath = option('data', 'fixtures/breastmnist/breastmnist.npz');
 const sizes = option('sizes', '96,128,160,224').split(',').map(Number);
-/** `out` is the backbone's own output. */
+/** `out` is the backbone's own output; `+` joins layers whose pooled outputs are concatenated. */
 const layers = option('layers', 'out,block_16_expand_relu').split(',');
 const folds = Number(option('folds', '5'));
-const heads: HeadOptions[] = [
-  { units: 64, dropout: 0.5, ensemble: 1 },
-  { units: 64, dropout: 0.5, ensemble: 5 },
-  { units: 256, dropout: 0.5, ensemble: 1 },
-  { units: 256, dropout: 0.5, ensemble: 5 },
-];
+const heads: HeadOptions[] = option('heads', '64x1,64x5,256x1,256x5')
+  .split(',')
+  .map((head) => {
+    const [units, ensemble] = head.split('x').map(Number);
+    return { units, dropout: 0.5, ensemble };
+  });
 
 await selectBackend();
 const dataset = await loadDataset(dataPath);
@@ -44,8 +48,8 @@ console.log(`${folds}-fold cross-validation on ${pool.length} train + val images
 console.log('| input px | feature layer | units | ensemble | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- |');
 for (const inputSize of sizes) {
   for (const layer of layers) {
-    const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer: layer === 'out' ? undefined : layer });
-    const features = extractFeatures(backbone, pool, { quiet: true });
+    const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer: layer === 'out' ? undefined : layer.split('+') });
+    const features = await extractFeaturesParallel(backbone, pool, { quiet: true });
     const size = backbone.featureSize;
     const pick = (rows: number[]): FeatureSet => {
       const matrix = new Float32Array(rows.length * size);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { readMedMnistNpz, selectBackend } from '@scarce/core';
-import { backboneBlocks, blockName, describeBackbone, extractFeatures, extractFeaturesCached, extractFeaturesParallel, FeatureCache, loadBackbone, toBackboneInput } from '@scarce/train';
+import { backboneBlocks, blockName, describeBackbone, extractFeatures, extractFeaturesCached, extractFeaturesParallel, FeatureCache, loadBackbone, splitBackbone, toBackboneInput } from '@scarce/train';
 import { BREASTMNIST, MOBILENET } from './helpers.js';
 
 let baseUrl = '';
@@ -74,6 +74,32 @@ test('parallel and onnxruntime features equal serial ones', async () => {
   const largest = onnx.reduce((most, value, i) => Math.max(most, Math.abs(value - serial[i])), 0);
   assert.ok(largest < 1e-4, `onnxruntime features differ from tfjs by up to ${largest}`);
   backbone.model.dispose();
+});
+
+test('backbone concatenates several feature layers', async () => {
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const records = dataset.records.slice(0, 5);
+  const layers = ['block_6_expand_relu', 'block_16_expand_relu'];
+  const both = await loadBackbone(MOBILENET, { inputSize: 32, featureLayer: layers });
+  const singles = await Promise.all(layers.map((featureLayer) => loadBackbone(MOBILENET, { inputSize: 32, featureLayer })));
+  assert.deepEqual(singles.map((single) => single.featureSize), [96, 336]);
+  assert.equal(both.featureSize, 96 + 336);
+  assert.deepEqual(both.featureLayer, layers);
+  assert.notEqual(both.fingerprint, singles[1].fingerprint);
+
+  const features = extractFeatures(both, records, { quiet: true });
+  const parts = singles.map((single) => extractFeatures(single, records, { quiet: true }));
+  for (let row = 0; row < records.length; row++) {
+    const expected = [...parts[0].subarray(row * 96, (row + 1) * 96), ...parts[1].subarray(row * 336, (row + 1) * 336)];
+    assert.deepEqual(Array.from(features.subarray(row * 432, (row + 1) * 432)), expected, `row ${row}`);
+  }
+  const fromOnnx = await extractFeaturesParallel(both, records, { quiet: true, runtime: 'onnxruntime' });
+  const largest = fromOnnx.reduce((most, value, i) => Math.max(most, Math.abs(value - features[i])), 0);
+  assert.ok(largest < 1e-4, `onnxruntime differs by up to ${largest}`);
+
+  assert.throws(() => splitBackbone(both, { lastBlocks: 1 }), /one feature map.*2 feature layers/);
+  await assert.rejects(loadBackbone(MOBILENET, { inputSize: 32, featureLayer: [] }), /empty list/);
+  await assert.rejects(loadBackbone(MOBILENET, { inputSize: 32, featureLayer: ['block_6_expand_relu', 'block_99'] }), /no layer named 'block_99'/);
 });
 
 test('backbone reads its declared spec', async () => {

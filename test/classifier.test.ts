@@ -20,12 +20,16 @@ test('saved ensemble predicts as the head does', async () => {
   await checkRoundTrip(3);
 });
 
-async function checkRoundTrip(ensemble: number): Promise<void> {
+test('saved classifier on two feature layers', async () => {
+  await checkRoundTrip(1, ['block_13_expand_relu', 'block_16_expand_relu']);
+});
+
+async function checkRoundTrip(ensemble: number, featureLayer?: string[]): Promise<void> {
   const dataset = await readMedMnistNpz(BREASTMNIST, { classNames: ['malignant', 'benign'] });
   const train = recordsOfSplit(dataset, 'train').slice(0, 60);
   const validation = recordsOfSplit(dataset, 'val').slice(0, 20);
   const test = recordsOfSplit(dataset, 'test').slice(0, 10);
-  const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
+  const backbone = await loadBackbone(MOBILENET, { inputSize: 32, featureLayer });
   const features = (records: typeof train) => ({ features: extractFeatures(backbone, records, { quiet: true }), labels: records.map((record) => record.label) });
   const training = trainHead(features(train), features(validation), 2, { epochs: 5, units: 16, ensemble });
   const expected = training.head.predict(features(test).features);

@@ -148,3 +148,15 @@ test('train rejects views of other images', async () => {
   assert.equal(honest.status, 0, honest.stderr);
   assert.match(honest.stderr, /real\+augmented: test accuracy/);
 });
+
+test('train concatenates several feature layers', async () => {
+  const dir = await temporaryFolder();
+  const common = ['--input-size', '32', '--seeds', '0', '--quiet', '--out', join(dir, 'run')];
+  const result = runCli(['train', BREASTMNIST, '--feature-layer', 'block_6_expand_relu,block_16_expand_relu', ...common]);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stderr, /real: test accuracy/);
+
+  const empty = runCli(['train', BREASTMNIST, '--feature-layer', 'block_6_expand_relu,,block_16_expand_relu', ...common]);
+  assert.equal(empty.status, 2);
+  assert.match(empty.stderr, /Invalid --feature-layer 'block_6_expand_relu,,block_16_expand_relu'/);
+});

@@ -89,8 +89,11 @@ export const runConfigSchema = z
           .object({ nativeSize: z.number().int().min(32), channelOrder: z.literal('rgb').default('rgb'), scaling: z.enum(['[-1, 1]', '[0, 1]']) })
           .strict()
           .optional(),
-        /** Layer whose pooled output is the feature vector, as `scarce backbone inspect` lists them; default the backbone's output. */
-        featureLayer: z.string().min(1).optional(),
+        /**
+         * Layer whose pooled output is the feature vector, as `scarce backbone inspect` lists them, or several layers whose
+         * pooled outputs are concatenated in order; default the backbone's output.
+         */
+        featureLayer: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
         featureBatchSize: z.number().int().positive().default(64),
         /** What runs the frozen backbone: onnxruntime (auto picks it on wasm and cpu when it loads) or tfjs. */
         runtime: z.enum(['auto', 'onnxruntime', 'tfjs']).default('auto'),

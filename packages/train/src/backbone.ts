@@ -26,8 +26,8 @@ export interface Backbone {
   source: string;
   /** sha256 of the resized topology, the weights, the feature layer and the scaling: the key of cached features. */
   fingerprint: string;
-  /** Layer whose output is pooled into features, or undefined for the model's own output. */
-  featureLayer?: string;
+  /** Layer (or layers, pooled and concatenated in order) whose output is pooled into features, or undefined for the model's own output. */
+  featureLayer?: string | string[];
 }
 
 /** Key of a backbone's own spec in its model.json `userDefinedMetadata`. */
@@ -44,9 +44,10 @@ export interface LoadBackboneOptions {
   spec?: BackboneSpec;
   /**
    * Name of an inner layer whose output becomes the feature map, as `scarce backbone inspect` lists
-   * them. The layers after it are cut off. Default: the model's own output.
+   * them, or several names: each output is pooled and the vectors are concatenated in that order.
+   * The layers after the last one are cut off. Default: the model's own output.
    */
-  featureLayer?: string;
+  featureLayer?: string | string[];
 }
 
 /** Sets the input layer of a layers topology to `inputSize` x `inputSize`, keeping its channels. */
@@ -88,22 +89,41 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions 
   const spec = options.spec ?? declared ?? MOBILENET_V2_SPEC;
   const inputSize = requestedSize ?? spec.nativeSize;
   let model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  if (options.featureLayer !== undefined) {
-    const layer = model.layers.find((candidate) => candidate.name === options.featureLayer);
-    if (layer === undefined) {
-      throw new InputError(`${source} has no layer named '${options.featureLayer}'; run 'scarce backbone inspect ${source}' to list its layers.`);
-    }
-    const output = layer.output as tf.SymbolicTensor;
-    if (Array.isArray(output) || output.shape.length !== 4) {
-      throw new InputError(`Layer '${options.featureLayer}' of ${source} does not output one 4-D feature map; choose a convolutional layer.`);
-    }
-    model = tf.model({ inputs: model.inputs, outputs: output, name: `${model.name}_to_${options.featureLayer}` });
+  const featureLayers = typeof options.featureLayer === 'string' ? [options.featureLayer] : [...(options.featureLayer ?? [])];
+  if (options.featureLayer !== undefined && featureLayers.length === 0) {
+    throw new InputError(`featureLayer for ${source} is an empty list; name at least one layer or leave it out for the model's output.`);
   }
-  const outputShape = model.outputs[0].shape;
-  const featureSize = outputShape[outputShape.length - 1];
-  if (featureSize === null) throw new InputError(`${source}: the output has an unknown channel count.`);
-  // The feature layer and a non-default scaling change the features, so they change the cache key.
-  const keyParts = [modelFingerprint, ...(options.featureLayer === undefined ? [] : [options.featureLayer]), ...(spec.scaling === MOBILENET_V2_SPEC.scaling ? [] : [spec.scaling])];
+  if (featureLayers.length > 0) {
+    const outputs = featureLayers.map((name) => {
+      const layer = model.layers.find((candidate) => candidate.name === name);
+      if (layer === undefined) {
+        throw new InputError(`${source} has no layer named '${name}'; run 'scarce backbone inspect ${source}' to list its layers.`);
+      }
+      const output = layer.output as tf.SymbolicTensor;
+      if (Array.isArray(output) || output.shape.length !== 4) {
+        throw new InputError(`Layer '${name}' of ${source} does not output one 4-D feature map; choose a convolutional layer.`);
+      }
+      return output;
+    });
+    model = tf.model({ inputs: model.inputs, outputs: outputs.length === 1 ? outputs[0] : outputs, name: `${model.name}_to_${featureLayers.join('_')}` });
+  }
+  const channels = model.outputs.map((output) => output.shape.at(-1));
+  if (channels.some((count) => count === null || count === undefined)) throw new InputError(`${source}: an output has an unknown channel count.`);
+  const featureSize = (channels as number[]).reduce((sum, count) => sum + count, 0);
+  // The feature layers and a non-default scaling change the features, so they change the cache key.
+  const keyParts = [modelFingerprint, ...(featureLayers.length === 0 ? [] : [featureLayers.join('+')]), ...(spec.scaling === MOBILENET_V2_SPEC.scaling ? [] : [spec.scaling])];
   const fingerprint = keyParts.length === 1 ? modelFingerprint : createHash('sha256').update(keyParts.join('\n')).digest('hex');
-  return { model, spec, inputSize, featureSize, source, fingerprint, featureLayer: options.featureLayer };
+  let featureLayer: string | string[] | undefined;
+  if (featureLayers.length === 1) featureLayer = featureLayers[0];
+  else if (featureLayers.length > 1) featureLayer = featureLayers;
+  return { model, spec, inputSize, featureSize, source, fingerprint, featureLayer };
+}
+
+/** Global-average-pools each of the backbone's output maps and concatenates the vectors: [images, featureSize]. */
+export function poolFeatureMaps(output: tf.Tensor | tf.Tensor[]): tf.Tensor2D {
+  const maps = Array.isArray(output) ? output : [output];
+  return tf.tidy(() => {
+    const pooled = maps.map((map) => map.mean([1, 2]) as tf.Tensor2D);
+    return pooled.length === 1 ? pooled[0] : tf.concat(pooled, 1);
+  });
 }

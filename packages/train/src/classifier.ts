@@ -33,7 +33,8 @@ export function composeClassifier(backbone: Backbone, head: ClassifierHead): tf.
   const foldedKernel = firstKernel.map((row, i) => row.map((value) => value / head.std[i]));
   const foldedBias = firstBias.map((bias, j) => bias - firstKernel.reduce((sum, row, i) => sum + (head.mean[i] / head.std[i]) * row[j], 0));
 
-  let x = tf.layers.globalAveragePooling2d({ name: 'head_pool' }).apply(backbone.model.outputs[0]) as tf.SymbolicTensor;
+  const pooled = backbone.model.outputs.map((output, i) => tf.layers.globalAveragePooling2d({ name: i === 0 ? 'head_pool' : `head_pool_${i}` }).apply(output) as tf.SymbolicTensor);
+  let x = pooled.length === 1 ? pooled[0] : (tf.layers.concatenate({ axis: -1, name: 'head_features' }).apply(pooled) as tf.SymbolicTensor);
   const outputUnits = members * numClasses;
   const output = tf.layers.dense({ units: outputUnits, activation: members === 1 ? 'softmax' : 'linear', name: 'head_output' });
   const assignments: Array<[tf.layers.Layer, number[][], number[]]> = [];

@@ -7,7 +7,7 @@ import { extractFeatures } from './features.js';
 export interface FeatureWorkerData {
   source: string;
   inputSize: number;
-  featureLayer?: string;
+  featureLayer?: string | string[];
   spec: BackboneSpec;
   backend: BackendChoice;
   batchSize: number;

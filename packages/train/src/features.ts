@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Progress, type RawImage } from '@scarce/core';
-import type { Backbone } from './backbone.js';
+import { poolFeatureMaps, type Backbone } from './backbone.js';
 import type { InferenceRuntime, OnnxRunner } from './onnx-runner.js';
 import { backboneInputValues, toBackboneInput } from './preprocess.js';
 
@@ -11,13 +11,14 @@ export interface ExtractFeaturesOptions {
   /** Label of the progress bar; default `features`. */
   label?: string;
   quiet?: boolean;
-  /** What runs the backbone; default `auto` (onnxruntime when tfjs runs on wasm or cpu and it loads). */
+  /** Runtime of the backbone; default `auto` (onnxruntime when tfjs runs on wasm or cpu and it loads). */
   runtime?: InferenceRuntime;
 }
 
 /**
  * Runs the frozen backbone in inference mode (BatchNorm uses its moving statistics) and
- * global-average-pools its output: one `featureSize` vector per record, row-major.
+ * global-average-pools its output (each feature layer's, concatenated): one `featureSize` vector
+ * per record, row-major.
  */
 export function extractFeatures(backbone: Backbone, records: readonly RawImage[], options: ExtractFeaturesOptions = {}): Float32Array {
   const batchSize = options.batchSize ?? 64;
@@ -26,10 +27,7 @@ export function extractFeatures(backbone: Backbone, records: readonly RawImage[]
 
   for (let start = 0; start < records.length; start += batchSize) {
     const batch = records.slice(start, start + batchSize);
-    const pooled = tf.tidy(() => {
-      const output = backbone.model.predict(toBackboneInput(batch, backbone)) as tf.Tensor4D;
-      return output.mean([1, 2]);
-    });
+    const pooled = tf.tidy(() => poolFeatureMaps(backbone.model.predict(toBackboneInput(batch, backbone)) as tf.Tensor | tf.Tensor[]));
     features.set(pooled.dataSync() as Float32Array, start * backbone.featureSize);
     pooled.dispose();
     progress.tick(batch.length);

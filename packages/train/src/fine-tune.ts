@@ -35,6 +35,9 @@ export interface SplitBackbone {
  * tensor, which block boundaries of sequential-by-block backbones such as MobileNetV2 are.
  */
 export function splitBackbone(backbone: Backbone, unfreeze: UnfreezeOptions): SplitBackbone {
+  if (backbone.model.outputs.length !== 1) {
+    throw new InputError(`Fine-tuning trains on one feature map, but ${backbone.source} is cut at ${backbone.model.outputs.length} feature layers; name one featureLayer, or use feature extraction.`);
+  }
   const blocks = backboneBlocks(backbone.model);
   let isUnfrozen: (name: string) => boolean;
   if (unfreeze.layerPrefixes !== undefined && unfreeze.layerPrefixes.length > 0) {
@@ -84,7 +87,7 @@ export interface FrozenActivationsOptions {
   batchSize?: number;
   /** Default true. */
   quiet?: boolean;
-  /** What runs the frozen front; default `auto` (onnxruntime when tfjs runs on wasm or cpu and it loads). */
+  /** Runtime of the frozen front; default `auto` (onnxruntime when tfjs runs on wasm or cpu and it loads). */
   runtime?: InferenceRuntime;
 }
 

@@ -168,10 +168,10 @@ function translate(builder: GraphBuilder, layer: tf.layers.Layer, inputs: Array<
 }
 
 /**
- * Translates the inference graph of a tfjs layers model, from its single 4-D input to its first
- * output, into an ONNX model: BatchNormalization with its moving statistics, dropout as identity.
- * The ONNX model takes NHWC float images and returns NHWC maps (or pooled vectors with `pooled`),
- * running NCHW inside. Throws `UnsupportedLayerError` for a layer or setting it does not translate.
+ * Translates the inference graph of a tfjs layers model, from its single 4-D input to its output,
+ * into an ONNX model: BatchNormalization with its moving statistics, dropout as identity. The ONNX
+ * model takes NHWC float images and returns an NHWC map, or with `pooled` one vector per image
+ * (every output pooled and concatenated), running NCHW inside. Throws `UnsupportedLayerError` for a layer or setting it does not translate.
  */
 export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {}): Uint8Array {
   if (model.inputs.length !== 1 || model.inputs[0].shape.length !== 4) {
@@ -193,19 +193,21 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
     return value;
   };
   // Deep graphs recurse once per layer; a few hundred layers stay well inside the stack.
-  const result = visit(model.outputs[0]);
+  const results = model.outputs.map(visit);
 
-  let output = result.name;
+  let output: string;
   let outputDims: Array<number | string>;
-  const outputShape = model.outputs[0].shape;
-  if (result.rank === 4 && options.pooled) {
-    output = builder.op('Flatten', [builder.op('GlobalAveragePool', [output])]);
-    outputDims = ['batch', outputShape[3]!];
-  } else if (result.rank === 4) {
-    output = builder.op('Transpose', [output], [{ name: 'perm', ints: [0, 2, 3, 1] }]);
-    outputDims = ['batch', ...(outputShape.slice(1) as number[])];
+  if (options.pooled) {
+    // Each map is pooled to one vector; several are concatenated in output order, as poolFeatureMaps does.
+    const vectors = results.map((result) => (result.rank === 4 ? builder.op('Flatten', [builder.op('GlobalAveragePool', [result.name])]) : result.name));
+    output = vectors.length === 1 ? vectors[0] : builder.op('Concat', vectors, [{ name: 'axis', int: 1 }]);
+    outputDims = ['batch', model.outputs.reduce((sum, tensor) => sum + (tensor.shape.at(-1) as number), 0)];
+  } else if (results.length > 1) {
+    throw new UnsupportedLayerError(`model ${model.name}: several outputs are exported only pooled`);
   } else {
-    outputDims = ['batch', ...(outputShape.slice(1) as number[])];
+    const [result] = results;
+    output = result.rank === 4 ? builder.op('Transpose', [result.name], [{ name: 'perm', ints: [0, 2, 3, 1] }]) : result.name;
+    outputDims = ['batch', ...(model.outputs[0].shape.slice(1) as number[])];
   }
   builder.nodes.push({ opType: 'Identity', inputs: [output], outputs: [ONNX_OUTPUT] });
 

@@ -19,7 +19,7 @@ function concat(parts: readonly Bytes[]): Bytes {
   return out;
 }
 
-/** A base-128 varint; negative values take ten bytes, as two's complement int64. */
+/** Encodes a base-128 varint. Negative values take ten bytes, as two's complement int64. */
 function varint(value: number | bigint): Bytes {
   let rest = BigInt.asUintN(64, BigInt(value));
   const bytes: number[] = [];

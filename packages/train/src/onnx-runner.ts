@@ -4,7 +4,7 @@ import { InputError } from '@scarce/core';
 import { exportOnnx, ONNX_INPUT, ONNX_OUTPUT, UnsupportedLayerError } from './onnx-export.js';
 
 /**
- * What runs a frozen model's forward pass: `onnxruntime` (onnxruntime-node on every core, used by
+ * Runtime of a frozen model's forward pass: `onnxruntime` (onnxruntime-node on every core, used by
  * `auto` when tfjs runs on wasm or cpu) or `tfjs` (the current tfjs backend).
  */
 export type InferenceRuntime = 'auto' | 'onnxruntime' | 'tfjs';
@@ -23,7 +23,7 @@ type OnnxModule = typeof import('onnxruntime-node');
 
 let onnxModule: Promise<OnnxModule | Error> | undefined;
 
-/** Loads onnxruntime-node once; an Error says why it is not available. */
+/** Loads onnxruntime-node once, or returns an Error with the reason it did not load. */
 function loadOnnxRuntime(): Promise<OnnxModule | Error> {
   onnxModule ??= import('onnxruntime-node').then(
     (module) => module,
@@ -33,13 +33,13 @@ function loadOnnxRuntime(): Promise<OnnxModule | Error> {
 }
 
 /**
- * Runners already built, per model and output form, with the weights they were built from: tfjs
- * gives a variable new data on every assignment, so a model whose weights changed (fine-tuning
- * trains layers that the whole backbone shares) gets a new runner.
+ * Runners already built, per model and output form, with the weights they were built from. tfjs
+ * gives a variable new data on every assignment, so a model whose weights changed gets a new
+ * runner. Fine-tuning trains layers that the whole backbone shares.
  */
 const runners = new WeakMap<tf.LayersModel, Map<string, { weights: object[]; runner: Promise<OnnxRunner | Error> }>>();
 
-/** The data of every weight of the model, which changes identity whenever a weight is assigned. */
+/** Returns the data of every weight of the model, whose identity changes whenever a weight is assigned. */
 function weightState(model: tf.LayersModel): object[] {
   return model.weights.map((weight) => weight.read().dataId);
 }
@@ -60,8 +60,9 @@ async function buildRunner(model: tf.LayersModel, pooled: boolean): Promise<Onnx
     graphOptimizationLevel: 'all',
   });
   const [, height, width, channels] = model.inputs[0].shape as number[];
-  const outputShape = model.outputs[0].shape;
-  const outputSize = pooled ? outputShape.at(-1)! : (outputShape.slice(1) as number[]).reduce((product, size) => product * size, 1);
+  const outputSize = pooled
+    ? model.outputs.reduce((sum, output) => sum + (output.shape.at(-1) as number), 0)
+    : (model.outputs[0].shape.slice(1) as number[]).reduce((product, size) => product * size, 1);
   return {
     outputSize,
     async run(input, count) {

@@ -20,7 +20,7 @@ function bilinearTaps(from: number, to: number): { low: Int32Array; high: Int32A
 /**
  * The backbone's input for records, as row-major NHWC floats: each resized with bilinear
  * interpolation to the input size (the sampling of tf.image.resizeBilinear without corner
- * alignment), grayscale repeated to RGB, and scaled as the backbone's spec says. All records
+ * alignment), grayscale repeated to RGB, and scaled as the backbone's spec sets. All records
  * must share one shape.
  */
 export function backboneInputValues(records: readonly RawImage[], backbone: Backbone): Float32Array {

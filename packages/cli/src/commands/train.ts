@@ -14,6 +14,15 @@ import { configureOutput } from '../output.js';
 const DEFAULTS = runConfigSchema.shape.train.parse({});
 
 /** Parses `--split val,test` shares. */
+/** Reads --feature-layer: one layer name, or several separated by commas. */
+function featureLayerOption(value: string): string | string[] {
+  const names = value.split(',').map((name) => name.trim());
+  if (names.some((name) => name === '')) {
+    throw new InputError(`Invalid --feature-layer '${value}': expected layer names separated by commas, as scarce backbone inspect lists them.`);
+  }
+  return names.length === 1 ? names[0] : names;
+}
+
 function splitShares(value: string): [number, number] {
   const parts = value.split(',').map(Number);
   if (parts.length !== 2 || parts.some((share) => !Number.isFinite(share) || share <= 0 || share >= 0.5)) {
@@ -30,7 +39,7 @@ export function registerTrain(program: Command): void {
     .option('--with <dirs...>', 'shard folders whose train rows join the training set (augmented or synthetic)', [])
     .option('--backbone <path-or-url>', `TF.js layers model: a folder, a model.json path or an http(s) URL (default: the MobileNetV2-0.35 in fixtures/)`)
     .option('--input-size <px>', `backbone input side in pixels (default: ${DEFAULTS.inputSize})`, integer)
-    .option('--feature-layer <name>', 'layer whose pooled output is the feature vector, as scarce backbone inspect lists them (default: the backbone output)')
+    .option('--feature-layer <names>', 'layer whose pooled output is the feature vector, as scarce backbone inspect lists them, or several separated by commas whose pooled outputs are concatenated (default: the backbone output)')
     .option('--units <n>', `hidden units of the head, 0 for a linear head (default: ${DEFAULTS.head.units})`, integer)
     .option('--ensemble <n>', `heads trained side by side whose probabilities are averaged (default: ${DEFAULTS.head.ensemble})`, integer)
     .option('--learning-rate <lr>', `Adam learning rate of the head (default: ${DEFAULTS.head.learningRate})`, number)
@@ -52,7 +61,7 @@ export function registerTrain(program: Command): void {
       const settings = runConfigSchema.shape.train.parse({
         ...defined(options.backbone === undefined ? undefined : { backbone: options.backbone }),
         ...defined(options.inputSize === undefined ? undefined : { inputSize: options.inputSize }),
-        ...defined(options.featureLayer === undefined ? undefined : { featureLayer: options.featureLayer }),
+        ...defined(options.featureLayer === undefined ? undefined : { featureLayer: featureLayerOption(options.featureLayer as string) }),
         ...defined(options.seeds === undefined ? undefined : { seeds: options.seeds }),
         head: {
           ...defined(options.units === undefined ? undefined : { units: options.units }),
