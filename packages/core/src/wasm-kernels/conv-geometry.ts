@@ -82,8 +82,8 @@ export function assertShape(
 }
 
 /**
- * Whether a convolution is a 1x1 filter at stride 1 without padding, so
- * that each output pixel is the input pixel times the filter matrix.
+ * Checks whether a convolution is a 1x1 filter at stride 1 without padding,
+ * so that each output pixel is the input pixel times the filter matrix.
  */
 export function isPointwise(info: ConvInfo): boolean {
   const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth, padInfo } = info;

@@ -7,7 +7,7 @@ import { readInputs, wrapTensorInfo } from './kernel-inputs.js';
  * is transposed into a new tensor first and wasm's kernel then multiplies
  * upright operands. wasm multiplies a transposed operand in place about 13
  * times slower (70 ms against 5 ms for 112x512 by 512x1280), and every
- * dense layer's gradient asks for one.
+ * dense layer's gradient multiplies by one.
  */
 export function uprightMatMul(kernelName: string, own: tf.KernelFunc): tf.KernelFunc {
   return ({ inputs, attrs, backend }) => {
