@@ -99,6 +99,7 @@ test('backbone concatenates several feature layers', async () => {
 
   assert.throws(() => splitBackbone(both, { lastBlocks: 1 }), /one feature map.*2 feature layers/);
   await assert.rejects(loadBackbone(MOBILENET, { inputSize: 32, featureLayer: [] }), /empty list/);
+  await assert.rejects(loadBackbone(MOBILENET, { inputSize: 32, featureLayer: ['block_6_expand_relu', 'block_6_expand_relu'] }), /names 'block_6_expand_relu' twice/);
   await assert.rejects(loadBackbone(MOBILENET, { inputSize: 32, featureLayer: ['block_6_expand_relu', 'block_99'] }), /no layer named 'block_99'/);
 });
 

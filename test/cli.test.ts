@@ -89,6 +89,40 @@ test('run --dry-run checks like a run', async () => {
   assert.equal(await readFile(join(dir, 'runs', 'run', 'config.json'), 'utf8'), '{}', 'the earlier run is kept');
 });
 
+test('run names the feature layer or runtime at fault and writes nothing', async () => {
+  const dir = await temporaryFolder();
+  const configPath = join(dir, 'c.json');
+  const write = (train: object) => writeFile(configPath, JSON.stringify({ data: { path: resolve(BREASTMNIST) }, synth: { enabled: false }, augment: { enabled: false }, train: { mixes: ['real'], ...train } }));
+
+  await write({ backbone: resolve(MOBILENET), featureLayer: ['block_6_expand_relu', 'nope'] });
+  const missing = runCli(['run', configPath]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /Invalid config field 'train\.featureLayer' \(\["block_6_expand_relu","nope"\]\): .* has no layer named 'nope'/);
+
+  // A backbone with a layer the ONNX exporter does not translate.
+  const tf = createRequire(resolve('packages/train/package.json'))('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
+  const input = tf.input({ shape: [32, 32, 3] });
+  const pooled = tf.layers.maxPooling2d({ poolSize: 2 }).apply(tf.layers.conv2d({ filters: 4, kernelSize: 3 }).apply(input)) as import('@tensorflow/tfjs').SymbolicTensor;
+  const backbone = join(dir, 'pooling-backbone');
+  await mkdir(backbone);
+  await tf.model({ inputs: input, outputs: pooled }).save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const manifest = [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }];
+      await writeFile(join(backbone, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: artifacts.modelTopology, weightsManifest: manifest }));
+      await writeFile(join(backbone, 'weights.bin'), new Uint8Array(artifacts.weightData as ArrayBuffer));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  await write({ backbone, inputSize: 32, runtime: 'onnxruntime' });
+  const required = runCli(['run', configPath]);
+  assert.equal(required.status, 2);
+  assert.match(required.stderr, /Invalid config field 'train\.runtime' \(onnxruntime\): .*does not translate layer .*MaxPooling2D.*runtime 'auto' or 'tfjs'/);
+  const dryRun = runCli(['run', configPath, '--dry-run']);
+  assert.equal(dryRun.status, 2);
+  assert.match(dryRun.stderr, /Invalid config field 'train\.runtime'/);
+  assert.equal(await exists(join(dir, 'runs')), false, 'nothing was written');
+});
+
 test('run --dry-run --json prints one plan', async () => {
   const dir = await temporaryFolder();
   const configPath = join(dir, 'plan.json');

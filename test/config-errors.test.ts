@@ -32,6 +32,12 @@ test('config errors name field, value and allowed', () => {
     ],
     ['unknown top-level field', { data, seeds: [1] }, [/\(top level\): unknown field 'seeds'\. Allowed: augment, backend, data, /, /Did you mean 'seed'\?/]],
     ['invalid name', { data, name: '../x' }, [/name: use letters, digits, dot, dash or underscore.*\(received "\.\.\/x"\)/]],
+    ['feature layer of another type', { data, train: { featureLayer: ['block_6_expand_relu', 3] } }, [/train\.featureLayer: expected a layer name or a list of layer names/]],
+    [
+      'several feature layers with fine-tuning',
+      { data, train: { strategy: 'fine-tune', featureLayer: ['block_6_expand_relu', 'block_16_expand_relu'] } },
+      [/train\.featureLayer: strategy 'fine-tune' trains on one feature map; name one layer, or use strategy 'feature-extraction'/],
+    ],
   ];
   for (const [name, config, patterns] of cases) {
     const message = rejectionOf(config);

@@ -93,7 +93,9 @@ export const runConfigSchema = z
          * Layer whose pooled output is the feature vector, as `scarce backbone inspect` lists them, or several layers whose
          * pooled outputs are concatenated in order; default the backbone's output.
          */
-        featureLayer: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+        featureLayer: z
+          .union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected a layer name or a list of layer names' })
+          .optional(),
         featureBatchSize: z.number().int().positive().default(64),
         /** What runs the frozen backbone: onnxruntime (auto picks it on wasm and cpu when it loads) or tfjs. */
         runtime: z.enum(['auto', 'onnxruntime', 'tfjs']).default('auto'),
@@ -188,6 +190,15 @@ export const runConfigSchema = z
         seeds: z.array(z.number().int().nonnegative()).min(1).default([0, 1, 2]),
       })
       .strict()
+      .superRefine((train, context) => {
+        if (train.strategy !== 'feature-extraction' && Array.isArray(train.featureLayer) && train.featureLayer.length > 1) {
+          context.addIssue({
+            code: 'custom',
+            path: ['featureLayer'],
+            message: `strategy '${train.strategy}' trains on one feature map; name one layer, or use strategy 'feature-extraction' to pool several`,
+          });
+        }
+      })
       .prefault({}),
   })
   .strict();

@@ -17,7 +17,7 @@ import {
 } from '@scarce/core';
 import { augmentToShards, resolveTransformConfig, type TransformOptions } from '@scarce/augment';
 import { resolveSynthConfig, runSynth, type QualitySummary, type SynthConfig } from '@scarce/synth';
-import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeaturesCached, extractFeaturesParallel, FeatureCache, loadBackbone, type Backbone, type MixRecipe } from '@scarce/train';
+import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeaturesCached, extractFeaturesParallel, FeatureCache, FeatureLayerError, loadBackbone, resolveInferenceRuntime, type Backbone, type MixRecipe } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
 import { benchmarkMixes, type FineTuneContext, type MixResult } from './benchmark.js';
@@ -39,6 +39,8 @@ export interface RunMetrics {
   name: string;
   seed: number;
   backend: string;
+  /** What ran the frozen backbone: onnxruntime, or tfjs on `backend`. */
+  inferenceRuntime: 'onnxruntime' | 'tfjs';
   startedAt: string;
   /** Seconds per stage. */
   timings: Record<string, number>;
@@ -126,9 +128,8 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   preflight(config, dataset, needs);
   for (const warning of missingClassWarnings(dataset)) log(`warning: ${warning}`);
   const folders = await readMixFolders(needs, dataset);
-  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer, spec: config.train.backboneSpec }).catch((error: Error) => {
-    throw new InputError(`Invalid config field 'train.backbone' (${config.train.backbone}): ${error.message}`);
-  });
+  const { backbone, runtime } = await loadRunBackbone(config);
+  log(`frozen backbone runs in ${runtime === 'onnxruntime' ? 'onnxruntime' : `tfjs (${selection.backend})`}`);
   await prepareRunFolder(runDir, options.force ?? false);
   await writeFileAtomic(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   log(`run ${config.name}: ${dataset.records.length} images, classes ${dataset.classNames.join(', ')}, outputs in ${runDir}`);
@@ -215,6 +216,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
     name: config.name,
     seed: config.seed,
     backend: selection.backend,
+    inferenceRuntime: runtime,
     startedAt,
     timings,
     dataset: {
@@ -302,6 +304,24 @@ function composeMixes(mixes: readonly MixRecipe[], trainRows: readonly ImageReco
   for (const [folder, rows] of folders) pools.set(folder, rows);
   const realCount = pools.get('real')!.length;
   return mixes.map((mix) => ({ name: mix.name, rows: composeRecipe(mix, pools, realCount, seed) }));
+}
+
+/**
+ * Loads the run's backbone and finds which runtime runs it, naming the config field at fault when
+ * either fails, so that a run stops before it writes anything.
+ */
+export async function loadRunBackbone(config: RunConfig): Promise<{ backbone: Backbone; runtime: 'onnxruntime' | 'tfjs' }> {
+  const { backbone: source, inputSize, featureLayer, backboneSpec, runtime } = config.train;
+  const backbone = await loadBackbone(source, { inputSize, featureLayer, spec: backboneSpec }).catch((error: Error) => {
+    const [field, value] = error instanceof FeatureLayerError ? ['train.featureLayer', JSON.stringify(featureLayer)] : ['train.backbone', source];
+    throw new InputError(`Invalid config field '${field}' (${value}): ${error.message}`);
+  });
+  try {
+    return { backbone, runtime: await resolveInferenceRuntime(backbone.model, runtime) };
+  } catch (error) {
+    backbone.model.dispose();
+    throw new InputError(`Invalid config field 'train.runtime' (${runtime}): ${(error as Error).message}`);
+  }
 }
 
 /** Splits the backbone for fine-tuning and runs its frozen front once over every record. */

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { recordsOfSplit, selectBackend } from '@scarce/core';
 import { resolveSynthConfig, type SynthConfig } from '@scarce/synth';
-import { defaultCacheDirectory, loadBackbone } from '@scarce/train';
+import { defaultCacheDirectory } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
-import { checkRunFolder, loadRunData, preflight } from './pipeline.js';
+import { checkRunFolder, loadRunBackbone, loadRunData, preflight } from './pipeline.js';
 import { FIGURES_FOLDER, SHARED_TRANSFORM_SETTINGS } from './report-figures.js';
 
 /** Plan of a `scarce run`: its stages, rows and outputs, as `--dry-run` prints it. */
@@ -38,9 +38,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   const selection = await selectBackend({ backend: config.backend, log: options.log ?? (() => {}) });
   const dataset = await loadRunData(config);
   preflight(config, dataset, needs);
-  const backbone = await loadBackbone(config.train.backbone, { inputSize: config.train.inputSize, featureLayer: config.train.featureLayer, spec: config.train.backboneSpec }).catch((error: Error) => {
-    throw new InputError(`Invalid config field 'train.backbone' (${config.train.backbone}): ${error.message}`);
-  });
+  const { backbone } = await loadRunBackbone(config);
   backbone.model.dispose();
   const runFolder = await checkRunFolder(runDir, options.force ?? false);
 

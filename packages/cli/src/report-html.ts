@@ -85,6 +85,7 @@ function runSection(metrics: RunMetrics): string {
     ['classes', escapeHtml(dataset.classNames.join(', '))],
     ['real images', `train ${dataset.splits.train}, val ${dataset.splits.val}, test ${dataset.splits.test}`],
     ['backend', escapeHtml(metrics.backend)],
+    ['frozen backbone ran in', escapeHtml(metrics.inferenceRuntime ?? 'tfjs')],
     ['run seed', String(metrics.seed)],
     ['head seeds', config.train.seeds.join(', ')],
     ['backbone', `<code>${escapeHtml(config.train.backbone.split('/').pop() ?? '')}</code> at ${config.train.inputSize} px, ${escapeHtml(config.train.strategy)}`],

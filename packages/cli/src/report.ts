@@ -16,7 +16,7 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
     '',
     `Data: \`${metrics.dataset.path}\` (classes: ${metrics.dataset.classNames.join(', ')}; ` +
       `train ${metrics.dataset.splits.train}, val ${metrics.dataset.splits.val}, test ${metrics.dataset.splits.test}).`,
-    `Backend: ${metrics.backend}. Run seed: ${metrics.seed}. Head seeds: ${seeds}. scarce ${metrics.toolkitVersion}, started ${metrics.startedAt}.`,
+    `Backend: ${metrics.backend}; the frozen backbone ran in ${metrics.inferenceRuntime ?? 'tfjs'}. Run seed: ${metrics.seed}. Head seeds: ${seeds}. scarce ${metrics.toolkitVersion}, started ${metrics.startedAt}.`,
     '',
     '## Test scores per mix',
     '',

@@ -30,6 +30,9 @@ export interface Backbone {
   featureLayer?: string | string[];
 }
 
+/** A feature layer that a backbone does not have or cannot be cut at. */
+export class FeatureLayerError extends InputError {}
+
 /** Key of a backbone's own spec in its model.json `userDefinedMetadata`. */
 export const BACKBONE_SPEC_KEY = 'scarceBackbone';
 
@@ -91,17 +94,21 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions 
   let model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
   const featureLayers = typeof options.featureLayer === 'string' ? [options.featureLayer] : [...(options.featureLayer ?? [])];
   if (options.featureLayer !== undefined && featureLayers.length === 0) {
-    throw new InputError(`featureLayer for ${source} is an empty list; name at least one layer or leave it out for the model's output.`);
+    throw new FeatureLayerError(`featureLayer for ${source} is an empty list; name at least one layer or leave it out for the model's output.`);
+  }
+  const repeated = featureLayers.find((name, i) => featureLayers.indexOf(name) !== i);
+  if (repeated !== undefined) {
+    throw new FeatureLayerError(`featureLayer names '${repeated}' twice; list each layer once.`);
   }
   if (featureLayers.length > 0) {
     const outputs = featureLayers.map((name) => {
       const layer = model.layers.find((candidate) => candidate.name === name);
       if (layer === undefined) {
-        throw new InputError(`${source} has no layer named '${name}'; run 'scarce backbone inspect ${source}' to list its layers.`);
+        throw new FeatureLayerError(`${source} has no layer named '${name}'; run 'scarce backbone inspect ${source}' to list its layers.`);
       }
       const output = layer.output as tf.SymbolicTensor;
       if (Array.isArray(output) || output.shape.length !== 4) {
-        throw new InputError(`Layer '${name}' of ${source} does not output one 4-D feature map; choose a convolutional layer.`);
+        throw new FeatureLayerError(`Layer '${name}' of ${source} does not output one 4-D feature map; choose a convolutional layer.`);
       }
       return output;
     });

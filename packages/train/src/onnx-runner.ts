@@ -51,7 +51,7 @@ async function buildRunner(model: tf.LayersModel, pooled: boolean): Promise<Onnx
   try {
     bytes = exportOnnx(model, { pooled });
   } catch (error) {
-    if (error instanceof UnsupportedLayerError) return new Error(`the model has a part onnxruntime is not given: ${error.message}`);
+    if (error instanceof UnsupportedLayerError) return new Error(`the ONNX exporter does not translate ${error.message}`);
     throw error;
   }
   const session = await ort.InferenceSession.create(bytes, {
@@ -92,6 +92,14 @@ export async function onnxRunnerFor(model: tf.LayersModel, pooled: boolean, runt
   }
   const built = await entry.runner;
   if (!(built instanceof Error)) return built;
-  if (runtime === 'onnxruntime') throw new InputError(`The onnxruntime runtime was requested but ${built.message}; use --runtime auto or tfjs.`);
+  if (runtime === 'onnxruntime') throw new InputError(`The onnxruntime runtime was requested but ${built.message}; use runtime 'auto' or 'tfjs' (train.runtime in a run config).`);
   return undefined;
+}
+
+/**
+ * Returns which runtime runs the model's pooled forward pass under `runtime`, building the
+ * onnxruntime runner to find out. Throws as `onnxRunnerFor` does.
+ */
+export async function resolveInferenceRuntime(model: tf.LayersModel, runtime: InferenceRuntime = 'auto'): Promise<'onnxruntime' | 'tfjs'> {
+  return (await onnxRunnerFor(model, true, runtime)) === undefined ? 'tfjs' : 'onnxruntime';
 }
