@@ -30,7 +30,7 @@ async function assertOnnxMatchesTfjs(model: tf.LayersModel, pooled: boolean, ima
   assert.ok(difference < tolerance, `onnxruntime and tfjs differ by up to ${difference}`);
 }
 
-test('the shipped MobileNetV2 runs in onnxruntime as in tfjs', async () => {
+test('shipped MobileNetV2 matches tfjs', async () => {
   const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
   const images = tf.randomUniform([3, 32, 32, 3], -1, 1, 'float32', 7) as tf.Tensor4D;
   await assertOnnxMatchesTfjs(backbone.model, true, images);
@@ -38,7 +38,7 @@ test('the shipped MobileNetV2 runs in onnxruntime as in tfjs', async () => {
   backbone.model.dispose();
 });
 
-test('every translated layer kind matches tfjs', async () => {
+test('translated layer kinds match tfjs', async () => {
   const input = tf.input({ shape: [9, 8, 3] });
   const padded = tf.layers.zeroPadding2d({ padding: [[0, 1], [2, 1]] }).apply(input) as tf.SymbolicTensor;
   const strided = tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', biasInitializer: 'randomNormal' }).apply(padded) as tf.SymbolicTensor;
@@ -63,7 +63,7 @@ test('every translated layer kind matches tfjs', async () => {
   await assertOnnxMatchesTfjs(vectorModel, false, images);
 });
 
-test('a model with an untranslated layer runs in tfjs, or stops when onnxruntime is required', async () => {
+test('untranslated layer falls back or stops', async () => {
   const input = tf.input({ shape: [8, 8, 1] });
   const pooled = tf.layers.maxPooling2d({ poolSize: 2 }).apply(input) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: pooled });
@@ -73,7 +73,7 @@ test('a model with an untranslated layer runs in tfjs, or stops when onnxruntime
   assert.equal(await onnxRunnerFor(tf.model({ inputs: input, outputs: tf.layers.conv2d({ filters: 1, kernelSize: 1 }).apply(input) as tf.SymbolicTensor }), false, 'tfjs'), undefined);
 });
 
-test('frozen activations from onnxruntime equal those from tfjs', async () => {
+test('frozen activations match tfjs', async () => {
   const dataset = await readMedMnistNpz(BREASTMNIST);
   const records = dataset.records.slice(0, 70);
   const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
@@ -88,7 +88,7 @@ test('frozen activations from onnxruntime equal those from tfjs', async () => {
   backbone.model.dispose();
 });
 
-test('a runner follows weights assigned after it was built', async () => {
+test('runner follows assigned weights', async () => {
   const input = tf.input({ shape: [4, 4, 2] });
   const conv = tf.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same' });
   const model = tf.model({ inputs: input, outputs: conv.apply(input) as tf.SymbolicTensor });

@@ -39,7 +39,7 @@ export interface RunMetrics {
   name: string;
   seed: number;
   backend: string;
-  /** What ran the frozen backbone: onnxruntime, or tfjs on `backend`. */
+  /** Runtime of the frozen backbone: onnxruntime, or tfjs on `backend`. */
   inferenceRuntime: 'onnxruntime' | 'tfjs';
   startedAt: string;
   /** Seconds per stage. */
