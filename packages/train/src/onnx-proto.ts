@@ -10,13 +10,7 @@ const encoder = new TextEncoder();
 type Bytes = Uint8Array;
 
 function concat(parts: readonly Bytes[]): Bytes {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return Buffer.concat(parts);
 }
 
 /** Encodes a base-128 varint. Negative values take ten bytes, as two's complement int64. */
