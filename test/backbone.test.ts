@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { readMedMnistNpz, selectBackend } from '@scarce/core';
 import { backboneBlocks, blockName, describeBackbone, extractFeatures, extractFeaturesCached, extractFeaturesParallel, FeatureCache, loadBackbone, splitBackbone, toBackboneInput } from '@scarce/train';
-import { BREASTMNIST, MOBILENET } from './helpers.js';
+import { BREASTMNIST, largestDifference, MOBILENET } from './helpers.js';
 
 let baseUrl = '';
 const requested: string[] = [];
@@ -71,7 +71,7 @@ test('parallel and onnxruntime features equal serial ones', async () => {
   assert.deepEqual(parallel, serial);
   const onnx = await extractFeaturesParallel(backbone, records, { quiet: true, batchSize: 32, runtime: 'onnxruntime' });
   assert.equal(onnx.length, serial.length);
-  const largest = onnx.reduce((most, value, i) => Math.max(most, Math.abs(value - serial[i])), 0);
+  const largest = largestDifference(onnx, serial);
   assert.ok(largest < 1e-4, `onnxruntime features differ from tfjs by up to ${largest}`);
   backbone.model.dispose();
 });
@@ -94,7 +94,7 @@ test('backbone concatenates several feature layers', async () => {
     assert.deepEqual(Array.from(features.subarray(row * 432, (row + 1) * 432)), expected, `row ${row}`);
   }
   const fromOnnx = await extractFeaturesParallel(both, records, { quiet: true, runtime: 'onnxruntime' });
-  const largest = fromOnnx.reduce((most, value, i) => Math.max(most, Math.abs(value - features[i])), 0);
+  const largest = largestDifference(fromOnnx, features);
   assert.ok(largest < 1e-4, `onnxruntime differs by up to ${largest}`);
 
   assert.throws(() => splitBackbone(both, { lastBlocks: 1 }), /one feature map.*2 feature layers/);
@@ -172,7 +172,7 @@ test('feature cache returns the same features without the backbone', async () =>
   assert.equal(second.hits, 7);
   assert.deepEqual(second.features, first.features);
   const fromTfjs = extractFeatures(backbone, images, { quiet: true });
-  const largest = second.features.reduce((most, value, i) => Math.max(most, Math.abs(value - fromTfjs[i])), 0);
+  const largest = largestDifference(second.features, fromTfjs);
   assert.ok(largest < 1e-4, `cached features differ from tfjs ones by up to ${largest}`);
 
   const larger = await loadBackbone(MOBILENET, { inputSize: 64 });

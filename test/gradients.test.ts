@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '@scarce/core';
+import { largestDifference } from './helpers.js';
 
 before(async () => {
   // Registers scarce's gradients of FusedBatchNorm and ClipByValue.
@@ -10,10 +11,9 @@ before(async () => {
 
 function assertClose(actual: tf.Tensor, expected: tf.Tensor, label: string): void {
   assert.deepEqual(actual.shape, expected.shape, label);
-  const [a, e] = [actual.dataSync(), expected.dataSync()];
-  const largest = a.reduce((most, value, i) => Math.max(most, Math.abs(value - e[i])), 0);
+  const largest = largestDifference(actual.dataSync(), expected.dataSync());
   assert.ok(largest < 1e-4, `${label}: differs by up to ${largest}`);
-  assert.ok(e.some((value) => Math.abs(value) > 1e-3), `${label}: all zeros, so the comparison proves nothing`);
+  assert.ok(expected.dataSync().some((value) => Math.abs(value) > 1e-3), `${label}: all zeros, so the comparison proves nothing`);
 }
 
 /** Sums the output weighted by fixed values, so that dy is not constant. */

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,4 +59,12 @@ export async function writeBreastMnistSubset(
   const path = join(dir, 'subset.npz');
   await writeNpz(path, arrays);
   return path;
+}
+
+/** Returns the largest absolute difference between two arrays of one length. */
+export function largestDifference(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length, 'arrays of one length');
+  let largest = 0;
+  for (let i = 0; i < expected.length; i++) largest = Math.max(largest, Math.abs(actual[i] - expected[i]));
+  return largest;
 }

@@ -3,19 +3,11 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, readMedMnistNpz, selectBackend } from '@scarce/core';
 import { exportOnnx, frozenActivations, loadBackbone, onnxRunnerFor, splitBackbone, UnsupportedLayerError } from '@scarce/train';
-import { BREASTMNIST, MOBILENET } from './helpers.js';
+import { BREASTMNIST, largestDifference, MOBILENET } from './helpers.js';
 
 before(async () => {
   await selectBackend({ log: () => {} });
 });
-
-/** Largest absolute difference between two arrays of one length. */
-function largestDifference(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let largest = 0;
-  for (let i = 0; i < expected.length; i++) largest = Math.max(largest, Math.abs(actual[i] - expected[i]));
-  return largest;
-}
 
 async function assertOnnxMatchesTfjs(model: tf.LayersModel, pooled: boolean, images: tf.Tensor4D, tolerance = 1e-4): Promise<void> {
   const runner = await onnxRunnerFor(model, pooled, 'onnxruntime');

@@ -207,7 +207,7 @@ describe('batch normalisation and reductions', () => {
     { shape: [4, 3, 5], axes: [0, 2], keepDims: false },
   ];
   for (const { shape, axes, keepDims } of reductions) {
-    test(`sum and mean of [${shape}] over [${axes}] keepDims ${keepDims}`, async () => {
+    test(`sum, mean [${shape}] axes [${axes}] keepDims ${keepDims}`, async () => {
       await assertMatchesCpu({ x: shape }, ({ x }) => [tf.sum(x, axes, keepDims), tf.mean(x, axes, keepDims)]);
     });
   }
@@ -231,7 +231,7 @@ describe('matrix products with transposed operands', () => {
     { a: [2, 6, 3], b: [2, 6, 4], transposeA: true, transposeB: false },
   ];
   for (const { a, b, transposeA, transposeB } of cases) {
-    test(`matMul a [${a}] b [${b}] transposeA ${transposeA} transposeB ${transposeB}, with gradients`, async () => {
+    test(`matMul [${a}] x [${b}] transposed ${transposeA}/${transposeB}`, async () => {
       await assertMatchesCpu({ a, b }, (inputs) => {
         const product = (left: Tensor, right: Tensor) => weightedSum(tf.matMul(left, right, transposeA, transposeB));
         return [tf.matMul(inputs.a, inputs.b, transposeA, transposeB), ...tf.grads(product)([inputs.a, inputs.b])];

@@ -90,14 +90,14 @@ export const runConfigSchema = z
           .strict()
           .optional(),
         /**
-         * Layer whose pooled output is the feature vector, as `scarce backbone inspect` lists them, or several layers whose
-         * pooled outputs are concatenated in order; default the backbone's output.
+         * Layer whose pooled output is the feature vector, as `scarce backbone inspect` lists them. A list of layers
+         * concatenates their pooled outputs in order. Default: the backbone's output.
          */
         featureLayer: z
           .union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected a layer name or a list of layer names' })
           .optional(),
         featureBatchSize: z.number().int().positive().default(64),
-        /** What runs the frozen backbone: onnxruntime (auto picks it on wasm and cpu when it loads) or tfjs. */
+        /** Runtime of the frozen backbone: onnxruntime (`auto` picks it on wasm and cpu when it loads) or tfjs. */
         runtime: z.enum(['auto', 'onnxruntime', 'tfjs']).default('auto'),
         /** Folder of the on-disk feature cache, or false for none; default $SCARCE_CACHE_DIR or ~/.cache/scarce. */
         featureCache: z.union([z.string(), z.literal(false)]).optional(),

@@ -313,8 +313,10 @@ function composeMixes(mixes: readonly MixRecipe[], trainRows: readonly ImageReco
 export async function loadRunBackbone(config: RunConfig): Promise<{ backbone: Backbone; runtime: 'onnxruntime' | 'tfjs' }> {
   const { backbone: source, inputSize, featureLayer, backboneSpec, runtime } = config.train;
   const backbone = await loadBackbone(source, { inputSize, featureLayer, spec: backboneSpec }).catch((error: Error) => {
-    const [field, value] = error instanceof FeatureLayerError ? ['train.featureLayer', JSON.stringify(featureLayer)] : ['train.backbone', source];
-    throw new InputError(`Invalid config field '${field}' (${value}): ${error.message}`);
+    if (error instanceof FeatureLayerError) {
+      throw new InputError(`Invalid config field 'train.featureLayer' (${JSON.stringify(featureLayer)}): ${error.message}`);
+    }
+    throw new InputError(`Invalid config field 'train.backbone' (${source}): ${error.message}`);
   });
   try {
     return { backbone, runtime: await resolveInferenceRuntime(backbone.model, runtime) };

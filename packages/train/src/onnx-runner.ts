@@ -75,7 +75,7 @@ async function buildRunner(model: tf.LayersModel, pooled: boolean): Promise<Onnx
 
 /**
  * Returns an onnxruntime runner of the model's forward pass in inference mode, or undefined when
- * tfjs should run it: `tfjs` asked for, or `auto` on a native tfjs backend, without
+ * tfjs should run it: `tfjs` requested, or `auto` on a native tfjs backend, without
  * onnxruntime-node, or with a layer the exporter does not translate. `onnxruntime` asked for and
  * not available throws.
  */

@@ -68,7 +68,7 @@ export function backboneInputValues(records: readonly RawImage[], backbone: Back
   return out;
 }
 
-/** `backboneInputValues` as a tensor of shape [records, inputSize, inputSize, 3]. */
+/** Returns `backboneInputValues` as a tensor of shape [records, inputSize, inputSize, 3]. */
 export function toBackboneInput(records: readonly RawImage[], backbone: Backbone): tf.Tensor4D {
   return tf.tensor4d(backboneInputValues(records, backbone), [records.length, backbone.inputSize, backbone.inputSize, 3]);
 }

@@ -55,7 +55,8 @@ function isRegistered(kernelName: string, kernelFunc: tf.KernelFunc | undefined)
  * conv2dTranspose, depthwiseConv2d and embedding lookups (gather) can be
  * trained on it, and replaces wasm kernels that are slow where training
  * needs them: `Conv2DBackpropInput` (unless `replaceConv2DBackpropInput` is
- * false), and the matrix products with a transposed operand. Missing kernels
+ * false), matrix products with a transposed operand, `FusedBatchNorm`, and
+ * `Sum` and `Mean` over leading axes. Missing kernels
  * that some other code has already registered for wasm are left in place.
  * Calling it again is harmless, and it may be called before or after
  * `tf.setBackend('wasm')`.
