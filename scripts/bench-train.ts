@@ -43,11 +43,11 @@ const featureSeconds = (performance.now() - start) / 1000;
 const split = splitBackbone(backbone, { lastBlocks: 2 });
 start = performance.now();
 const activations = await frozenActivations(split, backbone, records);
-const head = trainHead({ features: tailFeatures(split, activations), labels }, { features: new Float32Array(0), labels: [] }, 2, { epochs: 1, earlyStopping: { monitor: 'loss' } }).head;
+const head = trainHead({ features: await tailFeatures(split, activations), labels }, { features: new Float32Array(0), labels: [] }, 2, { epochs: 1, earlyStopping: { monitor: 'loss' } }).head;
 const phaseOneSeconds = (performance.now() - start) / 1000;
 start = performance.now();
 const validation = activations.slice(0, 64);
-fineTune(split, head, { activations, labels }, { activations: validation, labels: labels.slice(0, 64) }, { epochs: tuneEpochs, earlyStopping: { patience: tuneEpochs, restoreBestWeights: false } });
+await fineTune(split, head, { activations, labels }, { activations: validation, labels: labels.slice(0, 64) }, { epochs: tuneEpochs, earlyStopping: { patience: tuneEpochs, restoreBestWeights: false } });
 const tuneSeconds = (performance.now() - start) / 1000 + phaseOneSeconds;
 
 const rate = (seconds: number, epochs: number) => (images * epochs) / seconds;

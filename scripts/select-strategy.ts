@@ -71,15 +71,15 @@ for (let fold = 0; fold < maxFolds; fold++) {
   const scoredLabels = foldRows[fold].map((row) => labels[row]);
 
   const head = trainHead(
-    { features: tailFeatures(split, trainActs), labels: trainLabels },
-    { features: tailFeatures(split, stopActs), labels: stopLabels },
+    { features: await tailFeatures(split, trainActs), labels: trainLabels },
+    { features: await tailFeatures(split, stopActs), labels: stopLabels },
     numClasses,
     { units, dropout: 0.5, ensemble, seed: fold },
   ).head;
-  const before = evaluateProbabilities(head.predict(tailFeatures(split, scoredActs)), scoredLabels, numClasses);
+  const before = evaluateProbabilities(head.predict(await tailFeatures(split, scoredActs)), scoredLabels, numClasses);
   const t0 = Date.now();
-  const tuned = fineTune(split, head, { activations: trainActs, labels: trainLabels }, { activations: stopActs, labels: stopLabels }, { learningRate, seed: fold, epochs: 30 });
-  const after = evaluateProbabilities(head.predict(tailFeatures(split, scoredActs)), scoredLabels, numClasses);
+  const tuned = await fineTune(split, head, { activations: trainActs, labels: trainLabels }, { activations: stopActs, labels: stopLabels }, { learningRate, seed: fold, epochs: 30 });
+  const after = evaluateProbabilities(head.predict(await tailFeatures(split, scoredActs)), scoredLabels, numClasses);
   headScores.push(before);
   tunedScores.push(after);
   console.error(

@@ -119,13 +119,13 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
       if (fineTuning !== undefined && evaluationActivations !== null) {
         pretrained = fineTuning.split.tail.trainableWeights.map((weight) => weight.read().clone());
         const trainActivations = activationsOf(fineTuning, mix.rows);
-        const tuned = fineTune(fineTuning.split, training.head, { activations: trainActivations, labels: train.labels }, { activations: evaluationActivations.val, labels: validation.labels }, { ...fineTuning.options, seed, onEpoch: sampleMemory });
+        const tuned = await fineTune(fineTuning.split, training.head, { activations: trainActivations, labels: train.labels }, { activations: evaluationActivations.val, labels: validation.labels }, { ...fineTuning.options, seed, onEpoch: sampleMemory });
         trainActivations.dispose();
         fineTuneResult = { epochsRun: tuned.epochsRun, bestEpoch: tuned.bestEpoch, stoppedEpoch: tuned.stoppedEpoch, history: tuned.history };
         summary = `head: ${training.summary}; fine-tuning: ${tuned.summary}`;
         scored = {
-          validation: { features: tailFeatures(fineTuning.split, evaluationActivations.val), labels: validation.labels },
-          test: { features: tailFeatures(fineTuning.split, evaluationActivations.test), labels: test.labels },
+          validation: { features: await tailFeatures(fineTuning.split, evaluationActivations.val, { runtime: fineTuning.options.runtime }), labels: validation.labels },
+          test: { features: await tailFeatures(fineTuning.split, evaluationActivations.test, { runtime: fineTuning.options.runtime }), labels: test.labels },
         };
       }
 

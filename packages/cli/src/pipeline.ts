@@ -333,7 +333,7 @@ async function prepareFineTuning(backbone: Backbone, records: ImageRecord[], con
   const unfreeze = config.train.strategy === 'full' ? { lastBlocks: backboneBlocks(backbone.model).length } : layerPrefixes.length > 0 ? { layerPrefixes } : { lastBlocks };
   const split = splitBackbone(backbone, unfreeze);
   const activations = await frozenActivations(split, backbone, records, { batchSize: config.train.featureBatchSize, quiet, runtime: config.train.runtime });
-  return { split, activations, rowOf: new Map(records.map((record, i) => [record, i])), options };
+  return { split, activations, rowOf: new Map(records.map((record, i) => [record, i])), options: { ...options, runtime: config.train.runtime } };
 }
 
 async function featuresByRecord(

@@ -7,7 +7,7 @@ import { dropoutMask, headLogits, repeatForMembers, type ClassifierHead } from '
 import { evaluateProbabilities } from './metrics.js';
 import { toBackboneInput } from './preprocess.js';
 import { runOnnxBatches } from './features.js';
-import { onnxRunnerFor, type InferenceRuntime } from './onnx-runner.js';
+import { onnxRunnerFor, onnxTrainingStepFor, type InferenceRuntime, type OnnxTrainingStep } from './onnx-runner.js';
 
 /** The part of the backbone that trains. */
 export interface UnfreezeOptions {
@@ -111,13 +111,29 @@ export async function frozenActivations(split: SplitBackbone, backbone: Backbone
   return stacked;
 }
 
+/** Options of `tailFeatures`. */
+export interface TailFeaturesOptions {
+  /** Rows per forward pass; default 128. */
+  batchSize?: number;
+  /** Runtime of the forward pass; default `auto` (onnxruntime when tfjs runs on wasm or cpu and it loads). */
+  runtime?: InferenceRuntime;
+}
+
 /** Pooled features of the tail's output for activations, in inference mode, row-major. */
-export function tailFeatures(split: SplitBackbone, activations: tf.Tensor, batchSize = 128): Float32Array {
+export async function tailFeatures(split: SplitBackbone, activations: tf.Tensor, options: TailFeaturesOptions = {}): Promise<Float32Array> {
   const rows = activations.shape[0];
   const featureSize = split.tail.outputs[0].shape.at(-1)!;
+  const batchSize = options.batchSize ?? 128;
+  const runner = await onnxRunnerFor(split.tail, true, options.runtime);
   const out = new Float32Array(rows * featureSize);
   for (let start = 0; start < rows; start += batchSize) {
     const size = Math.min(batchSize, rows - start);
+    if (runner !== undefined) {
+      const rowSize = activations.size / rows;
+      const values = activations.dataSync() as Float32Array;
+      out.set(await runner.run(values.subarray(start * rowSize, (start + size) * rowSize), size), start * featureSize);
+      continue;
+    }
     const pooled = tf.tidy(() => (split.tail.predict(activations.slice(start, size)) as tf.Tensor4D).mean([1, 2]));
     out.set(pooled.dataSync() as Float32Array, start * featureSize);
     pooled.dispose();
@@ -139,6 +155,86 @@ export interface FineTuneOptions {
   earlyStopping?: EarlyStoppingOptions;
   seed?: number;
   onEpoch?: (epoch: number, logs: Record<string, number>) => void;
+  /**
+   * Runtime of the training steps; default `auto`. It picks onnxruntime, with the step and its
+   * gradient compiled to one ONNX graph, when tfjs runs on wasm or cpu, onnxruntime-node loads and
+   * the exporter differentiates every tail layer. Otherwise tfjs trains.
+   */
+  runtime?: InferenceRuntime;
+}
+
+/**
+ * Adam as tfjs's `tf.train.adam` computes it (epsilon 1e-7, bias correction from running products
+ * of the betas), on weights kept in JavaScript arrays.
+ */
+export class ArrayAdam {
+  private readonly first: Float32Array[];
+  private readonly second: Float32Array[];
+  private beta1Power: number;
+  private beta2Power: number;
+
+  constructor(
+    readonly learningRate: number,
+    sizes: readonly number[],
+    readonly beta1 = 0.9,
+    readonly beta2 = 0.999,
+    readonly epsilon = 1e-7,
+  ) {
+    this.first = sizes.map((size) => new Float32Array(size));
+    this.second = sizes.map((size) => new Float32Array(size));
+    [this.beta1Power, this.beta2Power] = [beta1, beta2];
+  }
+
+  /** Moves each weight array against its gradient, in place. */
+  apply(weights: readonly Float32Array[], gradients: readonly Float32Array[]): void {
+    const { beta1, beta2, epsilon } = this;
+    const [keep1, keep2] = [1 - beta1, 1 - beta2];
+    // w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon), with the corrections hoisted.
+    const stepSize = this.learningRate / (1 - this.beta1Power);
+    const varianceScale = 1 / (1 - this.beta2Power);
+    weights.forEach((weight, i) => {
+      const [gradient, first, second] = [gradients[i], this.first[i], this.second[i]];
+      for (let k = 0; k < weight.length; k++) {
+        const g = gradient[k];
+        const m = beta1 * first[k] + keep1 * g;
+        const v = beta2 * second[k] + keep2 * g * g;
+        first[k] = m;
+        second[k] = v;
+        weight[k] -= (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
+      }
+    });
+    this.beta1Power *= beta1;
+    this.beta2Power *= beta2;
+  }
+}
+
+/**
+ * Trains `variables` for one epoch in onnxruntime: the weights live in JavaScript arrays during
+ * the epoch and are written back to the variables at its end. Returns the summed loss of the rows.
+ */
+async function onnxEpoch(
+  step: OnnxTrainingStep,
+  state: { weights: Float32Array[]; adam: ArrayAdam; activations: Float32Array },
+  batches: Array<{ rows: number[]; mask: Float32Array | null }>,
+  labels: readonly number[],
+  numClasses: number,
+  variables: readonly tf.Variable[],
+): Promise<number> {
+  const rowSize = state.activations.length / labels.length;
+  let lossSum = 0;
+  for (const { rows, mask } of batches) {
+    const activations = new Float32Array(rows.length * rowSize);
+    const targets = new Float32Array(rows.length * numClasses);
+    rows.forEach((row, i) => {
+      activations.set(state.activations.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
+      targets[i * numClasses + labels[row]] = 1;
+    });
+    const { loss, gradients } = await step.run({ rows: rows.length, activations, targets, dropoutMask: mask }, state.weights);
+    state.adam.apply(state.weights, gradients);
+    lossSum += loss * rows.length;
+  }
+  tf.tidy(() => variables.forEach((variable, i) => variable.assign(tf.tensor(state.weights[i], variable.shape))));
+  return lossSum;
 }
 
 /** Result of `fineTune`. When weights are restored, the tail and head hold those of the best epoch. */
@@ -157,13 +253,13 @@ export interface FineTuning {
  * BatchNorm layers keep their moving statistics, as Keras recommends when fine-tuning. Only the
  * tail's ops are on the gradient tape.
  */
-export function fineTune(
+export async function fineTune(
   split: SplitBackbone,
   head: ClassifierHead,
   train: { activations: tf.Tensor; labels: number[] },
   validation: { activations: tf.Tensor; labels: number[] },
   options: FineTuneOptions = {},
-): FineTuning {
+): Promise<FineTuning> {
   const settings = { learningRate: 1e-4, epochs: 30, batchSize: 32, dropout: head.dropout, seed: 0, ...options };
   const earlyStopping = new EarlyStopping({ monitor: 'val_loss', patience: 5, restoreBestWeights: true, ...options.earlyStopping });
   const random = new Random(settings.seed);
@@ -176,18 +272,31 @@ export function fineTune(
 
   // The head-only weights are the baseline: if no epoch of fine-tuning beats them on the
   // monitored value, they are put back instead of the best fine-tuned epoch.
-  const evaluate = () => evaluateProbabilities(head.predict(tailFeatures(split, validation.activations)), validation.labels, head.numClasses);
-  const startReport = evaluate();
+  const step = await onnxTrainingStepFor(split.tail, head, options.runtime);
+  const onnxState =
+    step === undefined
+      ? null
+      : { weights: variables.map((variable) => (variable.dataSync() as Float32Array).slice()), adam: new ArrayAdam(settings.learningRate, variables.map((variable) => variable.size)), activations: train.activations.dataSync() as Float32Array };
+  const validationFeatures = () =>
+    step === undefined
+      ? tailFeatures(split, validation.activations, { runtime: 'tfjs' })
+      : step.features(validation.activations.dataSync() as Float32Array, validation.labels.length, onnxState!.weights);
+  const evaluate = async () => evaluateProbabilities(head.predict(await validationFeatures()), validation.labels, head.numClasses);
+  const startReport = await evaluate();
   const startLogs: Record<string, number> = { val_loss: startReport.loss, val_accuracy: startReport.accuracy, val_auc: startReport.auc };
   const startValue = startLogs[earlyStopping.monitor];
   const startWeights = variables.map((variable) => variable.clone());
 
   for (let epoch = 0; epoch < settings.epochs; epoch++) {
     const order = random.shuffle(train.labels.map((_, i) => i));
-    let lossSum = 0;
+    const batches: Array<{ rows: number[]; mask: Float32Array | null }> = [];
     for (let start = 0; start < order.length; start += settings.batchSize) {
       const rows = order.slice(start, start + settings.batchSize);
-      const mask = units > 0 ? dropoutMask(random, rows.length, units, settings.dropout) : null;
+      batches.push({ rows, mask: units > 0 ? dropoutMask(random, rows.length, units, settings.dropout) : null });
+    }
+    let lossSum = 0;
+    if (step !== undefined) lossSum = await onnxEpoch(step, onnxState!, batches, train.labels, head.numClasses, variables);
+    for (const { rows, mask } of step === undefined ? batches : []) {
       const loss = tf.tidy(() => {
         const x = tf.gather(train.activations, tf.tensor1d(rows, 'int32'));
         const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), head.numClasses), head.members);
@@ -202,7 +311,7 @@ export function fineTune(
     }
     epochsRun = epoch + 1;
 
-    const report = evaluate();
+    const report = await evaluate();
     const logs = { loss: lossSum / order.length, val_loss: report.loss, val_accuracy: report.accuracy, val_auc: report.auc };
     history.push({ epoch: epoch + 1, ...logs });
     settings.onEpoch?.(epoch + 1, logs);

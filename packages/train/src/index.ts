@@ -13,3 +13,4 @@ export * from './fine-tune.js';
 export * from './feature-pool.js';
 export * from './onnx-export.js';
 export * from './onnx-runner.js';
+export * from './onnx-training.js';

@@ -17,8 +17,8 @@ export interface ExportOnnxOptions {
 
 type Config = Record<string, unknown>;
 
-/** Builds the node list while walking the layers graph; values are NCHW where tfjs has NHWC. */
-class GraphBuilder {
+/** Builds an ONNX node list: fresh value names, constants and operators. */
+export class GraphBuilder {
   readonly nodes: OnnxNode[] = [];
   readonly initializers: OnnxInitializer[] = [];
   private count = 0;
@@ -31,6 +31,16 @@ class GraphBuilder {
     const name = this.fresh(hint);
     this.initializers.push({ name, dims, values });
     return name;
+  }
+
+  /** An int64 constant, as ONNX takes axes, shapes, pads and slice bounds. */
+  ints(hint: string, values: readonly number[]): string {
+    return this.constant(hint, [values.length], BigInt64Array.from(values.map(BigInt)));
+  }
+
+  /** A float scalar constant. */
+  scalar(hint: string, value: number): string {
+    return this.constant(hint, [], Float32Array.of(value));
   }
 
   op(opType: string, inputs: string[], attributes: OnnxAttribute[] = [], hint = opType): string {
@@ -64,7 +74,7 @@ class GraphBuilder {
   }
 
   clip(input: string, min: number, max: number): string {
-    return this.op('Clip', [input, this.constant('min', [], Float32Array.of(min)), this.constant('max', [], Float32Array.of(max))]);
+    return this.op('Clip', [input, this.scalar('min', min), this.scalar('max', max)]);
   }
 }
 
@@ -86,7 +96,7 @@ function toOihw(values: Float32Array, [height, width, inner, outer]: number[], d
   return out;
 }
 
-function pair(value: unknown): [number, number] {
+export function pair(value: unknown): [number, number] {
   return Array.isArray(value) ? [Number(value[0]), Number(value[1])] : [Number(value), Number(value)];
 }
 
@@ -146,7 +156,7 @@ function translate(builder: GraphBuilder, layer: tf.layers.Layer, inputs: Array<
       return { name: inputs.slice(1).reduce((sum, input) => builder.op('Add', [sum, input.name]), first.name), rank: first.rank };
     case 'ZeroPadding2D': {
       const [[top, bottom], [left, right]] = config.padding as [[number, number], [number, number]];
-      const pads = builder.constant('pads', [8], BigInt64Array.from([0, 0, top, left, 0, 0, bottom, right].map(BigInt)));
+      const pads = builder.ints('pads', [0, 0, top, left, 0, 0, bottom, right]);
       return { name: builder.op('Pad', [first.name, pads]), rank: 4 };
     }
     case 'GlobalAveragePooling2D':

@@ -2,6 +2,8 @@ import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '@scarce/core';
 import { exportOnnx, ONNX_INPUT, ONNX_OUTPUT, UnsupportedLayerError } from './onnx-export.js';
+import { exportTailFeatures, exportTrainingStep, STEP_ACTIVATIONS, STEP_DROPOUT_MASK, STEP_LOSS, STEP_TARGETS, stepGradient, stepWeight, TAIL_FEATURES } from './onnx-training.js';
+import type { ClassifierHead } from './head.js';
 
 /**
  * Runtime of a frozen model's forward pass: `onnxruntime` (onnxruntime-node on every core, used by
@@ -44,21 +46,40 @@ function weightState(model: tf.LayersModel): object[] {
   return model.weights.map((weight) => weight.read().dataId);
 }
 
-async function buildRunner(model: tf.LayersModel, pooled: boolean): Promise<OnnxRunner | Error> {
+/** Whether `runtime` asks for onnxruntime: always for `onnxruntime`, and for `auto` when tfjs runs on wasm or cpu. */
+function wantsOnnx(runtime: InferenceRuntime): boolean {
+  return runtime === 'onnxruntime' || (runtime === 'auto' && (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu'));
+}
+
+/** Exports a graph with `write` and opens an onnxruntime session on every core, or returns why it cannot. */
+async function openSession<T>(write: () => T, bytesOf: (written: T) => Uint8Array) {
   const ort = await loadOnnxRuntime();
   if (ort instanceof Error) return ort;
-  let bytes: Uint8Array;
+  let written: T;
   try {
-    bytes = exportOnnx(model, { pooled });
+    written = write();
   } catch (error) {
     if (error instanceof UnsupportedLayerError) return new Error(`the ONNX exporter does not translate ${error.message}`);
     throw error;
   }
-  const session = await ort.InferenceSession.create(bytes, {
+  const session = await ort.InferenceSession.create(bytesOf(written), {
     intraOpNumThreads: availableParallelism(),
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
   });
+  return { ort, session, written };
+}
+
+/** Turns a failed session into undefined (tfjs runs instead), or throws when onnxruntime was asked for by name. */
+function fallBack(runtime: InferenceRuntime, error: Error): undefined {
+  if (runtime === 'onnxruntime') throw new InputError(`The onnxruntime runtime was requested but ${error.message}; use runtime 'auto' or 'tfjs' (train.runtime in a run config).`);
+  return undefined;
+}
+
+async function buildRunner(model: tf.LayersModel, pooled: boolean): Promise<OnnxRunner | Error> {
+  const opened = await openSession(() => exportOnnx(model, { pooled }), (bytes) => bytes);
+  if (opened instanceof Error) return opened;
+  const { ort, session } = opened;
   const [, height, width, channels] = model.inputs[0].shape as number[];
   const outputSize = pooled
     ? model.outputs.reduce((sum, output) => sum + (output.shape.at(-1) as number), 0)
@@ -80,7 +101,7 @@ async function buildRunner(model: tf.LayersModel, pooled: boolean): Promise<Onnx
  * not available throws.
  */
 export async function onnxRunnerFor(model: tf.LayersModel, pooled: boolean, runtime: InferenceRuntime = 'auto'): Promise<OnnxRunner | undefined> {
-  if (runtime === 'tfjs' || (runtime === 'auto' && tf.getBackend() !== 'wasm' && tf.getBackend() !== 'cpu')) return undefined;
+  if (!wantsOnnx(runtime)) return undefined;
   let forModel = runners.get(model);
   if (forModel === undefined) runners.set(model, (forModel = new Map()));
   const key = pooled ? 'pooled' : 'map';
@@ -91,9 +112,7 @@ export async function onnxRunnerFor(model: tf.LayersModel, pooled: boolean, runt
     forModel.set(key, entry);
   }
   const built = await entry.runner;
-  if (!(built instanceof Error)) return built;
-  if (runtime === 'onnxruntime') throw new InputError(`The onnxruntime runtime was requested but ${built.message}; use runtime 'auto' or 'tfjs' (train.runtime in a run config).`);
-  return undefined;
+  return built instanceof Error ? fallBack(runtime, built) : built;
 }
 
 /**
@@ -102,4 +121,64 @@ export async function onnxRunnerFor(model: tf.LayersModel, pooled: boolean, runt
  */
 export async function resolveInferenceRuntime(model: tf.LayersModel, runtime: InferenceRuntime = 'auto'): Promise<'onnxruntime' | 'tfjs'> {
   return (await onnxRunnerFor(model, true, runtime)) === undefined ? 'tfjs' : 'onnxruntime';
+}
+
+/** One batch of a fine-tuning step: tail inputs, one-hot targets and the head's dropout mask. */
+export interface StepBatch {
+  rows: number;
+  /** Tail inputs, row-major NHWC. */
+  activations: Float32Array;
+  /** One-hot targets, `[rows, classes]`. */
+  targets: Float32Array;
+  /** The scaled keep mask `[rows, hidden units]`, or null for a linear head. */
+  dropoutMask: Float32Array | null;
+}
+
+/** A fine-tuning step compiled for onnxruntime: the loss and its gradient for given weights. */
+export interface OnnxTrainingStep {
+  /** Runs the step with `weights` in the order of the tail's trainable weights then the head's. */
+  run(batch: StepBatch, weights: readonly Float32Array[]): Promise<{ loss: number; gradients: Float32Array[] }>;
+  /** Pooled tail features of `rows` activations in inference mode, with the tail's weights leading `weights`. */
+  features(activations: Float32Array, rows: number, weights: readonly Float32Array[]): Promise<Float32Array>;
+}
+
+/**
+ * Returns one fine-tuning step of `tail` and `head` in onnxruntime, or undefined when tfjs should
+ * train them: `tfjs` requested, `auto` on a native tfjs backend, without onnxruntime-node, or with
+ * a layer that `exportTrainingStep` does not differentiate. `onnxruntime` asked for and not
+ * available throws. The frozen weights are compiled into the graph, so a new step is needed when
+ * they change.
+ */
+export async function onnxTrainingStepFor(tail: tf.LayersModel, head: ClassifierHead, runtime: InferenceRuntime = 'auto'): Promise<OnnxTrainingStep | undefined> {
+  if (!wantsOnnx(runtime)) return undefined;
+  const opened = await openSession(() => exportTrainingStep(tail, head), (graph) => graph.bytes);
+  if (opened instanceof Error) return fallBack(runtime, opened);
+  const { ort, session, written } = opened;
+  // The tail translated once already, so this export succeeds too.
+  const forward = await openSession(() => exportTailFeatures(tail), (bytes) => bytes);
+  if (forward instanceof Error) throw forward;
+  const inputShape = tail.inputs[0].shape.slice(1) as number[];
+  const tailWeightCount = tail.trainableWeights.length;
+  const outputs = [STEP_LOSS, ...written.weightShapes.map((_, i) => stepGradient(i))];
+  type Feeds = Record<string, InstanceType<OnnxModule['Tensor']>>;
+  const feedWeights = (feeds: Feeds, weights: readonly Float32Array[], count: number) => {
+    for (let i = 0; i < count; i++) feeds[stepWeight(i)] = new ort.Tensor('float32', weights[i], written.weightShapes[i]);
+    return feeds;
+  };
+  return {
+    async run(batch, weights) {
+      const feeds: Feeds = {
+        [STEP_ACTIVATIONS]: new ort.Tensor('float32', batch.activations, [batch.rows, ...inputShape]),
+        [STEP_TARGETS]: new ort.Tensor('float32', batch.targets, [batch.rows, head.numClasses]),
+      };
+      if (written.takesDropoutMask) feeds[STEP_DROPOUT_MASK] = new ort.Tensor('float32', batch.dropoutMask!, [batch.rows, head.hiddenUnits]);
+      const result = await session.run(feedWeights(feeds, weights, weights.length), outputs);
+      return { loss: (result[STEP_LOSS].data as Float32Array)[0], gradients: outputs.slice(1).map((name) => result[name].data as Float32Array) };
+    },
+    async features(activations, rows, weights) {
+      if (rows === 0) return new Float32Array(0);
+      const feeds = feedWeights({ [STEP_ACTIVATIONS]: new ort.Tensor('float32', activations, [rows, ...inputShape]) }, weights, tailWeightCount);
+      return (await forward.session.run(feeds))[TAIL_FEATURES].data as Float32Array;
+    },
+  };
 }

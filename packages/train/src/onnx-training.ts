@@ -1,0 +1,448 @@
+import * as tf from '@tensorflow/tfjs';
+import { GraphBuilder, pair, UnsupportedLayerError } from './onnx-export.js';
+import { encodeOnnxModel, ONNX_FLOAT } from './onnx-proto.js';
+import type { ClassifierHead } from './head.js';
+
+/** Names of the training-step graph's inputs and outputs. */
+export const STEP_ACTIVATIONS = 'activations';
+export const STEP_TARGETS = 'targets';
+export const STEP_DROPOUT_MASK = 'dropout_mask';
+export const STEP_LOSS = 'loss';
+export const stepWeight = (index: number) => `weight_${index}`;
+export const stepGradient = (index: number) => `gradient_${index}`;
+
+/** A value of the step graph: its name, its shape after the batch axis, and whether the loss's gradient must reach it. */
+interface Value {
+  name: string;
+  shape: number[];
+  needsGradient: boolean;
+}
+
+type Config = Record<string, unknown>;
+
+/**
+ * Builder of a forward pass and its reverse-mode gradient as one ONNX graph. Each translated
+ * operation adds its forward nodes at once and queues a closure that adds its backward nodes.
+ * Once the loss is in place, `backward` runs the queue in reverse order.
+ */
+class StepGraph {
+  readonly g = new GraphBuilder();
+  private readonly pending: Array<() => void> = [];
+  private readonly contributions = new Map<string, string[]>();
+  /** Gradient value of each trainable weight input. */
+  readonly weightGradients = new Map<string, string>();
+  /** Graph input name of each trainable weight, by its tfjs variable. */
+  readonly inputs: Map<object, string>;
+
+  constructor(trainable: readonly object[]) {
+    this.inputs = new Map(trainable.map((weight, i) => [weight, stepWeight(i)]));
+  }
+
+  /** Returns the graph name of a weight: an input when it trains, else a constant with its values. */
+  weight(variable: tf.LayerVariable | tf.Variable, hint: string): { name: string; trains: boolean } {
+    const input = this.inputs.get(variable);
+    if (input !== undefined) return { name: input, trains: true };
+    const tensor = variable instanceof tf.Variable ? variable : variable.read();
+    return { name: this.g.constant(hint, tensor.shape, tensor.dataSync() as Float32Array), trains: false };
+  }
+
+  afterwards(step: () => void): void {
+    this.pending.push(step);
+  }
+
+  /** Adds one contribution to the gradient of `value`; values that need none ignore it. */
+  flow(value: Value, gradient: string): void {
+    if (!value.needsGradient) return;
+    const parts = this.contributions.get(value.name) ?? [];
+    parts.push(gradient);
+    this.contributions.set(value.name, parts);
+  }
+
+  /** Returns the summed gradient of `value`, or undefined when the loss does not depend on it. */
+  gradientOf(value: Value): string | undefined {
+    const parts = this.contributions.get(value.name);
+    if (parts === undefined) return undefined;
+    return parts.slice(1).reduce((sum, part) => this.g.op('Add', [sum, part]), parts[0]);
+  }
+
+  /** Records the gradient of a trainable weight; several uses of one weight add up. */
+  weightGradient(weight: string, gradient: string): void {
+    const earlier = this.weightGradients.get(weight);
+    this.weightGradients.set(weight, earlier === undefined ? gradient : this.g.op('Add', [earlier, gradient]));
+  }
+
+  backward(): void {
+    for (const step of this.pending.reverse()) step();
+  }
+
+  /** Sums an NHWC map (or any [..., channels] value) over everything but its channels. */
+  sumOverRows(value: string, channels: number): string {
+    return this.sumOver(this.reshape(value, [-1, channels]), [0]);
+  }
+
+  sumOver(value: string, axes: readonly number[]): string {
+    return this.g.op('ReduceSum', [value, this.g.ints('axes', axes)], [{ name: 'keepdims', int: 0 }]);
+  }
+
+  reshape(value: string, shape: readonly number[]): string {
+    return this.g.op('Reshape', [value, this.g.ints('shape', shape)]);
+  }
+
+  slice(value: string, starts: readonly number[], ends: readonly number[], axes: readonly number[], steps?: readonly number[]): string {
+    const bounds = [this.g.ints('starts', starts), this.g.ints('ends', ends), this.g.ints('axes', axes)];
+    return this.g.op('Slice', [value, ...bounds, ...(steps === undefined ? [] : [this.g.ints('steps', steps)])]);
+  }
+
+  /** Keeps `gradient` where `condition` is true and puts zero elsewhere. */
+  where(condition: string, gradient: string): string {
+    return this.g.op('Where', [condition, gradient, this.g.scalar('zero', 0)]);
+  }
+}
+
+/** Applies ReLU, ReLU capped at `max`, or nothing, with its gradient. */
+function rectify(graph: StepGraph, x: Value, max: number | null | 'none'): Value {
+  if (max === 'none') return x;
+  const { g } = graph;
+  const y: Value = { ...x, name: max === null ? g.op('Relu', [x.name]) : g.clip(x.name, 0, max) };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(y);
+    if (dy === undefined) return;
+    let open = g.op('Greater', [x.name, g.scalar('zero', 0)]);
+    if (max !== null) open = g.op('And', [open, g.op('Less', [x.name, g.scalar('max', max)])]);
+    graph.flow(x, graph.where(open, dy));
+  });
+  return y;
+}
+
+/** Returns the cap of a layer's activation: null for ReLU, a number for ReLU6, 'none' for linear. */
+function activationCap(name: unknown, layerName: string): number | null | 'none' {
+  switch (name ?? 'linear') {
+    case 'linear':
+      return 'none';
+    case 'relu':
+      return null;
+    case 'relu6':
+      return 6;
+    default:
+      throw new UnsupportedLayerError(`activation '${String(name)}' of layer ${layerName} in a training step`);
+  }
+}
+
+/**
+ * Translates a convolution (dense or depthwise) in NHWC as a sum over its kernel taps. Each tap is
+ * a strided slice of the padded input times that tap's filter: a matrix product for Conv2D, a
+ * channel-wise product for DepthwiseConv2D. The backward pass runs the same taps in reverse. Each
+ * tap's filter gradient sums slice x output gradient, and the input gradient places each tap's
+ * share back at its offset. A MobileNet tail has 1x1 and 3x3 kernels on maps of a few pixels, so
+ * the slices stay small.
+ */
+function convolution(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value {
+  const { g } = graph;
+  const config = layer.getConfig() as Config;
+  const depthwise = layer.getClassName() === 'DepthwiseConv2D';
+  const [kernelVariable, biasVariable] = layer.weights;
+  const [kernelHeight, kernelWidth, inner, outer] = kernelVariable.shape as number[];
+  if (depthwise && outer !== 1) throw new UnsupportedLayerError(`depth multiplier ${outer} of layer ${layer.name} in a training step`);
+  if (pair(config.dilationRate).some((rate) => rate !== 1)) throw new UnsupportedLayerError(`dilation of layer ${layer.name} in a training step`);
+  const [strideY, strideX] = pair(config.strides);
+  const [height, width] = x.shape;
+
+  let outHeight: number, outWidth: number, top = 0, left = 0, bottom = 0, right = 0;
+  if (config.padding === 'valid') {
+    [outHeight, outWidth] = [Math.ceil((height - kernelHeight + 1) / strideY), Math.ceil((width - kernelWidth + 1) / strideX)];
+  } else if (config.padding === 'same') {
+    [outHeight, outWidth] = [Math.ceil(height / strideY), Math.ceil(width / strideX)];
+    const padY = Math.max((outHeight - 1) * strideY + kernelHeight - height, 0);
+    const padX = Math.max((outWidth - 1) * strideX + kernelWidth - width, 0);
+    [top, left] = [Math.floor(padY / 2), Math.floor(padX / 2)];
+    [bottom, right] = [padY - top, padX - left];
+  } else {
+    throw new UnsupportedLayerError(`padding '${String(config.padding)}' of layer ${layer.name}`);
+  }
+  const padded = top + left + bottom + right > 0 ? g.op('Pad', [x.name, g.ints('pads', [0, top, left, 0, 0, bottom, right, 0])]) : x.name;
+  const [paddedHeight, paddedWidth] = [height + top + bottom, width + left + right];
+
+  const kernel = graph.weight(kernelVariable, 'kernel');
+  const tapShape = depthwise ? [inner] : [inner, outer];
+  const single = kernelHeight === 1 && kernelWidth === 1 && strideY === 1 && strideX === 1 && padded === x.name;
+  const taps: Array<{ row: number; column: number; input: string; filter: string }> = [];
+  for (let row = 0; row < kernelHeight; row++) {
+    for (let column = 0; column < kernelWidth; column++) {
+      const input = single
+        ? x.name
+        : graph.slice(padded, [row, column], [row + (outHeight - 1) * strideY + 1, column + (outWidth - 1) * strideX + 1], [1, 2], [strideY, strideX]);
+      const filter = graph.reshape(single ? kernel.name : graph.slice(kernel.name, [row, column], [row + 1, column + 1], [0, 1]), tapShape);
+      taps.push({ row, column, input, filter });
+    }
+  }
+  const terms = taps.map((tap) => g.op(depthwise ? 'Mul' : 'MatMul', [tap.input, tap.filter]));
+  let sum = terms.slice(1).reduce((total, term) => g.op('Add', [total, term]), terms[0]);
+  const bias = biasVariable === undefined ? null : graph.weight(biasVariable, 'bias');
+  if (bias !== null) sum = g.op('Add', [sum, bias.name]);
+  const linear: Value = { name: sum, shape: [outHeight, outWidth, depthwise ? inner : outer], needsGradient: x.needsGradient || kernel.trains || bias?.trains === true };
+
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(linear);
+    if (dy === undefined) return;
+    if (bias?.trains) graph.weightGradient(bias.name, graph.sumOverRows(dy, depthwise ? inner : outer));
+    if (kernel.trains) {
+      const perTap = taps.map((tap) =>
+        depthwise
+          ? graph.sumOverRows(g.op('Mul', [tap.input, dy]), inner)
+          : g.op('Gemm', [graph.reshape(tap.input, [-1, inner]), graph.reshape(dy, [-1, outer])], [{ name: 'transA', int: 1 }]),
+      );
+      // Taps stacked row-major along axis 0 are the kernel's own [height, width, in, out] order.
+      const stacked = perTap.length === 1 ? perTap[0] : g.op('Concat', perTap, [{ name: 'axis', int: 0 }]);
+      graph.weightGradient(kernel.name, graph.reshape(stacked, kernelVariable.shape as number[]));
+    }
+    if (!x.needsGradient) return;
+    if (single) {
+      graph.flow(x, g.op('MatMul', [dy, g.op('Transpose', [taps[0].filter])]));
+      return;
+    }
+    const [spanY, spanX] = [(outHeight - 1) * strideY + 1, (outWidth - 1) * strideX + 1];
+    const shares = taps.map((tap) => {
+      let share = depthwise ? g.op('Mul', [dy, tap.filter]) : g.op('MatMul', [dy, g.op('Transpose', [tap.filter])]);
+      if (strideY > 1 || strideX > 1) {
+        // Spread the rows and columns apart: [n, h, 1, w, 1, c] padded to [n, h, sy, w, sx, c], then trimmed.
+        const spread = g.op('Pad', [
+          graph.reshape(share, [0, outHeight, 1, outWidth, 1, inner]),
+          g.ints('pads', [0, 0, 0, 0, 0, 0, 0, 0, strideY - 1, 0, strideX - 1, 0]),
+        ]);
+        share = graph.slice(graph.reshape(spread, [0, outHeight * strideY, outWidth * strideX, inner]), [0, 0], [spanY, spanX], [1, 2]);
+      }
+      return g.op('Pad', [share, g.ints('pads', [0, tap.row, tap.column, 0, 0, paddedHeight - spanY - tap.row, paddedWidth - spanX - tap.column, 0])]);
+    });
+    const total = shares.slice(1).reduce((sumOfShares, share) => g.op('Add', [sumOfShares, share]), shares[0]);
+    graph.flow(x, padded === x.name ? total : graph.slice(total, [top, left], [top + height, left + width], [1, 2]));
+  });
+  return rectify(graph, linear, activationCap(config.activation, layer.name));
+}
+
+/** BatchNormalization in inference mode: its moving statistics stay fixed, its scale and offset may train. */
+function batchNormalization(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value {
+  const config = layer.getConfig() as Config;
+  const axis = Number(config.axis);
+  if (axis !== -1 && axis !== x.shape.length) throw new UnsupportedLayerError(`BatchNormalization axis ${axis} of layer ${layer.name}`);
+  const weights = [...layer.weights];
+  const channels = weights.at(-1)!.shape[0] as number;
+  const gamma = config.scale ? weights.shift()! : null;
+  const beta = config.center ? weights.shift()! : null;
+  const [mean, variance] = weights.map((weight) => weight.read().dataSync() as Float32Array);
+  const inverse = Float32Array.from(variance, (value) => 1 / Math.sqrt(value + Number(config.epsilon)));
+  const scale = gamma === null ? null : graph.weight(gamma, 'gamma');
+  const offset = beta === null ? null : graph.weight(beta, 'beta');
+  const { g } = graph;
+  const meanValues = g.constant('mean', [channels], mean);
+  const inverseValues = g.constant('inverse', [channels], inverse);
+
+  // y = x * factor + shift with factor = gamma / sqrt(variance + epsilon) and shift = beta - mean * factor,
+  // both per channel, so the map itself is read twice.
+  const factor = scale === null ? inverseValues : g.op('Mul', [scale.name, inverseValues]);
+  const shifted = g.op('Mul', [meanValues, factor]);
+  const shift = offset === null ? g.op('Neg', [shifted]) : g.op('Sub', [offset.name, shifted]);
+  const y: Value = { name: g.op('Add', [g.op('Mul', [x.name, factor]), shift]), shape: x.shape, needsGradient: x.needsGradient || scale?.trains === true || offset?.trains === true };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(y);
+    if (dy === undefined) return;
+    const dyTotal = graph.sumOverRows(dy, channels);
+    if (offset?.trains) graph.weightGradient(offset.name, dyTotal);
+    if (scale?.trains) {
+      // d gamma = sum(dy (x - mean)) / sqrt(variance + epsilon), without the centred map.
+      const dyTimesX = graph.sumOverRows(g.op('Mul', [dy, x.name]), channels);
+      graph.weightGradient(scale.name, g.op('Mul', [g.op('Sub', [dyTimesX, g.op('Mul', [dyTotal, meanValues])]), inverseValues]));
+    }
+    if (x.needsGradient) graph.flow(x, g.op('Mul', [dy, factor]));
+  });
+  return y;
+}
+
+/** Translates one layer call of a tail, with its gradient. */
+function translateTrainable(graph: StepGraph, layer: tf.layers.Layer, inputs: Value[]): Value {
+  const config = layer.getConfig() as Config;
+  const className = layer.getClassName();
+  const [first] = inputs;
+  if ('dataFormat' in config && config.dataFormat !== 'channelsLast') throw new UnsupportedLayerError(`data format of layer ${layer.name}`);
+  switch (className) {
+    case 'Conv2D':
+    case 'DepthwiseConv2D':
+      return convolution(graph, layer, first);
+    case 'BatchNormalization':
+      return batchNormalization(graph, layer, first);
+    case 'ReLU': {
+      if (Number(config.negativeSlope ?? 0) !== 0 || Number(config.threshold ?? 0) !== 0) throw new UnsupportedLayerError(`leaky or thresholded ReLU ${layer.name}`);
+      const max = config.maxValue as number | null | undefined;
+      return rectify(graph, first, max ?? null);
+    }
+    case 'Activation':
+      return rectify(graph, first, activationCap(config.activation, layer.name));
+    case 'Add': {
+      const y: Value = { name: inputs.slice(1).reduce((sum, input) => graph.g.op('Add', [sum, input.name]), first.name), shape: first.shape, needsGradient: inputs.some((input) => input.needsGradient) };
+      graph.afterwards(() => {
+        const dy = graph.gradientOf(y);
+        if (dy !== undefined) inputs.forEach((input) => graph.flow(input, dy));
+      });
+      return y;
+    }
+    case 'ZeroPadding2D': {
+      const [[top, bottom], [left, right]] = config.padding as [[number, number], [number, number]];
+      const [height, width, channels] = first.shape;
+      const y: Value = { name: graph.g.op('Pad', [first.name, graph.g.ints('pads', [0, top, left, 0, 0, bottom, right, 0])]), shape: [height + top + bottom, width + left + right, channels], needsGradient: first.needsGradient };
+      graph.afterwards(() => {
+        const dy = graph.gradientOf(y);
+        if (dy !== undefined) graph.flow(first, graph.slice(dy, [top, left], [top + height, left + width], [1, 2]));
+      });
+      return y;
+    }
+    case 'Dropout':
+    case 'SpatialDropout2D':
+    case 'GaussianNoise':
+    case 'GaussianDropout':
+      return first;
+    default:
+      throw new UnsupportedLayerError(`layer ${layer.name} (${className}) in a training step`);
+  }
+}
+
+/**
+ * Translates a tail from its 4-D input to its average-pooled output, queueing the gradient of
+ * every step. Throws `UnsupportedLayerError` for a layer it does not differentiate.
+ */
+function translateTail(graph: StepGraph, tail: tf.LayersModel): { inputShape: number[]; pooled: Value } {
+  if (tail.inputs.length !== 1 || tail.inputs[0].shape.length !== 4 || tail.outputs.length !== 1 || tail.outputs[0].shape.length !== 4) {
+    throw new UnsupportedLayerError(`model ${tail.name}: a training step needs one 4-D input and one 4-D output`);
+  }
+  const { g } = graph;
+  const inputShape = tail.inputs[0].shape.slice(1) as number[];
+  const values = new Map<number, Value>([[tail.inputs[0].id, { name: STEP_ACTIVATIONS, shape: inputShape, needsGradient: false }]]);
+  const visit = (tensor: tf.SymbolicTensor): Value => {
+    const known = values.get(tensor.id);
+    if (known !== undefined) return known;
+    if (tensor.inputs.length === 0) throw new UnsupportedLayerError(`input ${tensor.name} is not the tail's input`);
+    const value = translateTrainable(graph, tensor.sourceLayer as unknown as tf.layers.Layer, tensor.inputs.map(visit));
+    values.set(tensor.id, value);
+    return value;
+  };
+  const mapped = visit(tail.outputs[0]);
+  const [mapHeight, mapWidth, featureSize] = mapped.shape;
+  const pooled: Value = { name: g.op('ReduceMean', [mapped.name], [{ name: 'axes', ints: [1, 2] }, { name: 'keepdims', int: 0 }]), shape: [featureSize], needsGradient: mapped.needsGradient };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(pooled);
+    if (dy === undefined) return;
+    const spread = g.constant('spread', [1, mapHeight, mapWidth, 1], new Float32Array(mapHeight * mapWidth).fill(1 / (mapHeight * mapWidth)));
+    graph.flow(mapped, g.op('Mul', [graph.reshape(dy, [-1, 1, 1, featureSize]), spread]));
+  });
+  return { inputShape, pooled };
+}
+
+/** Name of the pooled features that `exportTailFeatures` returns. */
+export const TAIL_FEATURES = 'features';
+
+/**
+ * Writes the tail's inference pass to pooled features as an ONNX graph that takes the tail's
+ * trainable weights as inputs, in the order of `tail.trainableWeights`, so that one session
+ * serves every epoch of fine-tuning.
+ */
+export function exportTailFeatures(tail: tf.LayersModel): Uint8Array {
+  const tailWeights = tail.trainableWeights;
+  const graph = new StepGraph(tailWeights);
+  const { inputShape, pooled } = translateTail(graph, tail);
+  graph.g.nodes.push({ opType: 'Identity', inputs: [pooled.name], outputs: [TAIL_FEATURES] });
+  return encodeOnnxModel({
+    name: `${tail.name}_features`,
+    nodes: graph.g.nodes,
+    initializers: graph.g.initializers,
+    inputs: [
+      { name: STEP_ACTIVATIONS, elementType: ONNX_FLOAT, dims: ['batch', ...inputShape] },
+      ...tailWeights.map((weight, i) => ({ name: stepWeight(i), elementType: ONNX_FLOAT, dims: weight.shape as number[] })),
+    ],
+    outputs: [{ name: TAIL_FEATURES, elementType: ONNX_FLOAT, dims: ['batch', ...pooled.shape] }],
+  });
+}
+
+/** A training-step graph and the shapes of the weights it takes and differentiates. */
+export interface TrainingStepGraph {
+  bytes: Uint8Array;
+  /** Shape of each weight input: the tail's trainable weights, then the head's. */
+  weightShapes: number[][];
+  /** Whether the graph takes a dropout mask (heads with a hidden layer). */
+  takesDropoutMask: boolean;
+}
+
+/**
+ * Writes one fine-tuning step as an ONNX graph. The graph runs the tail in inference mode from its
+ * 4-D input, average pooling, the classifier head with a dropout mask, and the mean softmax
+ * cross-entropy over every member's rows. It returns that loss and its gradient with respect to
+ * the tail's trainable weights followed by the head's, as `fineTune` trains them. Those weights
+ * are inputs and every other weight is a constant. Throws `UnsupportedLayerError` for a layer it
+ * does not differentiate.
+ */
+export function exportTrainingStep(tail: tf.LayersModel, head: ClassifierHead): TrainingStepGraph {
+  const tailWeights = tail.trainableWeights;
+  const graph = new StepGraph([...tailWeights, ...head.weights]);
+  const { g } = graph;
+  const { inputShape, pooled } = translateTail(graph, tail);
+  const featureSize = pooled.shape[0];
+  const inverseStd = g.constant('inverse_std', [featureSize], Float32Array.from(head.std, (value) => 1 / value));
+  const standardised = g.op('Mul', [g.op('Sub', [pooled.name, g.constant('mean', [featureSize], head.mean)]), inverseStd]);
+
+  const { members, numClasses } = head;
+  const hiddenUnits = head.hiddenUnits;
+  const [kernel, bias] = [graph.weight(head.weights[0], 'head_kernel'), graph.weight(head.weights[1], 'head_bias')];
+  const firstLayer = g.op('Add', [g.op('MatMul', [standardised, kernel.name]), bias.name]);
+  let logits: string;
+  let backToFirstLayer: (dLogits: string) => string;
+  if (hiddenUnits > 0) {
+    const units = hiddenUnits / members;
+    const [outputKernel, outputBias] = [graph.weight(head.weights[2], 'output_kernel'), graph.weight(head.weights[3], 'output_bias')];
+    const hidden = g.op('Mul', [g.op('Relu', [firstLayer]), STEP_DROPOUT_MASK]);
+    const perMember = g.op('Transpose', [graph.reshape(hidden, [-1, members, units])], [{ name: 'perm', ints: [1, 0, 2] }]);
+    logits = g.op('Add', [g.op('MatMul', [perMember, outputKernel.name]), graph.reshape(outputBias.name, [members, 1, numClasses])]);
+    backToFirstLayer = (dLogits) => {
+      graph.weightGradient(outputBias.name, graph.sumOver(dLogits, [1]));
+      graph.weightGradient(outputKernel.name, g.op('MatMul', [g.op('Transpose', [perMember], [{ name: 'perm', ints: [0, 2, 1] }]), dLogits]));
+      const dPerMember = g.op('MatMul', [dLogits, g.op('Transpose', [outputKernel.name], [{ name: 'perm', ints: [0, 2, 1] }])]);
+      const dHidden = g.op('Mul', [graph.reshape(g.op('Transpose', [dPerMember], [{ name: 'perm', ints: [1, 0, 2] }]), [-1, hiddenUnits]), STEP_DROPOUT_MASK]);
+      return graph.where(g.op('Greater', [firstLayer, g.scalar('zero', 0)]), dHidden);
+    };
+  } else {
+    logits = g.op('Transpose', [graph.reshape(firstLayer, [-1, members, numClasses])], [{ name: 'perm', ints: [1, 0, 2] }]);
+    backToFirstLayer = (dLogits) => graph.reshape(g.op('Transpose', [dLogits], [{ name: 'perm', ints: [1, 0, 2] }]), [-1, members * numClasses]);
+  }
+
+  // Mean cross-entropy over [members, rows]; targets [rows, classes] broadcast over the members.
+  const logProbabilities = g.op('LogSoftmax', [logits], [{ name: 'axis', int: -1 }]);
+  const crossEntropy = g.op('Neg', [graph.sumOver(g.op('Mul', [STEP_TARGETS, logProbabilities]), [2])]);
+  g.nodes.push({ opType: 'ReduceMean', inputs: [crossEntropy], outputs: [STEP_LOSS], attributes: [{ name: 'keepdims', int: 0 }] });
+  const count = g.op('Cast', [g.op('Size', [crossEntropy])], [{ name: 'to', int: ONNX_FLOAT }]);
+  const dLogits = g.op('Div', [g.op('Sub', [g.op('Softmax', [logits], [{ name: 'axis', int: -1 }]), STEP_TARGETS]), count]);
+
+  const dFirstLayer = backToFirstLayer(dLogits);
+  graph.weightGradient(bias.name, graph.sumOver(dFirstLayer, [0]));
+  graph.weightGradient(kernel.name, g.op('Gemm', [standardised, dFirstLayer], [{ name: 'transA', int: 1 }]));
+  if (pooled.needsGradient) graph.flow(pooled, g.op('Mul', [g.op('Gemm', [dFirstLayer, kernel.name], [{ name: 'transB', int: 1 }]), inverseStd]));
+  graph.backward();
+
+  const variables = [...tailWeights.map((weight) => weight.read()), ...head.weights];
+  variables.forEach((_, i) => {
+    const gradient = graph.weightGradients.get(stepWeight(i));
+    if (gradient === undefined) throw new UnsupportedLayerError(`weight ${i} of ${tail.name} does not reach the loss`);
+    g.nodes.push({ opType: 'Identity', inputs: [gradient], outputs: [stepGradient(i)] });
+  });
+
+  const weightShapes = variables.map((variable) => variable.shape as number[]);
+  const takesDropoutMask = hiddenUnits > 0;
+  const bytes = encodeOnnxModel({
+    name: `${tail.name}_training_step`,
+    nodes: g.nodes,
+    initializers: g.initializers,
+    inputs: [
+      { name: STEP_ACTIVATIONS, elementType: ONNX_FLOAT, dims: ['batch', ...inputShape] },
+      { name: STEP_TARGETS, elementType: ONNX_FLOAT, dims: ['batch', numClasses] },
+      ...(takesDropoutMask ? [{ name: STEP_DROPOUT_MASK, elementType: ONNX_FLOAT, dims: ['batch', hiddenUnits] }] : []),
+      ...weightShapes.map((shape, i) => ({ name: stepWeight(i), elementType: ONNX_FLOAT, dims: shape })),
+    ],
+    outputs: [{ name: STEP_LOSS, elementType: ONNX_FLOAT, dims: [] }, ...weightShapes.map((shape, i) => ({ name: stepGradient(i), elementType: ONNX_FLOAT, dims: shape }))],
+  });
+  return { bytes, weightShapes, takesDropoutMask };
+}
