@@ -37,13 +37,13 @@ const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { in
 
 let start = performance.now();
 const features = await extractFeaturesParallel(backbone, records, { quiet: true });
-trainHead({ features, labels }, { features: features.subarray(0, 64 * 1280), labels: labels.slice(0, 64) }, 2, { epochs: headEpochs, earlyStopping: { patience: headEpochs } }).head.dispose();
+(await trainHead({ features, labels }, { features: features.subarray(0, 64 * 1280), labels: labels.slice(0, 64) }, 2, { epochs: headEpochs, earlyStopping: { patience: headEpochs } })).head.dispose();
 const featureSeconds = (performance.now() - start) / 1000;
 
 const split = splitBackbone(backbone, { lastBlocks: 2 });
 start = performance.now();
 const activations = await frozenActivations(split, backbone, records);
-const head = trainHead({ features: await tailFeatures(split, activations), labels }, { features: new Float32Array(0), labels: [] }, 2, { epochs: 1, earlyStopping: { monitor: 'loss' } }).head;
+const head = (await trainHead({ features: await tailFeatures(split, activations), labels }, { features: new Float32Array(0), labels: [] }, 2, { epochs: 1, earlyStopping: { monitor: 'loss' } })).head;
 const phaseOneSeconds = (performance.now() - start) / 1000;
 start = performance.now();
 const validation = activations.slice(0, 64);

@@ -349,7 +349,7 @@ interface MnistSeedResult {
 function measureWithPixelClassifier(splits: { train: ImageRecord[]; validation: ImageRecord[] }, synthetic: readonly ImageRecord[], numClasses: number, seed: number): MnistSeedResult['pixelClassifier'] {
   const columns = variedPixels(splits.train);
   // Batches of 128 keep the 9,000-row epochs short; the other settings are trainHead's defaults.
-  const training = trainHead(pixelFeatures(splits.train, columns), pixelFeatures(splits.validation, columns), numClasses, { units: 256, batchSize: 128, seed });
+  const training = await trainHead(pixelFeatures(splits.train, columns), pixelFeatures(splits.validation, columns), numClasses, { units: 256, batchSize: 128, seed });
   const validation = pixelFeatures(splits.validation, columns);
   const samples = pixelFeatures(synthetic, columns);
   const validationAccuracy = evaluateProbabilities(training.head.predict(validation.features), validation.labels, numClasses).accuracy;

@@ -63,7 +63,7 @@ for (const inputSize of sizes) {
       for (let fold = 0; fold < folds; fold++) {
         const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
         const stopRows = Math.round(rest.length * 0.15);
-        const training = trainHead(pick(rest.slice(stopRows)), pick(rest.slice(0, stopRows)), dataset.classNames.length, { ...head, seed: fold });
+        const training = await trainHead(pick(rest.slice(stopRows)), pick(rest.slice(0, stopRows)), dataset.classNames.length, { ...head, seed: fold });
         const scored = pick(foldRows[fold]);
         const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, dataset.classNames.length);
         accuracies.push(report.accuracy);

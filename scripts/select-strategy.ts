@@ -70,12 +70,12 @@ for (let fold = 0; fold < maxFolds; fold++) {
   const scoredActs = gather(realActivations, foldRows[fold]);
   const scoredLabels = foldRows[fold].map((row) => labels[row]);
 
-  const head = trainHead(
+  const head = (await trainHead(
     { features: await tailFeatures(split, trainActs), labels: trainLabels },
     { features: await tailFeatures(split, stopActs), labels: stopLabels },
     numClasses,
     { units, dropout: 0.5, ensemble, seed: fold },
-  ).head;
+  )).head;
   const before = evaluateProbabilities(head.predict(await tailFeatures(split, scoredActs)), scoredLabels, numClasses);
   const t0 = Date.now();
   const tuned = await fineTune(split, head, { activations: trainActs, labels: trainLabels }, { activations: stopActs, labels: stopLabels }, { learningRate, seed: fold, epochs: 30 });

@@ -31,7 +31,7 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[]): Promis
   const test = recordsOfSplit(dataset, 'test').slice(0, 10);
   const backbone = await loadBackbone(MOBILENET, { inputSize: 32, featureLayer });
   const features = (records: typeof train) => ({ features: extractFeatures(backbone, records, { quiet: true }), labels: records.map((record) => record.label) });
-  const training = trainHead(features(train), features(validation), 2, { epochs: 5, units: 16, ensemble });
+  const training = await trainHead(features(train), features(validation), 2, { epochs: 5, units: 16, ensemble });
   const expected = training.head.predict(features(test).features);
 
   const dir = await temporaryFolder();

@@ -42,12 +42,12 @@ test('fine-tuning keeps the tensor count flat in both runtimes', async () => {
     const split = splitBackbone(backbone, { lastBlocks: 2 });
     const trainActivations = await frozenActivations(split, backbone, train);
     const validationActivations = await frozenActivations(split, backbone, validation);
-    const head = trainHead(
+    const head = (await trainHead(
       { features: await tailFeatures(split, trainActivations), labels: labels(train) },
       { features: await tailFeatures(split, validationActivations), labels: labels(validation) },
       2,
       { epochs: 3 },
-    ).head;
+    )).head;
 
     const before = split.tail.trainableWeights.map((weight) => weight.read().dataSync().slice());
     const counts: number[] = [];

@@ -21,8 +21,8 @@ function blobs(rows: number, separation: number, seed: number, minorityShare = 0
   return { features, labels };
 }
 
-test('head learns separable features', () => {
-  const training = trainHead(blobs(200, 2, 1), blobs(60, 2, 2), 2, { epochs: 30, units: 16, seed: 0 });
+test('head learns separable features', async () => {
+  const training = await trainHead(blobs(200, 2, 1), blobs(60, 2, 2), 2, { epochs: 30, units: 16, seed: 0 });
   const test = blobs(100, 2, 3);
   const report = evaluateProbabilities(training.head.predict(test.features), test.labels, 2);
   assert.ok(report.accuracy > 0.95, `accuracy ${report.accuracy}`);
@@ -30,23 +30,26 @@ test('head learns separable features', () => {
   training.head.dispose();
 });
 
-test('head keeps the tensor count flat across epochs', () => {
-  const counts: number[] = [];
-  const training = trainHead(blobs(100, 1, 4), blobs(40, 1, 5), 2, {
-    epochs: 6,
-    earlyStopping: { patience: 100 },
-    reduceLrOnPlateau: { patience: 1, factor: 0.5 },
-    onEpoch: () => counts.push(tf.memory().numTensors),
-  });
-  assert.equal(counts.length, 6);
-  // The first restore-best snapshot is taken after epoch 1's callback, so counts settle from epoch 2.
-  assert.ok(counts.slice(1).every((count) => count === counts[1]), `tensor counts ${counts.join(', ')}`);
-  training.head.dispose();
+test('head keeps the tensor count flat in both runtimes', async () => {
+  for (const runtime of ['onnxruntime', 'tfjs'] as const) {
+    const counts: number[] = [];
+    const training = await trainHead(blobs(100, 1, 4), blobs(40, 1, 5), 2, {
+      epochs: 6,
+      earlyStopping: { patience: 100 },
+      reduceLrOnPlateau: { patience: 1, factor: 0.5 },
+      onEpoch: () => counts.push(tf.memory().numTensors),
+      runtime,
+    });
+    assert.equal(counts.length, 6);
+    // The first restore-best snapshot is taken after epoch 1's callback, so counts settle from epoch 2.
+    assert.ok(counts.slice(1).every((count) => count === counts[1]), `${runtime}: tensor counts ${counts.join(', ')}`);
+    training.head.dispose();
+  }
 });
 
-test('head restores the best epoch', () => {
+test('head restores the best epoch', async () => {
   const validation = blobs(40, 0.3, 7);
-  const training = trainHead(blobs(60, 0.3, 6), validation, 2, { epochs: 40, units: 64, learningRate: 0.01, earlyStopping: { patience: 40 }, seed: 2 });
+  const training = await trainHead(blobs(60, 0.3, 6), validation, 2, { epochs: 40, units: 64, learningRate: 0.01, earlyStopping: { patience: 40 }, seed: 2 });
   const best = Math.min(...training.history.map((entry) => entry.val_loss));
   const bestEpoch = training.history.findIndex((entry) => entry.val_loss === best) + 1;
   assert.equal(training.bestEpoch, bestEpoch);
@@ -55,11 +58,11 @@ test('head restores the best epoch', () => {
   training.head.dispose();
 });
 
-test('head training repeats for a seed', () => {
+test('head training repeats for a seed', async () => {
   const train = blobs(80, 1, 8);
   const validation = blobs(30, 1, 9);
-  const first = trainHead(train, validation, 2, { epochs: 5, seed: 11 });
-  const second = trainHead(train, validation, 2, { epochs: 5, seed: 11 });
+  const first = await trainHead(train, validation, 2, { epochs: 5, seed: 11 });
+  const second = await trainHead(train, validation, 2, { epochs: 5, seed: 11 });
   assert.deepEqual(first.history, second.history);
   first.head.dispose();
   second.head.dispose();
@@ -89,8 +92,8 @@ test('reduce on plateau follows Keras', () => {
   assert.throws(() => new ReduceLrOnPlateau({ factor: 1 }), /factor must be in \(0, 1\)/);
 });
 
-test('ensemble averages its members', () => {
-  const training = trainHead(blobs(120, 1, 11), blobs(40, 1, 12), 2, { epochs: 8, units: 8, ensemble: 3, seed: 4 });
+test('ensemble averages its members', async () => {
+  const training = await trainHead(blobs(120, 1, 11), blobs(40, 1, 12), 2, { epochs: 8, units: 8, ensemble: 3, seed: 4 });
   const { head } = training;
   const scored = blobs(10, 1, 13);
   const probabilities = head.predict(scored.features);
@@ -115,8 +118,8 @@ test('ensemble averages its members', () => {
   head.dispose();
 });
 
-test('ensemble members differ', () => {
-  const training = trainHead(blobs(120, 1, 14), blobs(40, 1, 15), 2, { epochs: 3, units: 4, ensemble: 2, seed: 5 });
+test('ensemble members differ', async () => {
+  const training = await trainHead(blobs(120, 1, 14), blobs(40, 1, 15), 2, { epochs: 3, units: 4, ensemble: 2, seed: 5 });
   const outputKernel = training.head.weights[2].arraySync() as number[][][];
   assert.notDeepEqual(outputKernel[0], outputKernel[1]);
   training.head.dispose();

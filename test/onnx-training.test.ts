@@ -9,6 +9,7 @@ import {
   frozenActivations,
   headLogits,
   loadBackbone,
+  onnxTailFeaturesFor,
   onnxTrainingStepFor,
   repeatForMembers,
   splitBackbone,
@@ -23,12 +24,12 @@ before(async () => {
 });
 
 /** Trains a head for one epoch on random features of `featureSize`, so its weights are not at their start. */
-function someHead(featureSize: number, units: number, ensemble: number, seed: number): ClassifierHead {
+async function someHead(featureSize: number, units: number, ensemble: number, seed: number): Promise<ClassifierHead> {
   const random = new Random(seed);
   const rows = 24;
   const features = Float32Array.from({ length: rows * featureSize }, () => random.uniform(0, 3));
   const labels = Array.from({ length: rows }, (_, i) => i % 2);
-  return trainHead({ features, labels }, { features: new Float32Array(0), labels: [] }, 2, { units, ensemble, epochs: 1, seed, earlyStopping: { monitor: 'loss' } }).head;
+  return (await trainHead({ features, labels }, { features: new Float32Array(0), labels: [] }, 2, { units, ensemble, epochs: 1, seed, earlyStopping: { monitor: 'loss' } })).head;
 }
 
 /** Compares onnxruntime's loss and gradients with tfjs's on one random batch of tail inputs. */
@@ -69,7 +70,7 @@ test('step gradients of the MobileNetV2 tail', async () => {
   // Four blocks hold a stride-2 depthwise convolution after zero padding, and residual additions.
   for (const [lastBlocks, units, ensemble] of [[2, 32, 3], [4, 0, 2]]) {
     const split = splitBackbone(backbone, { lastBlocks });
-    const head = someHead(1280, units, ensemble, lastBlocks);
+    const head = await someHead(1280, units, ensemble, lastBlocks);
     await assertGradientsMatch(split.tail, head, 6);
     head.dispose();
   }
@@ -95,7 +96,7 @@ test('step gradients of every layer kind', async () => {
   const tail = tf.model({ inputs: input, outputs: dropped });
   frozen.trainable = false;
 
-  const head = someHead(6, 8, 2, 3);
+  const head = await someHead(6, 8, 2, 3);
   await assertGradientsMatch(tail, head, 5);
   head.dispose();
 });
@@ -103,14 +104,12 @@ test('step gradients of every layer kind', async () => {
 test('step tail features match tfjs', async () => {
   const backbone = await loadBackbone(MOBILENET, { inputSize: 32 });
   const split = splitBackbone(backbone, { lastBlocks: 3 });
-  const head = someHead(1280, 16, 1, 0);
   const activations = tf.randomUniform([5, ...(split.tail.inputs[0].shape.slice(1) as number[])], 0, 3, 'float32', 2);
-  const step = await onnxTrainingStepFor(split.tail, head, 'onnxruntime');
+  const onnxFeatures = await onnxTailFeaturesFor(split.tail, 'onnxruntime');
   const weights = split.tail.trainableWeights.map((weight) => weight.read().dataSync() as Float32Array);
-  const actual = await step!.features(activations.dataSync() as Float32Array, 5, weights);
+  const actual = await onnxFeatures!.run(activations.dataSync() as Float32Array, 5, weights);
   const expected = await tailFeatures(split, activations, { runtime: 'tfjs' });
   assert.ok(largestDifference(actual, expected) < 1e-4);
-  head.dispose();
   backbone.model.dispose();
 });
 
@@ -118,7 +117,7 @@ test('step without a gradient falls back or stops', async () => {
   const input = tf.input({ shape: [4, 4, 2] });
   const elu = tf.layers.conv2d({ filters: 3, kernelSize: 1, activation: 'elu' }).apply(input) as tf.SymbolicTensor;
   const unsupported = tf.model({ inputs: input, outputs: elu });
-  const small = someHead(3, 4, 1, 1);
+  const small = await someHead(3, 4, 1, 1);
   assert.equal(await onnxTrainingStepFor(unsupported, small, 'auto'), undefined);
   assert.equal(await onnxTrainingStepFor(unsupported, small, 'tfjs'), undefined);
   await assert.rejects(onnxTrainingStepFor(unsupported, small, 'onnxruntime'), (error: Error) => error instanceof InputError && /activation 'elu'.*train\.runtime/.test(error.message));
@@ -156,7 +155,7 @@ test('onnxruntime fine-tuning follows tfjs', async () => {
     const trainActivations = await frozenActivations(split, backbone, train, { runtime: 'tfjs' });
     const validationActivations = await frozenActivations(split, backbone, validation, { runtime: 'tfjs' });
     const features = await tailFeatures(split, trainActivations, { runtime: 'tfjs' });
-    const head = trainHead({ features, labels: labels(train) }, { features: new Float32Array(0), labels: [] }, 2, { epochs: 2, earlyStopping: { monitor: 'loss' } }).head;
+    const head = (await trainHead({ features, labels: labels(train) }, { features: new Float32Array(0), labels: [] }, 2, { epochs: 2, earlyStopping: { monitor: 'loss' } })).head;
     const tuned = await fineTune(split, head, { activations: trainActivations, labels: labels(train) }, { activations: validationActivations, labels: labels(validation) }, {
       epochs: 3,
       learningRate: 1e-3,
@@ -175,4 +174,30 @@ test('onnxruntime fine-tuning follows tfjs', async () => {
     assert.ok(difference < 1e-3, `${key} differs by up to ${difference}: ${JSON.stringify(histories)}`);
   }
   assert.notEqual(onnx[0].loss, onnx[2].loss, 'training moved the loss');
+});
+
+test('onnxruntime head training follows tfjs', async () => {
+  const random = new Random(4);
+  const rows = 90;
+  const featureSize = 12;
+  // Two thirds of the rows are class 1, so balanced class weights differ from 1.
+  const labels = Array.from({ length: rows }, (_, i) => (i % 3 === 0 ? 0 : 1));
+  const features = Float32Array.from({ length: rows * featureSize }, (_, i) => random.normal() + labels[Math.floor(i / featureSize)] * 0.8);
+  const train = { features: features.subarray(0, 60 * featureSize), labels: labels.slice(0, 60) };
+  const validation = { features: features.subarray(60 * featureSize), labels: labels.slice(60) };
+  for (const options of [{ units: 8, ensemble: 2, classWeight: 'balanced' as const, reduceLrOnPlateau: { patience: 1, factor: 0.5 } }, { units: 0, ensemble: 3 }]) {
+    const runs = [];
+    for (const runtime of ['tfjs', 'onnxruntime'] as const) {
+      const training = await trainHead(train, validation, 2, { ...options, epochs: 6, batchSize: 16, seed: 3, earlyStopping: { patience: 100 }, runtime });
+      runs.push(training.history);
+      training.head.dispose();
+    }
+    const [tfjs, onnx] = runs;
+    assert.equal(onnx.length, 6);
+    for (const key of ['loss', 'val_loss', 'learning_rate']) {
+      const difference = Math.max(...onnx.map((logs, i) => Math.abs(logs[key] - tfjs[i][key])));
+      assert.ok(difference < 1e-4, `${JSON.stringify(options)}: ${key} differs by up to ${difference}`);
+    }
+    assert.notEqual(onnx[0].loss, onnx[5].loss, 'training moved the loss');
+  }
 });

@@ -104,7 +104,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
     let peakTensorBytes = tf.memory().numBytes;
     const sampleMemory = () => (peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes));
     for (const seed of settings.seeds) {
-      const training = trainHead(train, validation, numClasses, {
+      const training = await trainHead(train, validation, numClasses, {
         ...settings.head,
         earlyStopping: settings.earlyStopping,
         reduceLrOnPlateau: settings.reduceLrOnPlateau,

@@ -200,7 +200,7 @@ function accuracyOf(head: ClassifierHead, split: { features: Float32Array; label
  * and is tried only when every image has one shape. On MNIST digits the pixels scored 0.957 and the
  * ImageNet features 0.861; on BreastMNIST the features won.
  */
-function trainConsistencyClassifier(
+async function trainConsistencyClassifier(
   reference: readonly ImageRecord[],
   referenceFeatures: Float32Array,
   trainImages: readonly ImageRecord[],
@@ -208,10 +208,10 @@ function trainConsistencyClassifier(
   validationFeatures: { features: Float32Array; labels: number[] },
   numClasses: number,
   settings: QualityContext['settings'],
-): ConsistencyClassifier {
+): Promise<ConsistencyClassifier> {
   const headOptions = { units: settings.headUnits, epochs: settings.headEpochs, seed: settings.seed };
   const labels = reference.map((record) => record.label);
-  const featureHead = trainHead({ features: referenceFeatures, labels }, validationFeatures, numClasses, headOptions).head;
+  const featureHead = (await trainHead({ features: referenceFeatures, labels }, validationFeatures, numClasses, headOptions)).head;
   const byFeatures: ConsistencyClassifier = { head: featureHead, input: 'features', columns: [], validationAccuracy: accuracyOf(featureHead, validationFeatures, numClasses) };
 
   const size = trainImages[0].pixels.length;
@@ -222,7 +222,7 @@ function trainConsistencyClassifier(
   const validationPixels = pixelFeatures(validationImages, columns);
   const maxImages = Math.min(MAX_PIXEL_HEAD_IMAGES, Math.floor(MAX_PIXEL_HEAD_VALUES / columns.length));
   const pixelTrain = stratifiedDraw(trainImages, numClasses, maxImages, settings.seed);
-  const pixelHead = trainHead(pixelFeatures(pixelTrain, columns), validationPixels, numClasses, headOptions).head;
+  const pixelHead = (await trainHead(pixelFeatures(pixelTrain, columns), validationPixels, numClasses, headOptions)).head;
   const pixelAccuracy = accuracyOf(pixelHead, validationPixels, numClasses);
   if (pixelAccuracy <= byFeatures.validationAccuracy) {
     pixelHead.dispose();
@@ -258,7 +258,7 @@ export async function prepareQuality(
     splits.test === undefined || splits.test.length === 0
       ? null
       : { features: featuresOf(backbone, splits.test), labels: splits.test.map((record) => record.label) };
-  const consistencyClassifier = trainConsistencyClassifier(
+  const consistencyClassifier = await trainConsistencyClassifier(
     reference,
     referenceFeatures.values as Float32Array,
     splits.train,
@@ -298,7 +298,7 @@ export function disposeQuality(context: QualityContext): void {
  * consistency, and train-on-synthetic test-on-real scores on the validation split (and on the
  * test split when `includeTest` is set).
  */
-export function evaluateQuality(context: QualityContext, generator: SamplingGenerator, epoch: number, includeTest = false): QualityEvaluation {
+export async function evaluateQuality(context: QualityContext, generator: SamplingGenerator, epoch: number, includeTest = false): Promise<QualityEvaluation> {
   const startedAt = performance.now();
   const { settings, classNames } = context;
   const numClasses = classNames.length;
@@ -334,12 +334,12 @@ export function evaluateQuality(context: QualityContext, generator: SamplingGene
   });
 
   // The TSTR head trains on synthetic images only and monitors its own training loss, so the validation split is measured, never fitted to.
-  const tstrHead = trainHead({ features: sampleFeatures.values as Float32Array, labels: sampleLabels }, context.validation, numClasses, {
+  const tstrHead = (await trainHead({ features: sampleFeatures.values as Float32Array, labels: sampleLabels }, context.validation, numClasses, {
     units: settings.headUnits,
     epochs: settings.headEpochs,
     seed: settings.seed,
     earlyStopping: { monitor: 'loss', patience: 5, restoreBestWeights: false },
-  }).head;
+  })).head;
   const score = (split: { features: Float32Array; labels: number[] }): SplitScores => {
     const report = evaluateProbabilities(tstrHead.predict(split.features), split.labels, numClasses);
     return { accuracy: report.accuracy, auc: report.auc };

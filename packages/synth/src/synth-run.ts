@@ -135,7 +135,7 @@ export async function runSynth(data: SynthRunData, classNames: readonly string[]
   try {
     const evaluateCheckpoint = async (path: string, epoch: number, generator: SamplingGenerator) => {
       if (context === null) return;
-      const { record } = evaluateQuality(context, generator, epoch);
+      const { record } = await evaluateQuality(context, generator, epoch);
       await writeFileAtomic(join(path, CHECKPOINT_QUALITY_FILE), `${JSON.stringify(record)}\n`);
       await writeQualityLog(options.directory);
       log(formatQuality(record));
@@ -195,7 +195,7 @@ export async function runSynth(data: SynthRunData, classNames: readonly string[]
       let quality: QualitySummary | null = null;
       let pictures: string[] = [];
       if (context !== null) {
-        const final = evaluateQuality(context, chosen, selectedEpoch, true);
+        const final = await evaluateQuality(context, chosen, selectedEpoch, true);
         log(`chosen generator: ${formatQuality(final.record)}`);
         quality = {
           selectedBy,

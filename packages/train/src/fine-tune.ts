@@ -7,7 +7,8 @@ import { dropoutMask, headLogits, repeatForMembers, type ClassifierHead } from '
 import { evaluateProbabilities } from './metrics.js';
 import { toBackboneInput } from './preprocess.js';
 import { runOnnxBatches } from './features.js';
-import { onnxRunnerFor, onnxTrainingStepFor, type InferenceRuntime, type OnnxTrainingStep } from './onnx-runner.js';
+import { onnxRunnerFor, onnxTailFeaturesFor, onnxTrainingStepFor, type InferenceRuntime } from './onnx-runner.js';
+import { runOnnxEpoch, startArrayTraining } from './onnx-steps.js';
 
 /** The part of the backbone that trains. */
 export interface UnfreezeOptions {
@@ -163,80 +164,6 @@ export interface FineTuneOptions {
   runtime?: InferenceRuntime;
 }
 
-/**
- * Adam as tfjs's `tf.train.adam` computes it (epsilon 1e-7, bias correction from running products
- * of the betas), on weights kept in JavaScript arrays.
- */
-export class ArrayAdam {
-  private readonly first: Float32Array[];
-  private readonly second: Float32Array[];
-  private beta1Power: number;
-  private beta2Power: number;
-
-  constructor(
-    readonly learningRate: number,
-    sizes: readonly number[],
-    readonly beta1 = 0.9,
-    readonly beta2 = 0.999,
-    readonly epsilon = 1e-7,
-  ) {
-    this.first = sizes.map((size) => new Float32Array(size));
-    this.second = sizes.map((size) => new Float32Array(size));
-    [this.beta1Power, this.beta2Power] = [beta1, beta2];
-  }
-
-  /** Moves each weight array against its gradient, in place. */
-  apply(weights: readonly Float32Array[], gradients: readonly Float32Array[]): void {
-    const { beta1, beta2, epsilon } = this;
-    const [keep1, keep2] = [1 - beta1, 1 - beta2];
-    // w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon), with the corrections hoisted.
-    const stepSize = this.learningRate / (1 - this.beta1Power);
-    const varianceScale = 1 / (1 - this.beta2Power);
-    weights.forEach((weight, i) => {
-      const [gradient, first, second] = [gradients[i], this.first[i], this.second[i]];
-      for (let k = 0; k < weight.length; k++) {
-        const g = gradient[k];
-        const m = beta1 * first[k] + keep1 * g;
-        const v = beta2 * second[k] + keep2 * g * g;
-        first[k] = m;
-        second[k] = v;
-        weight[k] -= (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
-      }
-    });
-    this.beta1Power *= beta1;
-    this.beta2Power *= beta2;
-  }
-}
-
-/**
- * Trains `variables` for one epoch in onnxruntime: the weights live in JavaScript arrays during
- * the epoch and are written back to the variables at its end. Returns the summed loss of the rows.
- */
-async function onnxEpoch(
-  step: OnnxTrainingStep,
-  state: { weights: Float32Array[]; adam: ArrayAdam; activations: Float32Array },
-  batches: Array<{ rows: number[]; mask: Float32Array | null }>,
-  labels: readonly number[],
-  numClasses: number,
-  variables: readonly tf.Variable[],
-): Promise<number> {
-  const rowSize = state.activations.length / labels.length;
-  let lossSum = 0;
-  for (const { rows, mask } of batches) {
-    const activations = new Float32Array(rows.length * rowSize);
-    const targets = new Float32Array(rows.length * numClasses);
-    rows.forEach((row, i) => {
-      activations.set(state.activations.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
-      targets[i * numClasses + labels[row]] = 1;
-    });
-    const { loss, gradients } = await step.run({ rows: rows.length, activations, targets, dropoutMask: mask }, state.weights);
-    state.adam.apply(state.weights, gradients);
-    lossSum += loss * rows.length;
-  }
-  tf.tidy(() => variables.forEach((variable, i) => variable.assign(tf.tensor(state.weights[i], variable.shape))));
-  return lossSum;
-}
-
 /** Result of `fineTune`. When weights are restored, the tail and head hold those of the best epoch. */
 export interface FineTuning {
   history: Array<Record<string, number>>;
@@ -273,14 +200,13 @@ export async function fineTune(
   // The head-only weights are the baseline: if no epoch of fine-tuning beats them on the
   // monitored value, they are put back instead of the best fine-tuned epoch.
   const step = await onnxTrainingStepFor(split.tail, head, options.runtime);
-  const onnxState =
-    step === undefined
-      ? null
-      : { weights: variables.map((variable) => (variable.dataSync() as Float32Array).slice()), adam: new ArrayAdam(settings.learningRate, variables.map((variable) => variable.size)), activations: train.activations.dataSync() as Float32Array };
+  const onnxFeatures = step === undefined ? undefined : await onnxTailFeaturesFor(split.tail, options.runtime);
+  const training = step === undefined ? null : startArrayTraining(variables, settings.learningRate);
+  const trainRows = step === undefined ? null : { values: train.activations.dataSync() as Float32Array, labels: train.labels, numClasses: head.numClasses };
   const validationFeatures = () =>
-    step === undefined
+    onnxFeatures === undefined
       ? tailFeatures(split, validation.activations, { runtime: 'tfjs' })
-      : step.features(validation.activations.dataSync() as Float32Array, validation.labels.length, onnxState!.weights);
+      : onnxFeatures.run(validation.activations.dataSync() as Float32Array, validation.labels.length, training!.weights);
   const evaluate = async () => evaluateProbabilities(head.predict(await validationFeatures()), validation.labels, head.numClasses);
   const startReport = await evaluate();
   const startLogs: Record<string, number> = { val_loss: startReport.loss, val_accuracy: startReport.accuracy, val_auc: startReport.auc };
@@ -295,7 +221,7 @@ export async function fineTune(
       batches.push({ rows, mask: units > 0 ? dropoutMask(random, rows.length, units, settings.dropout) : null });
     }
     let lossSum = 0;
-    if (step !== undefined) lossSum = await onnxEpoch(step, onnxState!, batches, train.labels, head.numClasses, variables);
+    if (step !== undefined) lossSum = await runOnnxEpoch(step, training!, trainRows!, batches);
     for (const { rows, mask } of step === undefined ? batches : []) {
       const loss = tf.tidy(() => {
         const x = tf.gather(train.activations, tf.tensor1d(rows, 'int32'));

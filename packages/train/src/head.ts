@@ -3,6 +3,8 @@ import { Random } from '@scarce/core';
 import { EarlyStopping, type EarlyStoppingOptions } from './early-stopping.js';
 import { evaluateProbabilities } from './metrics.js';
 import { ReduceLrOnPlateau, type ReduceLrOnPlateauOptions } from './reduce-lr.js';
+import { onnxTrainingStepFor, type InferenceRuntime } from './onnx-runner.js';
+import { runOnnxEpoch, startArrayTraining } from './onnx-steps.js';
 
 /** Feature vectors with their labels, row-major `[rows, featureSize]`. */
 export interface FeatureSet {
@@ -40,6 +42,12 @@ export interface HeadOptions {
   seed?: number;
   /** Called after each epoch with its 1-based number and logged values. */
   onEpoch?: (epoch: number, logs: Record<string, number>) => void;
+  /**
+   * Runtime of the training steps; default `auto`, which picks onnxruntime (the step and its
+   * gradient compiled to one ONNX graph) when tfjs runs on wasm or cpu and onnxruntime-node loads.
+   * Otherwise tfjs trains.
+   */
+  runtime?: InferenceRuntime;
 }
 
 export const HEAD_DEFAULTS = {
@@ -198,7 +206,7 @@ export interface HeadTraining {
  * Trains a classifier head on precomputed backbone features, with early stopping on the
  * validation set (Keras 3 semantics). Features are standardised with the training rows' statistics.
  */
-export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses: number, options: HeadOptions = {}): HeadTraining {
+export async function trainHead(train: FeatureSet, validation: FeatureSet, numClasses: number, options: HeadOptions = {}): Promise<HeadTraining> {
   const settings = { ...HEAD_DEFAULTS, ...options, earlyStopping: { ...HEAD_DEFAULTS.earlyStopping, ...options.earlyStopping } };
   const featureSize = train.features.length / train.labels.length;
   if (!Number.isInteger(featureSize) || validation.features.length !== validation.labels.length * featureSize) {
@@ -230,16 +238,22 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
   let snapshot: tf.Tensor[] | null = null;
   const history: Array<Record<string, number>> = [];
   let epochsRun = 0;
+  const step = await onnxTrainingStepFor(featureSize, head, options.runtime, { sampleWeights: true });
+  const training = step === undefined ? null : startArrayTraining(weights, settings.learningRate);
+  const trainRows = { values: train.features, labels: train.labels, numClasses, classWeights: perClassWeight };
 
   for (let epoch = 0; epoch < settings.epochs; epoch++) {
     const order = epochOrder(train.labels, numClasses, settings.sampling, random);
-    let lossSum = 0;
+    const batches: Array<{ rows: number[]; mask: Float32Array | null }> = [];
     for (let start = 0; start < order.length; start += settings.batchSize) {
       const rows = order.slice(start, start + settings.batchSize);
+      batches.push({ rows, mask: hiddenUnits > 0 ? dropoutMask(random, rows.length, hiddenUnits, settings.dropout) : null });
+    }
+    let lossSum = 0;
+    if (step !== undefined) lossSum = await runOnnxEpoch(step, training!, trainRows, batches);
+    for (const { rows, mask } of step === undefined ? batches : []) {
       const batch = new Float32Array(rows.length * featureSize);
       rows.forEach((row, i) => batch.set(train.features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize));
-      const mask = hiddenUnits > 0 ? dropoutMask(random, rows.length, hiddenUnits, settings.dropout) : null;
-
       const loss = tf.tidy(() => {
         const x = tf.tensor2d(batch, [rows.length, featureSize]);
         const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), numClasses), members);
@@ -276,6 +290,7 @@ export function trainHead(train: FeatureSet, validation: FeatureSet, numClasses:
       learningRate = reduceLr.onEpochEnd(logs, learningRate);
       // Adam reads its rate at every step, so changing it between epochs takes effect at once.
       (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
+      if (training !== null) training.adam.learningRate = learningRate;
     }
   }
 

@@ -14,3 +14,4 @@ export * from './feature-pool.js';
 export * from './onnx-export.js';
 export * from './onnx-runner.js';
 export * from './onnx-training.js';
+export * from './onnx-steps.js';

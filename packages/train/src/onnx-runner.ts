@@ -2,7 +2,19 @@ import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '@scarce/core';
 import { exportOnnx, ONNX_INPUT, ONNX_OUTPUT, UnsupportedLayerError } from './onnx-export.js';
-import { exportTailFeatures, exportTrainingStep, STEP_ACTIVATIONS, STEP_DROPOUT_MASK, STEP_LOSS, STEP_TARGETS, stepGradient, stepWeight, TAIL_FEATURES } from './onnx-training.js';
+import {
+  exportTailFeatures,
+  exportTrainingStep,
+  STEP_ACTIVATIONS,
+  STEP_DROPOUT_MASK,
+  STEP_LOSS,
+  STEP_SAMPLE_WEIGHTS,
+  STEP_TARGETS,
+  stepGradient,
+  stepWeight,
+  TAIL_FEATURES,
+  type TrainingStepOptions,
+} from './onnx-training.js';
 import type { ClassifierHead } from './head.js';
 
 /**
@@ -123,62 +135,83 @@ export async function resolveInferenceRuntime(model: tf.LayersModel, runtime: In
   return (await onnxRunnerFor(model, true, runtime)) === undefined ? 'tfjs' : 'onnxruntime';
 }
 
-/** One batch of a fine-tuning step: tail inputs, one-hot targets and the head's dropout mask. */
+/** One batch of a training step: tail inputs (or features), one-hot targets, the dropout mask and row weights. */
 export interface StepBatch {
   rows: number;
-  /** Tail inputs, row-major NHWC. */
+  /** Tail inputs, row-major NHWC, or feature rows for a head-only step. */
   activations: Float32Array;
   /** One-hot targets, `[rows, classes]`. */
   targets: Float32Array;
   /** The scaled keep mask `[rows, hidden units]`, or null for a linear head. */
   dropoutMask: Float32Array | null;
+  /** Loss weight of each row, for a step built with `sampleWeights`. */
+  sampleWeights?: Float32Array;
 }
 
-/** A fine-tuning step compiled for onnxruntime: the loss and its gradient for given weights. */
+/** A training step compiled for onnxruntime: the loss and its gradient for given weights. */
 export interface OnnxTrainingStep {
   /** Runs the step with `weights` in the order of the tail's trainable weights then the head's. */
   run(batch: StepBatch, weights: readonly Float32Array[]): Promise<{ loss: number; gradients: Float32Array[] }>;
-  /** Pooled tail features of `rows` activations in inference mode, with the tail's weights leading `weights`. */
-  features(activations: Float32Array, rows: number, weights: readonly Float32Array[]): Promise<Float32Array>;
 }
 
 /**
- * Returns one fine-tuning step of `tail` and `head` in onnxruntime, or undefined when tfjs should
- * train them: `tfjs` requested, `auto` on a native tfjs backend, without onnxruntime-node, or with
- * a layer that `exportTrainingStep` does not differentiate. `onnxruntime` asked for and not
- * available throws. The frozen weights are compiled into the graph, so a new step is needed when
- * they change.
+ * Returns one training step of `tail` (or of the head alone on features of that size) and `head`
+ * in onnxruntime, or undefined when tfjs should train them: `tfjs` requested, `auto` on a native
+ * tfjs backend, without onnxruntime-node, or with a layer that `exportTrainingStep` does not
+ * differentiate. `onnxruntime` requested and not available throws. The frozen weights are compiled
+ * into the graph, so a new step is needed when they change.
  */
-export async function onnxTrainingStepFor(tail: tf.LayersModel, head: ClassifierHead, runtime: InferenceRuntime = 'auto'): Promise<OnnxTrainingStep | undefined> {
+export async function onnxTrainingStepFor(
+  tail: tf.LayersModel | number,
+  head: ClassifierHead,
+  runtime: InferenceRuntime = 'auto',
+  options: TrainingStepOptions = {},
+): Promise<OnnxTrainingStep | undefined> {
   if (!wantsOnnx(runtime)) return undefined;
-  const opened = await openSession(() => exportTrainingStep(tail, head), (graph) => graph.bytes);
+  const opened = await openSession(() => exportTrainingStep(tail, head, options), (graph) => graph.bytes);
   if (opened instanceof Error) return fallBack(runtime, opened);
   const { ort, session, written } = opened;
-  // The tail translated once already, so this export succeeds too.
-  const forward = await openSession(() => exportTailFeatures(tail), (bytes) => bytes);
-  if (forward instanceof Error) throw forward;
-  const inputShape = tail.inputs[0].shape.slice(1) as number[];
-  const tailWeightCount = tail.trainableWeights.length;
+  const inputShape = typeof tail === 'number' ? [tail] : (tail.inputs[0].shape.slice(1) as number[]);
   const outputs = [STEP_LOSS, ...written.weightShapes.map((_, i) => stepGradient(i))];
-  type Feeds = Record<string, InstanceType<OnnxModule['Tensor']>>;
-  const feedWeights = (feeds: Feeds, weights: readonly Float32Array[], count: number) => {
-    for (let i = 0; i < count; i++) feeds[stepWeight(i)] = new ort.Tensor('float32', weights[i], written.weightShapes[i]);
-    return feeds;
-  };
   return {
     async run(batch, weights) {
-      const feeds: Feeds = {
+      const feeds: Record<string, InstanceType<OnnxModule['Tensor']>> = {
         [STEP_ACTIVATIONS]: new ort.Tensor('float32', batch.activations, [batch.rows, ...inputShape]),
         [STEP_TARGETS]: new ort.Tensor('float32', batch.targets, [batch.rows, head.numClasses]),
       };
       if (written.takesDropoutMask) feeds[STEP_DROPOUT_MASK] = new ort.Tensor('float32', batch.dropoutMask!, [batch.rows, head.hiddenUnits]);
-      const result = await session.run(feedWeights(feeds, weights, weights.length), outputs);
+      if (options.sampleWeights) feeds[STEP_SAMPLE_WEIGHTS] = new ort.Tensor('float32', batch.sampleWeights!, [batch.rows]);
+      weights.forEach((values, i) => (feeds[stepWeight(i)] = new ort.Tensor('float32', values, written.weightShapes[i])));
+      const result = await session.run(feeds, outputs);
       return { loss: (result[STEP_LOSS].data as Float32Array)[0], gradients: outputs.slice(1).map((name) => result[name].data as Float32Array) };
     },
-    async features(activations, rows, weights) {
+  };
+}
+
+/** The tail's pooled features in onnxruntime, for weights given at each call. */
+export interface OnnxTailFeatures {
+  /** Runs `rows` activations with the tail's trainable weights in `weights` (extra trailing arrays are ignored). */
+  run(activations: Float32Array, rows: number, weights: readonly Float32Array[]): Promise<Float32Array>;
+}
+
+/**
+ * Returns the tail's inference pass to pooled features in onnxruntime, taking its trainable
+ * weights as inputs so that one session serves every epoch; undefined and errors as in
+ * `onnxTrainingStepFor`.
+ */
+export async function onnxTailFeaturesFor(tail: tf.LayersModel, runtime: InferenceRuntime = 'auto'): Promise<OnnxTailFeatures | undefined> {
+  if (!wantsOnnx(runtime)) return undefined;
+  const opened = await openSession(() => exportTailFeatures(tail), (bytes) => bytes);
+  if (opened instanceof Error) return fallBack(runtime, opened);
+  const { ort, session } = opened;
+  const inputShape = tail.inputs[0].shape.slice(1) as number[];
+  const shapes = tail.trainableWeights.map((weight) => weight.shape as number[]);
+  return {
+    async run(activations, rows, weights) {
       if (rows === 0) return new Float32Array(0);
-      const feeds = feedWeights({ [STEP_ACTIVATIONS]: new ort.Tensor('float32', activations, [rows, ...inputShape]) }, weights, tailWeightCount);
-      return (await forward.session.run(feeds))[TAIL_FEATURES].data as Float32Array;
+      const feeds: Record<string, InstanceType<OnnxModule['Tensor']>> = { [STEP_ACTIVATIONS]: new ort.Tensor('float32', activations, [rows, ...inputShape]) };
+      shapes.forEach((shape, i) => (feeds[stepWeight(i)] = new ort.Tensor('float32', weights[i], shape)));
+      return (await session.run(feeds))[TAIL_FEATURES].data as Float32Array;
     },
   };
 }

@@ -7,6 +7,7 @@ import type { ClassifierHead } from './head.js';
 export const STEP_ACTIVATIONS = 'activations';
 export const STEP_TARGETS = 'targets';
 export const STEP_DROPOUT_MASK = 'dropout_mask';
+export const STEP_SAMPLE_WEIGHTS = 'sample_weights';
 export const STEP_LOSS = 'loss';
 export const stepWeight = (index: number) => `weight_${index}`;
 export const stepGradient = (index: number) => `gradient_${index}`;
@@ -369,19 +370,30 @@ export interface TrainingStepGraph {
   takesDropoutMask: boolean;
 }
 
+/** Options of `exportTrainingStep`. */
+export interface TrainingStepOptions {
+  /**
+   * Weight each row's loss by a `sample_weights` input and divide by the count of nonzero weights
+   * (tfjs's SUM_BY_NONZERO_WEIGHTS), as `trainHead` does for class weights. Default false: the mean.
+   */
+  sampleWeights?: boolean;
+}
+
 /**
- * Writes one fine-tuning step as an ONNX graph. The graph runs the tail in inference mode from its
- * 4-D input, average pooling, the classifier head with a dropout mask, and the mean softmax
- * cross-entropy over every member's rows. It returns that loss and its gradient with respect to
- * the tail's trainable weights followed by the head's, as `fineTune` trains them. Those weights
- * are inputs and every other weight is a constant. Throws `UnsupportedLayerError` for a layer it
- * does not differentiate.
+ * Writes one training step as an ONNX graph. The graph runs the tail in inference mode from its
+ * 4-D input and average pooling, or takes pooled features when `tail` is a feature size. Then it
+ * runs the classifier head with a dropout mask and the softmax cross-entropy over every member's
+ * rows. It returns that loss and its gradient with respect to the tail's trainable weights
+ * followed by the head's, as `fineTune` and `trainHead` train them. Those weights are inputs and
+ * every other weight is a constant. Throws `UnsupportedLayerError` for a layer it does not
+ * differentiate.
  */
-export function exportTrainingStep(tail: tf.LayersModel, head: ClassifierHead): TrainingStepGraph {
-  const tailWeights = tail.trainableWeights;
+export function exportTrainingStep(tail: tf.LayersModel | number, head: ClassifierHead, options: TrainingStepOptions = {}): TrainingStepGraph {
+  const tailWeights = typeof tail === 'number' ? [] : tail.trainableWeights;
   const graph = new StepGraph([...tailWeights, ...head.weights]);
   const { g } = graph;
-  const { inputShape, pooled } = translateTail(graph, tail);
+  const { inputShape, pooled } =
+    typeof tail === 'number' ? { inputShape: [tail], pooled: { name: STEP_ACTIVATIONS, shape: [tail], needsGradient: false } } : translateTail(graph, tail);
   const featureSize = pooled.shape[0];
   const inverseStd = g.constant('inverse_std', [featureSize], Float32Array.from(head.std, (value) => 1 / value));
   const standardised = g.op('Mul', [g.op('Sub', [pooled.name, g.constant('mean', [featureSize], head.mean)]), inverseStd]);
@@ -410,12 +422,20 @@ export function exportTrainingStep(tail: tf.LayersModel, head: ClassifierHead): 
     backToFirstLayer = (dLogits) => graph.reshape(g.op('Transpose', [dLogits], [{ name: 'perm', ints: [1, 0, 2] }]), [-1, members * numClasses]);
   }
 
-  // Mean cross-entropy over [members, rows]; targets [rows, classes] broadcast over the members.
+  // Cross-entropy over [members, rows]; targets [rows, classes] broadcast over the members.
   const logProbabilities = g.op('LogSoftmax', [logits], [{ name: 'axis', int: -1 }]);
   const crossEntropy = g.op('Neg', [graph.sumOver(g.op('Mul', [STEP_TARGETS, logProbabilities]), [2])]);
-  g.nodes.push({ opType: 'ReduceMean', inputs: [crossEntropy], outputs: [STEP_LOSS], attributes: [{ name: 'keepdims', int: 0 }] });
-  const count = g.op('Cast', [g.op('Size', [crossEntropy])], [{ name: 'to', int: ONNX_FLOAT }]);
-  const dLogits = g.op('Div', [g.op('Sub', [g.op('Softmax', [logits], [{ name: 'axis', int: -1 }]), STEP_TARGETS]), count]);
+  let dLogits = g.op('Sub', [g.op('Softmax', [logits], [{ name: 'axis', int: -1 }]), STEP_TARGETS]);
+  if (options.sampleWeights) {
+    // sum(w ce) / (members x rows with w != 0); each row's logit gradient is scaled by its weight.
+    const nonzero = graph.sumOver(g.op('Cast', [g.op('Not', [g.op('Equal', [STEP_SAMPLE_WEIGHTS, g.scalar('zero', 0)])])], [{ name: 'to', int: ONNX_FLOAT }]), [0]);
+    const count = g.op('Mul', [nonzero, g.scalar('members', members)]);
+    g.nodes.push({ opType: 'Div', inputs: [graph.sumOver(g.op('Mul', [crossEntropy, STEP_SAMPLE_WEIGHTS]), [0, 1]), count], outputs: [STEP_LOSS] });
+    dLogits = g.op('Div', [g.op('Mul', [dLogits, graph.reshape(STEP_SAMPLE_WEIGHTS, [1, -1, 1])]), count]);
+  } else {
+    g.nodes.push({ opType: 'ReduceMean', inputs: [crossEntropy], outputs: [STEP_LOSS], attributes: [{ name: 'keepdims', int: 0 }] });
+    dLogits = g.op('Div', [dLogits, g.op('Cast', [g.op('Size', [crossEntropy])], [{ name: 'to', int: ONNX_FLOAT }])]);
+  }
 
   const dFirstLayer = backToFirstLayer(dLogits);
   graph.weightGradient(bias.name, graph.sumOver(dFirstLayer, [0]));
@@ -426,20 +446,21 @@ export function exportTrainingStep(tail: tf.LayersModel, head: ClassifierHead): 
   const variables = [...tailWeights.map((weight) => weight.read()), ...head.weights];
   variables.forEach((_, i) => {
     const gradient = graph.weightGradients.get(stepWeight(i));
-    if (gradient === undefined) throw new UnsupportedLayerError(`weight ${i} of ${tail.name} does not reach the loss`);
+    if (gradient === undefined) throw new UnsupportedLayerError(`weight ${i} of the training step does not reach the loss`);
     g.nodes.push({ opType: 'Identity', inputs: [gradient], outputs: [stepGradient(i)] });
   });
 
   const weightShapes = variables.map((variable) => variable.shape as number[]);
   const takesDropoutMask = hiddenUnits > 0;
   const bytes = encodeOnnxModel({
-    name: `${tail.name}_training_step`,
+    name: typeof tail === 'number' ? 'head_training_step' : `${tail.name}_training_step`,
     nodes: g.nodes,
     initializers: g.initializers,
     inputs: [
       { name: STEP_ACTIVATIONS, elementType: ONNX_FLOAT, dims: ['batch', ...inputShape] },
       { name: STEP_TARGETS, elementType: ONNX_FLOAT, dims: ['batch', numClasses] },
       ...(takesDropoutMask ? [{ name: STEP_DROPOUT_MASK, elementType: ONNX_FLOAT, dims: ['batch', hiddenUnits] }] : []),
+      ...(options.sampleWeights ? [{ name: STEP_SAMPLE_WEIGHTS, elementType: ONNX_FLOAT, dims: ['batch'] }] : []),
       ...weightShapes.map((shape, i) => ({ name: stepWeight(i), elementType: ONNX_FLOAT, dims: shape })),
     ],
     outputs: [{ name: STEP_LOSS, elementType: ONNX_FLOAT, dims: [] }, ...weightShapes.map((shape, i) => ({ name: stepGradient(i), elementType: ONNX_FLOAT, dims: shape }))],

@@ -1,0 +1,96 @@
+import * as tf from '@tensorflow/tfjs';
+import type { OnnxTrainingStep } from './onnx-runner.js';
+
+/**
+ * Adam as tfjs's `tf.train.adam` computes it (epsilon 1e-7, bias correction from running products
+ * of the betas), on weights kept in JavaScript arrays.
+ */
+export class ArrayAdam {
+  private readonly first: Float32Array[];
+  private readonly second: Float32Array[];
+  private beta1Power: number;
+  private beta2Power: number;
+
+  constructor(
+    /** Step size; a caller may change it between steps, as a learning-rate schedule does. */
+    public learningRate: number,
+    sizes: readonly number[],
+    readonly beta1 = 0.9,
+    readonly beta2 = 0.999,
+    readonly epsilon = 1e-7,
+  ) {
+    this.first = sizes.map((size) => new Float32Array(size));
+    this.second = sizes.map((size) => new Float32Array(size));
+    [this.beta1Power, this.beta2Power] = [beta1, beta2];
+  }
+
+  /** Moves each weight array against its gradient, in place. */
+  apply(weights: readonly Float32Array[], gradients: readonly Float32Array[]): void {
+    const { beta1, beta2, epsilon } = this;
+    const [keep1, keep2] = [1 - beta1, 1 - beta2];
+    // w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon), with the corrections hoisted.
+    const stepSize = this.learningRate / (1 - this.beta1Power);
+    const varianceScale = 1 / (1 - this.beta2Power);
+    weights.forEach((weight, i) => {
+      const [gradient, first, second] = [gradients[i], this.first[i], this.second[i]];
+      for (let k = 0; k < weight.length; k++) {
+        const g = gradient[k];
+        const m = beta1 * first[k] + keep1 * g;
+        const v = beta2 * second[k] + keep2 * g * g;
+        first[k] = m;
+        second[k] = v;
+        weight[k] -= (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
+      }
+    });
+    this.beta1Power *= beta1;
+    this.beta2Power *= beta2;
+  }
+}
+
+/** Weights of an onnxruntime training run, kept in JavaScript arrays, with their optimiser. */
+export interface ArrayTraining {
+  variables: readonly tf.Variable[];
+  weights: Float32Array[];
+  adam: ArrayAdam;
+}
+
+/** Copies the variables' values into arrays that an `ArrayAdam` with `learningRate` trains. */
+export function startArrayTraining(variables: readonly tf.Variable[], learningRate: number): ArrayTraining {
+  return {
+    variables,
+    weights: variables.map((variable) => (variable.dataSync() as Float32Array).slice()),
+    adam: new ArrayAdam(learningRate, variables.map((variable) => variable.size)),
+  };
+}
+
+/** Training rows, row-major, with their labels and an optional loss weight per class. */
+export interface StepRows {
+  values: Float32Array;
+  labels: readonly number[];
+  numClasses: number;
+  classWeights?: readonly number[];
+}
+
+/**
+ * Trains for one epoch in onnxruntime, one step per batch of row indices, and writes the weights
+ * back to the variables at its end. Returns the sum of each batch's loss times its row count.
+ */
+export async function runOnnxEpoch(step: OnnxTrainingStep, training: ArrayTraining, data: StepRows, batches: ReadonlyArray<{ rows: readonly number[]; mask: Float32Array | null }>): Promise<number> {
+  const { values, labels, numClasses, classWeights } = data;
+  const rowSize = values.length / labels.length;
+  let lossSum = 0;
+  for (const { rows, mask } of batches) {
+    const activations = new Float32Array(rows.length * rowSize);
+    const targets = new Float32Array(rows.length * numClasses);
+    rows.forEach((row, i) => {
+      activations.set(values.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
+      targets[i * numClasses + labels[row]] = 1;
+    });
+    const sampleWeights = classWeights === undefined ? undefined : Float32Array.from(rows, (row) => classWeights[labels[row]]);
+    const { loss, gradients } = await step.run({ rows: rows.length, activations, targets, dropoutMask: mask, sampleWeights }, training.weights);
+    training.adam.apply(training.weights, gradients);
+    lossSum += loss * rows.length;
+  }
+  tf.tidy(() => training.variables.forEach((variable, i) => variable.assign(tf.tensor(training.weights[i], variable.shape))));
+  return lossSum;
+}
