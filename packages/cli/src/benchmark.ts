@@ -72,7 +72,7 @@ export interface BenchmarkInputs {
   features: Map<ImageRecord, Float32Array>;
   featureSize: number;
   numClasses: number;
-  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds'>;
+  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds' | 'runtime'>;
   /** When given, each head is then fine-tuned together with the backbone's last blocks. */
   fineTuning?: FineTuneContext;
   log: (line: string) => void;
@@ -108,6 +108,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
         ...settings.head,
         earlyStopping: settings.earlyStopping,
         reduceLrOnPlateau: settings.reduceLrOnPlateau,
+        runtime: settings.runtime,
         seed,
         onEpoch: sampleMemory,
       });

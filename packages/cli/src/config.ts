@@ -97,7 +97,7 @@ export const runConfigSchema = z
           .union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected a layer name or a list of layer names' })
           .optional(),
         featureBatchSize: z.number().int().positive().default(64),
-        /** Runtime of the frozen backbone: onnxruntime (`auto` picks it on wasm and cpu when it loads) or tfjs. */
+        /** Runtime of the frozen backbone and of training steps: onnxruntime (`auto` picks it on wasm and cpu when it loads) or tfjs. */
         runtime: z.enum(['auto', 'onnxruntime', 'tfjs']).default('auto'),
         /** Folder of the on-disk feature cache, or false for none; default $SCARCE_CACHE_DIR or ~/.cache/scarce. */
         featureCache: z.union([z.string(), z.literal(false)]).optional(),
