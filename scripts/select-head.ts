@@ -1,15 +1,16 @@
 /**
  * Chooses the backbone input size, the feature layer and the head by stratified k-fold
  * cross-validation on the train and validation splits together. The test split is never read.
- * Inside each fold, 15% of the training part is held out for early stopping and the held-out
+ * Inside each fold the head trains either with early stopping, on 85% of the training part with
+ * the other 15% held out to stop on, or for a fixed number of epochs on all of it. The held-out
  * fold is scored.
  *
  *   node --import tsx scripts/select-head.ts [--data data.npz] [--sizes 96,128,160,224]
  *     [--layers out,block_16_expand_relu,block_6_expand_relu+block_16_expand_relu] [--folds 5]
- *     [--heads 64x1,64x5,256x1,256x5]
+ *     [--heads 64x1,64x5,256x1,256x5] [--epochs early,8,30] [--rates 0.001,0.0003]
  *
  * A layer set joins layer names with `+`: their pooled outputs are concatenated. A head is
- * hidden units x ensemble members.
+ * hidden units x ensemble members. `early` stops early; a number trains that many epochs.
  */
 import { loadDataset, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
@@ -29,6 +30,8 @@ const heads: HeadOptions[] = option('heads', '64x1,64x5,256x1,256x5')
     const [units, ensemble] = head.split('x').map(Number);
     return { units, dropout: 0.5, ensemble };
   });
+const epochChoices = option('epochs', 'early').split(',');
+const rates = option('rates', '0.001').split(',').map(Number);
 
 await selectBackend();
 const dataset = await loadDataset(dataPath);
@@ -45,7 +48,7 @@ for (let label = 0; label < dataset.classNames.length; label++) {
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 console.log(`${folds}-fold cross-validation on ${pool.length} train + val images of ${dataPath}\n`);
-console.log('| input px | feature layer | units | ensemble | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- |');
+console.log('| input px | feature layer | units | ensemble | epochs | learning rate | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const inputSize of sizes) {
   for (const layer of layers) {
     const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer: layer === 'out' ? undefined : layer.split('+') });
@@ -58,19 +61,31 @@ for (const inputSize of sizes) {
     };
 
     for (const head of heads) {
-      const accuracies: number[] = [];
-      const aucs: number[] = [];
-      for (let fold = 0; fold < folds; fold++) {
-        const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
-        const stopRows = Math.round(rest.length * 0.15);
-        const training = await trainHead(pick(rest.slice(stopRows)), pick(rest.slice(0, stopRows)), dataset.classNames.length, { ...head, seed: fold });
-        const scored = pick(foldRows[fold]);
-        const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, dataset.classNames.length);
-        accuracies.push(report.accuracy);
-        aucs.push(report.auc);
-        training.head.dispose();
+      for (const epochs of epochChoices) {
+        for (const learningRate of rates) {
+          const accuracies: number[] = [];
+          const aucs: number[] = [];
+          for (let fold = 0; fold < folds; fold++) {
+            const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
+            const options = { ...head, learningRate, seed: fold };
+            let training;
+            if (epochs === 'early') {
+              const stopRows = Math.round(rest.length * 0.15);
+              training = await trainHead(pick(rest.slice(stopRows)), pick(rest.slice(0, stopRows)), dataset.classNames.length, options);
+            } else {
+              // A fixed length: no rows are held out, and the training loss is only logged.
+              const fixed = { epochs: Number(epochs), earlyStopping: { monitor: 'loss', patience: Number(epochs), restoreBestWeights: false } };
+              training = await trainHead(pick(rest), { features: new Float32Array(0), labels: [] }, dataset.classNames.length, { ...options, ...fixed });
+            }
+            const scored = pick(foldRows[fold]);
+            const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, dataset.classNames.length);
+            accuracies.push(report.accuracy);
+            aucs.push(report.auc);
+            training.head.dispose();
+          }
+          console.log(`| ${inputSize} | ${layer} | ${head.units} | ${head.ensemble} | ${epochs} | ${learningRate} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
+        }
       }
-      console.log(`| ${inputSize} | ${layer} | ${head.units} | ${head.ensemble} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
     }
     backbone.model.dispose();
   }

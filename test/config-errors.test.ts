@@ -38,6 +38,11 @@ test('config errors name field, value and allowed', () => {
       { data, train: { strategy: 'fine-tune', featureLayer: ['block_6_expand_relu', 'block_16_expand_relu'] } },
       [/train\.featureLayer: strategy 'fine-tune' trains on one feature map; name one layer, or use strategy 'feature-extraction'/],
     ],
+    [
+      'validation images trained on with fine-tuning',
+      { data, train: { strategy: 'fine-tune', trainOnValidation: true } },
+      [/train\.trainOnValidation: strategy 'fine-tune' stops fine-tuning early on the validation images.*set trainOnValidation to false/],
+    ],
   ];
   for (const [name, config, patterns] of cases) {
     const message = rejectionOf(config);

@@ -72,7 +72,7 @@ export interface BenchmarkInputs {
   features: Map<ImageRecord, Float32Array>;
   featureSize: number;
   numClasses: number;
-  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds' | 'runtime'>;
+  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds' | 'runtime' | 'trainOnValidation'>;
   /** When given, each head is then fine-tuned together with the backbone's last blocks. */
   fineTuning?: FineTuneContext;
   log: (line: string) => void;
@@ -99,14 +99,18 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
 
   for (const mix of inputs.mixes) {
     if (mix.rows.length === 0) throw new Error(`Mix '${mix.name}' has no training rows.`);
-    const train = stack(mix.rows, features, featureSize);
+    // Validation images join only mixes with real train images, so a synthetic-only mix stays synthetic.
+    const joinsValidation = settings.trainOnValidation && mix.rows.some((row) => row.origin === 'real');
+    const trainRows = joinsValidation ? [...mix.rows, ...evaluation.val] : mix.rows;
+    const train = stack(trainRows, features, featureSize);
     const seeds: SeedResult[] = [];
     let peakTensorBytes = tf.memory().numBytes;
     const sampleMemory = () => (peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes));
     for (const seed of settings.seeds) {
       const training = await trainHead(train, validation, numClasses, {
         ...settings.head,
-        earlyStopping: settings.earlyStopping,
+        // With nothing held out, training runs all head.epochs epochs and keeps the last weights.
+        earlyStopping: settings.trainOnValidation ? { monitor: 'loss', patience: settings.head.epochs, restoreBestWeights: false } : settings.earlyStopping,
         reduceLrOnPlateau: settings.reduceLrOnPlateau,
         runtime: settings.runtime,
         seed,
@@ -153,7 +157,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
     }
     results.push({
       mix: mix.name,
-      rows: countByOrigin(mix.rows),
+      rows: countByOrigin(trainRows),
       seeds,
       testAccuracy: meanAndStd(seeds.map((seed) => seed.test.accuracy)),
       testAuc: meanAndStd(seeds.map((seed) => seed.test.auc)),

@@ -117,6 +117,12 @@ export const runConfigSchema = z
           .prefault({}),
         earlyStopping: earlyStoppingSchema.prefault({}),
         /**
+         * Train every head on its mix plus the real validation images, for exactly `head.epochs` epochs with no
+         * early stopping (nothing is held out), once cross-validation has fixed the settings. Validation metrics
+         * are then measured on training images. Feature extraction only; default false.
+         */
+        trainOnValidation: z.boolean().default(false),
+        /**
          * Training strategy. `feature-extraction` trains only the head on frozen features. `fine-tune` then trains
          * the head with the backbone's last blocks (`fineTune`), and `full` with every block of the backbone.
          */
@@ -191,6 +197,13 @@ export const runConfigSchema = z
       })
       .strict()
       .superRefine((train, context) => {
+        if (train.trainOnValidation && train.strategy !== 'feature-extraction') {
+          context.addIssue({
+            code: 'custom',
+            path: ['trainOnValidation'],
+            message: `strategy '${train.strategy}' stops fine-tuning early on the validation images, so they cannot also train; use strategy 'feature-extraction' or set trainOnValidation to false`,
+          });
+        }
         if (train.strategy !== 'feature-extraction' && Array.isArray(train.featureLayer) && train.featureLayer.length > 1) {
           context.addIssue({
             code: 'custom',

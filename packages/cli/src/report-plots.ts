@@ -230,7 +230,9 @@ export async function renderReportPlots(metrics: RunMetrics, ganHistory: Readonl
   const headRun = (seed: RunMetrics['mixes'][number]['seeds'][number]) => ({ history: seed.history, bestEpoch: seed.bestEpoch });
   const fineTuneRun = (seed: RunMetrics['mixes'][number]['seeds'][number]) => (seed.fineTune === null ? null : { history: seed.fineTune.history, bestEpoch: seed.fineTune.bestEpoch });
   const seeds = metrics.config.train.seeds.length;
-  const stopping = `The dashed line marks the epoch whose weights early stopping kept (monitor ${monitor}).`;
+  const stopping = metrics.config.train.trainOnValidation
+    ? 'The validation images were also trained on (mixes with real images), so these curves are not held out.'
+    : `The dashed line marks the epoch whose weights early stopping kept (monitor ${monitor}).`;
   const plots: Array<Omit<ReportPlot, 'svg'> & { spec: TopLevelSpec }> = [
     {
       id: 'scores',

@@ -21,7 +21,9 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
     '## Test scores per mix',
     '',
     `Each mix trains a head on frozen ${config.train.inputSize} px features of \`${config.train.backbone.split('/').pop()}\`, ` +
-      `stopping early on the real validation split (${config.train.earlyStopping.monitor}, patience ${config.train.earlyStopping.patience})` +
+      (config.train.trainOnValidation
+        ? `for ${config.train.head.epochs} epochs on its rows plus the real validation images (mixes with real images), with no early stopping`
+        : `stopping early on the real validation split (${config.train.earlyStopping.monitor}, patience ${config.train.earlyStopping.patience})`) +
       (config.train.strategy === 'fine-tune'
         ? `, then fine-tunes it with the backbone's ${config.train.fineTune.layerPrefixes.length > 0 ? `layers ${config.train.fineTune.layerPrefixes.join(', ')}` : `last ${config.train.fineTune.lastBlocks} blocks`} at learning rate ${config.train.fineTune.learningRate}, `
         : ', ') +
@@ -38,7 +40,14 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
     );
   }
 
-  lines.push('', '## Per seed', '', '| mix | seed | val accuracy | val AUC | test accuracy | test AUC | confusion (rows: true, columns: predicted) |', '| --- | ---: | --- | --- | --- | --- | --- |');
+  const validation = config.train.trainOnValidation ? 'val (trained on)' : 'val';
+  lines.push(
+    '',
+    '## Per seed',
+    '',
+    `| mix | seed | ${validation} accuracy | ${validation} AUC | test accuracy | test AUC | confusion (rows: true, columns: predicted) |`,
+    '| --- | ---: | --- | --- | --- | --- | --- |',
+  );
   for (const mix of metrics.mixes) {
     for (const seed of mix.seeds) {
       lines.push(

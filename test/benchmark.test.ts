@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import { Random, selectBackend, type ImageRecord, type Origin } from '@scarce/core';
+import { benchmarkMixes } from '../packages/cli/src/benchmark.js';
+import { parseRunConfig } from '../packages/cli/src/config.js';
+
+before(async () => {
+  await selectBackend({ log: () => {} });
+});
+
+/** Makes `count` records of one origin and split whose 6 features lean towards their label. */
+function records(count: number, origin: Origin, split: ImageRecord['split'], random: Random, features: Map<ImageRecord, Float32Array>): ImageRecord[] {
+  return Array.from({ length: count }, (_, i) => {
+    const record: ImageRecord = { pixels: new Uint8Array(4), height: 2, width: 2, channels: 1, label: i % 2, origin, sourceIndex: i, view: 0, seed: 0, params: null, split };
+    features.set(record, Float32Array.from({ length: 6 }, () => random.normal() + record.label));
+    return record;
+  });
+}
+
+test('validation images join only real mixes', async () => {
+  const random = new Random(1);
+  const features = new Map<ImageRecord, Float32Array>();
+  const real = records(30, 'real', 'train', random, features);
+  const synthetic = records(20, 'synthetic', 'train', random, features);
+  const evaluation = { val: records(10, 'real', 'val', random, features), test: records(12, 'real', 'test', random, features) };
+  const config = parseRunConfig({ data: { path: 'x.npz' }, train: { trainOnValidation: true, seeds: [0, 1], head: { units: 8, epochs: 12 }, earlyStopping: { monitor: 'val_accuracy', patience: 0 } } }, 'test.json', '.');
+
+  const results = await benchmarkMixes({
+    mixes: [
+      { name: 'real', rows: real },
+      { name: 'synthetic', rows: synthetic },
+    ],
+    evaluation,
+    features,
+    featureSize: 6,
+    numClasses: 2,
+    settings: config.train,
+    log: () => {},
+  });
+  const [realMix, syntheticMix] = results;
+  assert.deepEqual(realMix.rows, { real: 40, augmented: 0, synthetic: 0 });
+  assert.deepEqual(syntheticMix.rows, { real: 0, augmented: 0, synthetic: 20 });
+  for (const mix of results) {
+    // The configured early stopping would end at the first epoch without a better val accuracy.
+    assert.deepEqual(
+      mix.seeds.map((seed) => seed.epochsRun),
+      [12, 12],
+      `${mix.mix}: every head runs all epochs`,
+    );
+    assert.deepEqual(
+      mix.seeds.map((seed) => seed.stoppedEpoch),
+      [null, null],
+    );
+  }
+});
