@@ -25,6 +25,7 @@ test('validation images join only real mixes', async () => {
   const evaluation = { val: records(10, 'real', 'val', random, features), test: records(12, 'real', 'test', random, features) };
   const config = parseRunConfig({ data: { path: 'x.npz' }, train: { trainOnValidation: true, seeds: [0, 1], head: { units: 8, epochs: 12 }, earlyStopping: { monitor: 'val_accuracy', patience: 0 } } }, 'test.json', '.');
 
+  const lines: string[] = [];
   const results = await benchmarkMixes({
     mixes: [
       { name: 'real', rows: real },
@@ -35,9 +36,11 @@ test('validation images join only real mixes', async () => {
     featureSize: 6,
     numClasses: 2,
     settings: config.train,
-    log: () => {},
+    log: (line) => lines.push(line),
   });
   const [realMix, syntheticMix] = results;
+  assert.match(lines[0], /^mix real seed 0: trained 12 epochs on the mix and the validation images, keeping the last weights; test accuracy/);
+  assert.match(lines[2], /^mix synthetic seed 0: trained 12 epochs on the mix, keeping/);
   assert.deepEqual(realMix.rows, { real: 40, augmented: 0, synthetic: 0 });
   assert.deepEqual(syntheticMix.rows, { real: 0, augmented: 0, synthetic: 20 });
   for (const mix of results) {
@@ -50,6 +53,11 @@ test('validation images join only real mixes', async () => {
     assert.deepEqual(
       mix.seeds.map((seed) => seed.stoppedEpoch),
       [null, null],
+    );
+    assert.deepEqual(
+      mix.seeds.map((seed) => seed.bestEpoch),
+      [12, 12],
+      `${mix.mix}: the kept weights are the last epoch's`,
     );
   }
 });

@@ -116,7 +116,11 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
         seed,
         onEpoch: sampleMemory,
       });
-      let summary = training.summary;
+      // A fixed-length head keeps its last weights, so its last epoch is the one the report marks.
+      const keptEpoch = settings.trainOnValidation ? training.epochsRun : training.bestEpoch;
+      let summary = settings.trainOnValidation
+        ? `trained ${training.epochsRun} epochs on ${joinsValidation ? 'the mix and the validation images' : 'the mix'}, keeping the last weights`
+        : training.summary;
       let fineTuneResult: SeedResult['fineTune'] = null;
       let pretrained: tf.Tensor[] = [];
       let scored = { validation, test };
@@ -139,7 +143,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
       const seedResult: SeedResult = {
         seed,
         epochsRun: training.epochsRun,
-        bestEpoch: training.bestEpoch,
+        bestEpoch: keptEpoch,
         stoppedEpoch: training.stoppedEpoch,
         fineTune: fineTuneResult,
         val: { loss: valReport.loss, accuracy: valReport.accuracy, auc: valReport.auc },
