@@ -126,13 +126,13 @@ export async function tailFeatures(split: SplitBackbone, activations: tf.Tensor,
   const featureSize = split.tail.outputs[0].shape.at(-1)!;
   const batchSize = options.batchSize ?? 128;
   const runner = await onnxRunnerFor(split.tail, true, options.runtime);
+  const values = runner === undefined ? null : (activations.dataSync() as Float32Array);
+  const rowSize = activations.size / rows;
   const out = new Float32Array(rows * featureSize);
   for (let start = 0; start < rows; start += batchSize) {
     const size = Math.min(batchSize, rows - start);
     if (runner !== undefined) {
-      const rowSize = activations.size / rows;
-      const values = activations.dataSync() as Float32Array;
-      out.set(await runner.run(values.subarray(start * rowSize, (start + size) * rowSize), size), start * featureSize);
+      out.set(await runner.run(values!.subarray(start * rowSize, (start + size) * rowSize), size), start * featureSize);
       continue;
     }
     const pooled = tf.tidy(() => (split.tail.predict(activations.slice(start, size)) as tf.Tensor4D).mean([1, 2]));
