@@ -2,7 +2,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { assignSplits, loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
-import { checkNoLeakage, composeClassifier, extractFeaturesParallel, loadBackbone, saveClassifier, type ClassifierHead } from '@scarce/train';
+import { checkNoLeakage, composeClassifier, extractFeaturesParallel, INFERENCE_RUNTIMES, loadBackbone, saveClassifier, type ClassifierHead, type InferenceRuntime } from '@scarce/train';
 import { benchmarkMixes, type SeedResult } from '../benchmark.js';
 import { verifyAugmentedSources } from '../verify-views.js';
 import { runConfigSchema } from '../config.js';
@@ -12,6 +12,13 @@ import { configureOutput } from '../output.js';
 
 /** The run config's train defaults, shown in the help text so there is one place they live. */
 const DEFAULTS = runConfigSchema.shape.train.parse({});
+
+function runtimeOption(value: string): InferenceRuntime {
+  if (!(INFERENCE_RUNTIMES as readonly string[]).includes(value)) {
+    throw new InputError(`Invalid --runtime '${value}': expected one of ${INFERENCE_RUNTIMES.join(', ')}.`);
+  }
+  return value as InferenceRuntime;
+}
 
 /** Parses `--split val,test` shares. */
 /** Reads --feature-layer: one layer name, or several separated by commas. */
@@ -43,6 +50,9 @@ export function registerTrain(program: Command): void {
     .option('--units <n>', `hidden units of the head, 0 for a linear head (default: ${DEFAULTS.head.units})`, integer)
     .option('--ensemble <n>', `heads trained side by side whose probabilities are averaged (default: ${DEFAULTS.head.ensemble})`, integer)
     .option('--learning-rate <lr>', `Adam learning rate of the head (default: ${DEFAULTS.head.learningRate})`, number)
+    .option('--epochs <n>', `maximum epochs of each head, or with --train-on-validation the exact count (default: ${DEFAULTS.head.epochs})`, integer)
+    .option('--train-on-validation', 'train each head on the train rows plus the validation images for exactly --epochs epochs, with no early stopping', false)
+    .option('--runtime <name>', `what runs the frozen backbone and the training steps: auto, onnxruntime or tfjs (default: ${DEFAULTS.runtime})`, runtimeOption)
     .option('--patience <epochs>', `early-stopping patience in epochs (default: ${DEFAULTS.earlyStopping.patience})`, integer)
     .option('--monitor <name>', `early-stopping monitor: val_loss, val_accuracy or val_auc (default: ${DEFAULTS.earlyStopping.monitor})`)
     .option('--seeds <list>', `comma-separated head seeds (default: ${DEFAULTS.seeds.join(',')})`, integerList)
@@ -67,7 +77,10 @@ export function registerTrain(program: Command): void {
           ...defined(options.units === undefined ? undefined : { units: options.units }),
           ...defined(options.ensemble === undefined ? undefined : { ensemble: options.ensemble }),
           ...defined(options.learningRate === undefined ? undefined : { learningRate: options.learningRate }),
+          ...defined(options.epochs === undefined ? undefined : { epochs: options.epochs }),
         },
+        trainOnValidation: options.trainOnValidation,
+        ...defined(options.runtime === undefined ? undefined : { runtime: options.runtime }),
         earlyStopping: { ...defined(options.patience === undefined ? undefined : { patience: options.patience }), ...defined(options.monitor === undefined ? undefined : { monitor: options.monitor }) },
       });
 
@@ -102,7 +115,7 @@ export function registerTrain(program: Command): void {
 
       const backbone = await loadBackbone(settings.backbone, { inputSize: settings.inputSize, featureLayer: settings.featureLayer, spec: settings.backboneSpec });
       const all = [...trainRows, ...evaluation.val, ...evaluation.test];
-      const matrix = await extractFeaturesParallel(backbone, all, { quiet: options.quiet as boolean });
+      const matrix = await extractFeaturesParallel(backbone, all, { quiet: options.quiet as boolean, runtime: settings.runtime });
       const features = new Map(all.map((record, i) => [record, matrix.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
       const mixName = [...new Set(trainRows.map((row) => row.origin))].join('+');
       if (options.save === true && options.out === undefined) throw new InputError('--save needs --out <dir> to know where the model goes.');
