@@ -17,21 +17,45 @@ import { evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? process.argv[at + 1] : fallback;
+  if (at < 0) return fallback;
+  const value = process.argv[at + 1];
+  if (value === undefined || value.startsWith('--')) fail(`--${name} needs a value`);
+  return value;
 }
+
+function fail(message: string): never {
+  console.error(`${message}. Usage is in the header of scripts/select-head.ts.`);
+  process.exit(2);
+}
+
+/** Splits a comma-separated option into numbers that pass `valid`, or stops with a message naming the option. */
+function numbers(name: string, fallback: string, valid: (value: number) => boolean, expected: string): number[] {
+  const text = option(name, fallback);
+  return text.split(',').map((item) => {
+    const value = Number(item);
+    if (item.trim() === '' || !valid(value)) fail(`Invalid --${name} '${text}': expected ${expected}`);
+    return value;
+  });
+}
+
+const positiveInteger = (value: number) => Number.isInteger(value) && value > 0;
 const dataPath = option('data', 'fixtures/breastmnist/breastmnist.npz');
-const sizes = option('sizes', '96,128,160,224').split(',').map(Number);
+const sizes = numbers('sizes', '96,128,160,224', (value) => Number.isInteger(value) && value >= 32, 'input sizes of 32 px or more, separated by commas');
 /** `out` is the backbone's own output; `+` joins layers whose pooled outputs are concatenated. */
 const layers = option('layers', 'out,block_16_expand_relu').split(',');
-const folds = Number(option('folds', '5'));
-const heads: HeadOptions[] = option('heads', '64x1,64x5,256x1,256x5')
-  .split(',')
-  .map((head) => {
-    const [units, ensemble] = head.split('x').map(Number);
-    return { units, dropout: 0.5, ensemble };
-  });
-const epochChoices = option('epochs', 'early').split(',');
-const rates = option('rates', '0.001').split(',').map(Number);
+const [folds] = numbers('folds', '5', (value) => positiveInteger(value) && value >= 2, 'a whole number of folds, 2 or more');
+const headText = option('heads', '64x1,64x5,256x1,256x5');
+const heads: HeadOptions[] = headText.split(',').map((head) => {
+  const [units, ensemble, ...rest] = head.split('x').map(Number);
+  if (rest.length > 0 || !Number.isInteger(units) || units < 0 || !positiveInteger(ensemble)) fail(`Invalid --heads '${headText}': expected units x members, e.g. 256x5`);
+  return { units, dropout: 0.5, ensemble };
+});
+const epochText = option('epochs', 'early');
+const epochChoices = epochText.split(',').map((item) => {
+  if (item !== 'early' && !positiveInteger(Number(item))) fail(`Invalid --epochs '${epochText}': expected 'early' or whole numbers of epochs above 0`);
+  return item;
+});
+const rates = numbers('rates', '0.001', (value) => Number.isFinite(value) && value > 0, 'learning rates above 0, separated by commas');
 
 await selectBackend();
 const dataset = await loadDataset(dataPath);

@@ -61,3 +61,14 @@ test('validation images join only real mixes', async () => {
     );
   }
 });
+
+test('diverged head is reported', async () => {
+  const random = new Random(2);
+  const features = new Map<ImageRecord, Float32Array>();
+  const real = records(20, 'real', 'train', random, features);
+  const evaluation = { val: records(6, 'real', 'val', random, features), test: records(6, 'real', 'test', random, features) };
+  const config = parseRunConfig({ data: { path: 'x.npz' }, train: { seeds: [0], head: { units: 4, epochs: 3, learningRate: 1e30 } } }, 'test.json', '.');
+  const lines: string[] = [];
+  await benchmarkMixes({ mixes: [{ name: 'real', rows: real }], evaluation, features, featureSize: 6, numClasses: 2, settings: config.train, log: (line) => lines.push(line) });
+  assert.match(lines.join('\n'), /warning: mix real seed 0: the training loss is not finite from epoch \d+.*lower train\.head\.learningRate/);
+});

@@ -67,6 +67,14 @@ test('run --dry-run prints the plan and writes nothing', async () => {
   assert.match(result.stdout, /\n {2}synthetic +0 +0 +14 +14\n/);
   assert.ok(result.stdout.includes(join(dir, 'runs', 'planned', 'report.html')), 'lists the outputs');
   assert.deepEqual(await readdir(dir), ['plan.json'], 'nothing written beside the config');
+
+  await writeFile(configPath, JSON.stringify({ ...config, augment: { viewsPerImage: 1 }, train: { ...config.train, trainOnValidation: true, head: { epochs: 10 } } }));
+  const onValidation = runCli(['run', configPath, '--dry-run']);
+  assert.equal(onValidation.status, 0, onValidation.stderr);
+  assert.match(onValidation.stdout, /augment: 1 view of each of 546 train images/);
+  assert.match(onValidation.stdout, /10 epochs each on its mix plus the 78 val images \(mixes with real images\), no early stopping/);
+  assert.match(onValidation.stdout, /\n {2}real\+augmented +624 +546 +0 +1170\n/);
+  assert.match(onValidation.stdout, /\n {2}synthetic +0 +0 +14 +14\n/);
 });
 
 test('run --dry-run checks like a run', async () => {
@@ -120,6 +128,28 @@ test('run names the feature layer or runtime at fault and writes nothing', async
   const dryRun = runCli(['run', configPath, '--dry-run']);
   assert.equal(dryRun.status, 2);
   assert.match(dryRun.stderr, /Invalid config field 'train\.runtime'/);
+
+  // A tail that onnxruntime can run forward but not differentiate (tanh).
+  const stemInput = tf.input({ shape: [32, 32, 3] });
+  const stem = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, activation: 'relu', name: 'stem' }).apply(stemInput) as import('@tensorflow/tfjs').SymbolicTensor;
+  const last = tf.layers.conv2d({ filters: 8, kernelSize: 1, activation: 'tanh', name: 'last_conv' }).apply(stem) as import('@tensorflow/tfjs').SymbolicTensor;
+  const tanhBackbone = join(dir, 'tanh-backbone');
+  await mkdir(tanhBackbone);
+  await tf.model({ inputs: stemInput, outputs: last }).save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const manifest = [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }];
+      await writeFile(join(tanhBackbone, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: artifacts.modelTopology, weightsManifest: manifest }));
+      await writeFile(join(tanhBackbone, 'weights.bin'), new Uint8Array(artifacts.weightData as ArrayBuffer));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  await write({ backbone: tanhBackbone, inputSize: 32, runtime: 'onnxruntime', strategy: 'fine-tune', fineTune: { lastBlocks: 1 } });
+  const untrainable = runCli(['run', configPath, '--dry-run']);
+  assert.equal(untrainable.status, 2);
+  assert.match(untrainable.stderr, /Invalid config field 'train\.runtime' \(onnxruntime\): .*activation 'tanh' of layer last_conv in a training step/);
+  await write({ backbone: tanhBackbone, inputSize: 32, runtime: 'auto', strategy: 'fine-tune', fineTune: { lastBlocks: 1 } });
+  const fallback = runCli(['run', configPath, '--dry-run']);
+  assert.equal(fallback.status, 0, fallback.stderr);
   assert.equal(await exists(join(dir, 'runs')), false, 'nothing was written');
 });
 

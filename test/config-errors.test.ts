@@ -43,6 +43,11 @@ test('config errors name field, value and allowed', () => {
       { data, train: { strategy: 'fine-tune', trainOnValidation: true } },
       [/train\.trainOnValidation: strategy 'fine-tune' stops fine-tuning early on the validation images.*set trainOnValidation to false/],
     ],
+    [
+      'learning-rate schedule on trained-on images',
+      { data, train: { trainOnValidation: true, reduceLrOnPlateau: { factor: 0.5 } } },
+      [/train\.reduceLrOnPlateau\.monitor: 'val_loss' is measured on validation images that trainOnValidation trains on; monitor 'loss'/],
+    ],
   ];
   for (const [name, config, patterns] of cases) {
     const message = rejectionOf(config);

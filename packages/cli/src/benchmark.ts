@@ -157,6 +157,10 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
         fineTuning.split.tail.trainableWeights.forEach((weight, i) => weight.write(pretrained[i]));
         pretrained.forEach((tensor) => tensor.dispose());
       }
+      const diverged = training.history.find((logs) => !Number.isFinite(logs.loss));
+      if (diverged !== undefined) {
+        log(`warning: mix ${mix.name} seed ${seed}: the training loss is not finite from epoch ${diverged.epoch}, so this head's scores mean nothing; lower train.head.learningRate`);
+      }
       log(`mix ${mix.name} seed ${seed}: ${summary}; test accuracy ${testReport.accuracy.toFixed(3)}, AUC ${testReport.auc.toFixed(3)}`);
     }
     results.push({

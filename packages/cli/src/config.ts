@@ -197,6 +197,13 @@ export const runConfigSchema = z
       })
       .strict()
       .superRefine((train, context) => {
+        if (train.trainOnValidation && train.reduceLrOnPlateau !== false && train.reduceLrOnPlateau.monitor.startsWith('val_')) {
+          context.addIssue({
+            code: 'custom',
+            path: ['reduceLrOnPlateau', 'monitor'],
+            message: `'${train.reduceLrOnPlateau.monitor}' is measured on validation images that trainOnValidation trains on; monitor 'loss', or set reduceLrOnPlateau to false`,
+          });
+        }
         if (train.trainOnValidation && train.strategy !== 'feature-extraction') {
           context.addIssue({
             code: 'custom',

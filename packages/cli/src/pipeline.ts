@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -17,7 +18,7 @@ import {
 } from '@scarce/core';
 import { augmentToShards, resolveTransformConfig, type TransformOptions } from '@scarce/augment';
 import { resolveSynthConfig, runSynth, type QualitySummary, type SynthConfig } from '@scarce/synth';
-import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeaturesCached, extractFeaturesParallel, FeatureCache, FeatureLayerError, loadBackbone, resolveInferenceRuntime, type Backbone, type MixRecipe } from '@scarce/train';
+import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeaturesCached, extractFeaturesParallel, FeatureCache, FeatureLayerError, loadBackbone, resolveInferenceRuntime, resolveTrainingRuntime, type Backbone, type MixRecipe } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
 import { benchmarkMixes, type FineTuneContext, type MixResult } from './benchmark.js';
@@ -41,6 +42,8 @@ export interface RunMetrics {
   backend: string;
   /** Runtime of the frozen backbone: onnxruntime, or tfjs on `backend`. */
   inferenceRuntime: 'onnxruntime' | 'tfjs';
+  /** Runtime of the training steps of heads and fine-tuning: onnxruntime, or tfjs on `backend`. */
+  trainingRuntime: 'onnxruntime' | 'tfjs';
   startedAt: string;
   /** Seconds per stage. */
   timings: Record<string, number>;
@@ -128,8 +131,9 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   preflight(config, dataset, needs);
   for (const warning of missingClassWarnings(dataset)) log(`warning: ${warning}`);
   const folders = await readMixFolders(needs, dataset);
-  const { backbone, runtime } = await loadRunBackbone(config);
-  log(`frozen backbone runs in ${runtime === 'onnxruntime' ? 'onnxruntime' : `tfjs (${selection.backend})`}`);
+  const { backbone, runtime, trainingRuntime } = await loadRunBackbone(config);
+  const described = (chosen: 'onnxruntime' | 'tfjs') => (chosen === 'onnxruntime' ? 'onnxruntime' : `tfjs (${selection.backend})`);
+  log(`frozen backbone runs in ${described(runtime)}, training steps in ${described(trainingRuntime)}`);
   await prepareRunFolder(runDir, options.force ?? false);
   await writeFileAtomic(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   log(`run ${config.name}: ${dataset.records.length} images, classes ${dataset.classNames.join(', ')}, outputs in ${runDir}`);
@@ -217,6 +221,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
     seed: config.seed,
     backend: selection.backend,
     inferenceRuntime: runtime,
+    trainingRuntime,
     startedAt,
     timings,
     dataset: {
@@ -310,7 +315,7 @@ function composeMixes(mixes: readonly MixRecipe[], trainRows: readonly ImageReco
  * Loads the run's backbone and finds which runtime runs it, naming the config field at fault when
  * either fails, so that a run stops before it writes anything.
  */
-export async function loadRunBackbone(config: RunConfig): Promise<{ backbone: Backbone; runtime: 'onnxruntime' | 'tfjs' }> {
+export async function loadRunBackbone(config: RunConfig): Promise<{ backbone: Backbone; runtime: 'onnxruntime' | 'tfjs'; trainingRuntime: 'onnxruntime' | 'tfjs' }> {
   const { backbone: source, inputSize, featureLayer, backboneSpec, runtime } = config.train;
   const backbone = await loadBackbone(source, { inputSize, featureLayer, spec: backboneSpec }).catch((error: Error) => {
     if (error instanceof FeatureLayerError) {
@@ -318,20 +323,33 @@ export async function loadRunBackbone(config: RunConfig): Promise<{ backbone: Ba
     }
     throw new InputError(`Invalid config field 'train.backbone' (${source}): ${error.message}`);
   });
+  let tail: tf.LayersModel | null = null;
   try {
-    return { backbone, runtime: await resolveInferenceRuntime(backbone.model, runtime) };
+    if (config.train.strategy !== 'feature-extraction') tail = splitBackbone(backbone, unfreezeOptions(backbone, config)).tail;
+  } catch (error) {
+    backbone.model.dispose();
+    throw error;
+  }
+  try {
+    return { backbone, runtime: await resolveInferenceRuntime(backbone.model, runtime), trainingRuntime: await resolveTrainingRuntime(tail, runtime) };
   } catch (error) {
     backbone.model.dispose();
     throw new InputError(`Invalid config field 'train.runtime' (${runtime}): ${(error as Error).message}`);
   }
 }
 
+/** Returns the blocks that train under the config's strategy: the last blocks or layer prefixes, or every block for `full`. */
+function unfreezeOptions(backbone: Backbone, config: RunConfig): { lastBlocks: number } | { layerPrefixes: string[] } {
+  const { lastBlocks, layerPrefixes } = config.train.fineTune;
+  // Full training unfreezes every block; BatchNorm still runs in inference mode, as in fine-tuning.
+  if (config.train.strategy === 'full') return { lastBlocks: backboneBlocks(backbone.model).length };
+  return layerPrefixes.length > 0 ? { layerPrefixes } : { lastBlocks };
+}
+
 /** Splits the backbone for fine-tuning and runs its frozen front once over every record. */
 async function prepareFineTuning(backbone: Backbone, records: ImageRecord[], config: RunConfig, quiet?: boolean): Promise<FineTuneContext> {
   const { lastBlocks, layerPrefixes, ...options } = config.train.fineTune;
-  // Full training unfreezes every block; BatchNorm still runs in inference mode, as in fine-tuning.
-  const unfreeze = config.train.strategy === 'full' ? { lastBlocks: backboneBlocks(backbone.model).length } : layerPrefixes.length > 0 ? { layerPrefixes } : { lastBlocks };
-  const split = splitBackbone(backbone, unfreeze);
+  const split = splitBackbone(backbone, unfreezeOptions(backbone, config));
   const activations = await frozenActivations(split, backbone, records, { batchSize: config.train.featureBatchSize, quiet, runtime: config.train.runtime });
   return { split, activations, rowOf: new Map(records.map((record, i) => [record, i])), options: { ...options, runtime: config.train.runtime } };
 }

@@ -55,14 +55,23 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   ];
   if (needs.has('augmented')) {
     const transforms = Object.keys(config.augment.transforms).filter((key) => !SHARED_TRANSFORM_SETTINGS.has(key)).join(', ') || 'no transforms';
-    stages.push({ stage: 'augment', detail: `${config.augment.viewsPerImage} views of each of ${splits.train} train images (${transforms})`, output: join(runDir, 'augmented') });
+    const views = config.augment.viewsPerImage;
+    stages.push({ stage: 'augment', detail: `${views} ${views === 1 ? 'view' : 'views'} of each of ${splits.train} train images (${transforms})`, output: join(runDir, 'augmented') });
   }
   if (needs.has('synthetic')) {
     stages.push({ stage: 'synth', detail: `GAN on ${splits.train} train images for ${ganLimit}, then ${config.synth.perClass} images per class`, output: join(runDir, 'synthetic') });
   }
   stages.push(
     { stage: 'features', detail: `backbone features of every image at ${config.train.inputSize} px`, output: config.train.featureCache === false ? null : (config.train.featureCache ?? defaultCacheDirectory()) },
-    { stage: 'train', detail: `${heads} heads (${mixes.length} mixes x ${config.train.seeds.length} seeds, ${config.train.strategy}), early stopping on ${config.train.earlyStopping.monitor} of the ${splits.val} val images`, output: join(runDir, 'models') },
+    {
+      stage: 'train',
+      detail:
+        `${heads} heads (${mixes.length} mixes x ${config.train.seeds.length} seeds, ${config.train.strategy}), ` +
+        (config.train.trainOnValidation
+          ? `${config.train.head.epochs} epochs each on its mix plus the ${splits.val} val images (mixes with real images), no early stopping`
+          : `early stopping on ${config.train.earlyStopping.monitor} of the ${splits.val} val images`),
+      output: join(runDir, 'models'),
+    },
     { stage: 'report', detail: `test scores on the ${splits.test} test images`, output: runDir },
   );
 
@@ -83,6 +92,10 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
         const count = source.count ?? (source.ratio !== undefined ? Math.round(source.ratio * splits.train) : pool);
         if (source.from in rows && count !== undefined) rows[source.from as 'real' | 'augmented' | 'synthetic'] += count;
         rows.total += count ?? 0;
+      }
+      if (config.train.trainOnValidation && rows.real > 0) {
+        rows.real += splits.val;
+        rows.total += splits.val;
       }
       return { mix: mix.name, rows };
     }),

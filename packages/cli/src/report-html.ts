@@ -86,10 +86,13 @@ function runSection(metrics: RunMetrics): string {
     ['real images', `train ${dataset.splits.train}, val ${dataset.splits.val}, test ${dataset.splits.test}`],
     ['backend', escapeHtml(metrics.backend)],
     ['frozen backbone ran in', escapeHtml(metrics.inferenceRuntime ?? 'tfjs')],
+    ['training steps ran in', escapeHtml(metrics.trainingRuntime ?? 'tfjs')],
     ['run seed', String(metrics.seed)],
     ['head seeds', config.train.seeds.join(', ')],
     ['backbone', `<code>${escapeHtml(config.train.backbone.split('/').pop() ?? '')}</code> at ${config.train.inputSize} px, ${escapeHtml(config.train.strategy)}`],
-    ['early stopping', `${escapeHtml(config.train.earlyStopping.monitor)}, patience ${config.train.earlyStopping.patience}, at most ${config.train.head.epochs} epochs`],
+    config.train.trainOnValidation
+      ? ['head training', `${config.train.head.epochs} epochs on each mix plus the validation images (mixes with real images), no early stopping`]
+      : ['early stopping', `${escapeHtml(config.train.earlyStopping.monitor)}, patience ${config.train.earlyStopping.patience}, at most ${config.train.head.epochs} epochs`],
     ['started', escapeHtml(metrics.startedAt)],
     ['scarce', escapeHtml(metrics.toolkitVersion)],
   ];

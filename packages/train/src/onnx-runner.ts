@@ -58,7 +58,7 @@ function weightState(model: tf.LayersModel): object[] {
   return model.weights.map((weight) => weight.read().dataId);
 }
 
-/** Whether `runtime` asks for onnxruntime: always for `onnxruntime`, and for `auto` when tfjs runs on wasm or cpu. */
+/** Returns whether `runtime` requests onnxruntime: always for `onnxruntime`, and for `auto` when tfjs runs on wasm or cpu. */
 function wantsOnnx(runtime: InferenceRuntime): boolean {
   return runtime === 'onnxruntime' || (runtime === 'auto' && (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu'));
 }
@@ -156,10 +156,10 @@ export interface OnnxTrainingStep {
 
 /**
  * Returns one training step of `tail` (or of the head alone on features of that size) and `head`
- * in onnxruntime, or undefined when tfjs should train them: `tfjs` requested, `auto` on a native
- * tfjs backend, without onnxruntime-node, or with a layer that `exportTrainingStep` does not
- * differentiate. `onnxruntime` requested and not available throws. The frozen weights are compiled
- * into the graph, so a new step is needed when they change.
+ * in onnxruntime. Returns undefined when tfjs should train them: `tfjs` requested, `auto` on a
+ * native tfjs backend, without onnxruntime-node, or with a layer that `exportTrainingStep` does
+ * not differentiate. Throws when `onnxruntime` is requested and not available. The frozen weights
+ * are compiled into the graph, so a new step is needed when they change.
  */
 export async function onnxTrainingStepFor(
   tail: tf.LayersModel | number,
@@ -195,9 +195,9 @@ export interface OnnxTailFeatures {
 }
 
 /**
- * Returns the tail's inference pass to pooled features in onnxruntime, taking its trainable
- * weights as inputs so that one session serves every epoch; undefined and errors as in
- * `onnxTrainingStepFor`.
+ * Returns the tail's inference pass to pooled features in onnxruntime. It takes the trainable
+ * weights as inputs, so one session serves every epoch. Returns undefined and throws as
+ * `onnxTrainingStepFor` does.
  */
 export async function onnxTailFeaturesFor(tail: tf.LayersModel, runtime: InferenceRuntime = 'auto'): Promise<OnnxTailFeatures | undefined> {
   if (!wantsOnnx(runtime)) return undefined;
@@ -214,4 +214,23 @@ export async function onnxTailFeaturesFor(tail: tf.LayersModel, runtime: Inferen
       return (await session.run(feeds))[TAIL_FEATURES].data as Float32Array;
     },
   };
+}
+
+/**
+ * Returns which runtime runs the training steps under `runtime`: of heads alone when `tail` is
+ * null, or of a fine-tuned tail and its head. It translates the tail to find out, so an
+ * undifferentiable layer is found before training starts. Throws as `onnxTrainingStepFor` does.
+ */
+export async function resolveTrainingRuntime(tail: tf.LayersModel | null, runtime: InferenceRuntime = 'auto'): Promise<'onnxruntime' | 'tfjs'> {
+  if (!wantsOnnx(runtime)) return 'tfjs';
+  const ort = await loadOnnxRuntime();
+  if (ort instanceof Error) return fallBack(runtime, ort) ?? 'tfjs';
+  if (tail === null) return 'onnxruntime';
+  try {
+    exportTailFeatures(tail);
+    return 'onnxruntime';
+  } catch (error) {
+    if (!(error instanceof UnsupportedLayerError)) throw error;
+    return fallBack(runtime, new Error(`the ONNX exporter does not translate ${error.message}`)) ?? 'tfjs';
+  }
 }
