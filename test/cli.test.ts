@@ -111,16 +111,20 @@ test('run names the feature layer or runtime at fault and writes nothing', async
   const tf = createRequire(resolve('packages/train/package.json'))('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
   const input = tf.input({ shape: [32, 32, 3] });
   const pooled = tf.layers.maxPooling2d({ poolSize: 2 }).apply(tf.layers.conv2d({ filters: 4, kernelSize: 3 }).apply(input)) as import('@tensorflow/tfjs').SymbolicTensor;
+  // Saves a model as a TF.js layers folder without tfjs's file:// handler, which needs tfjs-node.
+  const saveFolder = async (model: import('@tensorflow/tfjs').LayersModel, folder: string) => {
+    await mkdir(folder);
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        const manifest = [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }];
+        await writeFile(join(folder, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: artifacts.modelTopology, weightsManifest: manifest }));
+        await writeFile(join(folder, 'weights.bin'), new Uint8Array(artifacts.weightData as ArrayBuffer));
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+  };
   const backbone = join(dir, 'pooling-backbone');
-  await mkdir(backbone);
-  await tf.model({ inputs: input, outputs: pooled }).save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      const manifest = [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }];
-      await writeFile(join(backbone, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: artifacts.modelTopology, weightsManifest: manifest }));
-      await writeFile(join(backbone, 'weights.bin'), new Uint8Array(artifacts.weightData as ArrayBuffer));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
+  await saveFolder(tf.model({ inputs: input, outputs: pooled }), backbone);
   await write({ backbone, inputSize: 32, runtime: 'onnxruntime' });
   const required = runCli(['run', configPath]);
   assert.equal(required.status, 2);
@@ -134,15 +138,7 @@ test('run names the feature layer or runtime at fault and writes nothing', async
   const stem = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, activation: 'relu', name: 'stem' }).apply(stemInput) as import('@tensorflow/tfjs').SymbolicTensor;
   const last = tf.layers.conv2d({ filters: 8, kernelSize: 1, activation: 'tanh', name: 'last_conv' }).apply(stem) as import('@tensorflow/tfjs').SymbolicTensor;
   const tanhBackbone = join(dir, 'tanh-backbone');
-  await mkdir(tanhBackbone);
-  await tf.model({ inputs: stemInput, outputs: last }).save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      const manifest = [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }];
-      await writeFile(join(tanhBackbone, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: artifacts.modelTopology, weightsManifest: manifest }));
-      await writeFile(join(tanhBackbone, 'weights.bin'), new Uint8Array(artifacts.weightData as ArrayBuffer));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
+  await saveFolder(tf.model({ inputs: stemInput, outputs: last }), tanhBackbone);
   await write({ backbone: tanhBackbone, inputSize: 32, runtime: 'onnxruntime', strategy: 'fine-tune', fineTune: { lastBlocks: 1 } });
   const untrainable = runCli(['run', configPath, '--dry-run']);
   assert.equal(untrainable.status, 2);

@@ -177,8 +177,8 @@ export interface FineTuning {
 /**
  * Runs the second phase of fine-tuning: trains the tail's unfrozen layers and the head (already trained
  * on frozen features) together at a small learning rate. The tail runs in inference mode, so its
- * BatchNorm layers keep their moving statistics, as Keras recommends when fine-tuning. Only the
- * tail's ops are on the gradient tape.
+ * BatchNorm layers keep their moving statistics, as Keras recommends when fine-tuning. In tfjs
+ * only the tail's ops are on the gradient tape; in onnxruntime each step is one compiled graph.
  */
 export async function fineTune(
   split: SplitBackbone,
@@ -221,19 +221,22 @@ export async function fineTune(
       batches.push({ rows, mask: units > 0 ? dropoutMask(random, rows.length, units, settings.dropout) : null });
     }
     let lossSum = 0;
-    if (step !== undefined) lossSum = await runOnnxEpoch(step, training!, trainRows!, batches);
-    for (const { rows, mask } of step === undefined ? batches : []) {
-      const loss = tf.tidy(() => {
-        const x = tf.gather(train.activations, tf.tensor1d(rows, 'int32'));
-        const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), head.numClasses), head.members);
-        const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, units]);
-        return optimizer.minimize(() => {
-          const pooled = (split.tail.apply(x, { training: false }) as tf.Tensor4D).mean([1, 2]) as tf.Tensor2D;
-          return tf.losses.softmaxCrossEntropy(y, headLogits(head, pooled, maskTensor)) as tf.Scalar;
-        }, true, variables)!;
-      });
-      lossSum += loss.dataSync()[0] * rows.length;
-      loss.dispose();
+    if (step !== undefined) {
+      lossSum = await runOnnxEpoch(step, training!, trainRows!, batches);
+    } else {
+      for (const { rows, mask } of batches) {
+        const loss = tf.tidy(() => {
+          const x = tf.gather(train.activations, tf.tensor1d(rows, 'int32'));
+          const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), head.numClasses), head.members);
+          const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, units]);
+          return optimizer.minimize(() => {
+            const pooled = (split.tail.apply(x, { training: false }) as tf.Tensor4D).mean([1, 2]) as tf.Tensor2D;
+            return tf.losses.softmaxCrossEntropy(y, headLogits(head, pooled, maskTensor)) as tf.Scalar;
+          }, true, variables)!;
+        });
+        lossSum += loss.dataSync()[0] * rows.length;
+        loss.dispose();
+      }
     }
     epochsRun = epoch + 1;
 

@@ -250,22 +250,25 @@ export async function trainHead(train: FeatureSet, validation: FeatureSet, numCl
       batches.push({ rows, mask: hiddenUnits > 0 ? dropoutMask(random, rows.length, hiddenUnits, settings.dropout) : null });
     }
     let lossSum = 0;
-    if (step !== undefined) lossSum = await runOnnxEpoch(step, training!, trainRows, batches);
-    for (const { rows, mask } of step === undefined ? batches : []) {
-      const batch = new Float32Array(rows.length * featureSize);
-      rows.forEach((row, i) => batch.set(train.features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize));
-      const loss = tf.tidy(() => {
-        const x = tf.tensor2d(batch, [rows.length, featureSize]);
-        const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), numClasses), members);
-        const sampleWeights = repeatForMembers(tf.tensor1d(rows.map((row) => perClassWeight[train.labels[row]])), members);
-        const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, hiddenUnits]);
-        return optimizer.minimize(() => {
-          const logits = headLogits(head, x, maskTensor);
-          return tf.losses.softmaxCrossEntropy(y, logits, sampleWeights, undefined, tf.Reduction.SUM_BY_NONZERO_WEIGHTS) as tf.Scalar;
-        }, true, weights)!;
-      });
-      lossSum += (loss.dataSync()[0] * rows.length);
-      loss.dispose();
+    if (step !== undefined) {
+      lossSum = await runOnnxEpoch(step, training!, trainRows, batches);
+    } else {
+      for (const { rows, mask } of batches) {
+        const batch = new Float32Array(rows.length * featureSize);
+        rows.forEach((row, i) => batch.set(train.features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize));
+        const loss = tf.tidy(() => {
+          const x = tf.tensor2d(batch, [rows.length, featureSize]);
+          const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), numClasses), members);
+          const sampleWeights = repeatForMembers(tf.tensor1d(rows.map((row) => perClassWeight[train.labels[row]])), members);
+          const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, hiddenUnits]);
+          return optimizer.minimize(() => {
+            const logits = headLogits(head, x, maskTensor);
+            return tf.losses.softmaxCrossEntropy(y, logits, sampleWeights, undefined, tf.Reduction.SUM_BY_NONZERO_WEIGHTS) as tf.Scalar;
+          }, true, weights)!;
+        });
+        lossSum += (loss.dataSync()[0] * rows.length);
+        loss.dispose();
+      }
     }
     epochsRun = epoch + 1;
 
