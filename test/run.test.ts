@@ -176,3 +176,13 @@ test('train trains on validation images for fixed epochs', async () => {
   assert.equal(invalid.status, 2);
   assert.match(invalid.stderr, /Invalid --runtime 'gpu': expected one of auto, onnxruntime, tfjs/);
 });
+
+test('train checks --class-names', () => {
+  const common = ['--input-size', '32', '--seeds', '0', '--quiet'];
+  const repeated = runCli(['train', BREASTMNIST, ...common, '--class-names', 'a,a']);
+  assert.equal(repeated.status, 2);
+  assert.match(repeated.stderr, /Invalid --class-names 'a,a': expected distinct names/);
+  const tooFew = runCli(['train', BREASTMNIST, ...common, '--class-names', 'malignant']);
+  assert.equal(tooFew.status, 2);
+  assert.match(tooFew.stderr, /has label 1 but only 1 class names were given/);
+});

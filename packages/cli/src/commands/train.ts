@@ -30,6 +30,14 @@ function featureLayerOption(value: string): string | string[] {
   return names.length === 1 ? names[0] : names;
 }
 
+function nameList(value: string): string[] {
+  const names = value.split(',').map((name) => name.trim());
+  if (names.some((name) => name === '') || new Set(names).size !== names.length) {
+    throw new InputError(`Invalid --class-names '${value}': expected distinct names separated by commas, one per label in label order.`);
+  }
+  return names;
+}
+
 function splitShares(value: string): [number, number] {
   const parts = value.split(',').map(Number);
   if (parts.length !== 2 || parts.some((share) => !Number.isFinite(share) || share <= 0 || share >= 0.5)) {
@@ -60,6 +68,7 @@ export function registerTrain(program: Command): void {
     .option('--force', 'replace metrics.json and model/ of an earlier run in --out', false)
     .option('--save', 'save the first seed\'s classifier (backbone and head) in the TF.js layers format under <out>/model', false)
     .option('--split <val,test>', 'hold out stratified shares of a data set without its own splits as val and test, e.g. 0.15,0.15 (seed 0)', splitShares)
+    .option('--class-names <list>', 'comma-separated class names of an .npz or IDX data set, which stores only label numbers, e.g. to match the shards of a run', nameList)
     .option('--size <HxW>', 'resize every image of a class folder to HxW (default: every image must have the size of the first)', pixelSize)
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
     .option('--quiet', 'print no progress bar', false)
@@ -88,7 +97,10 @@ export function registerTrain(program: Command): void {
         throw new InputError(`${join(options.out as string, 'metrics.json')} exists. Choose another --out or pass --force to replace it.`);
       }
       await selectBackend({ backend: parseBackendChoice(options.backend as string | undefined, '--backend'), log });
-      let dataset = await loadDataset(data, { size: options.size as [number, number] | undefined });
+      let dataset = await loadDataset(data, { size: options.size as [number, number] | undefined, classNames: options.classNames as string[] | undefined });
+      if (options.classNames !== undefined && JSON.stringify(options.classNames) !== JSON.stringify(dataset.classNames)) {
+        throw new InputError(`--class-names names ${JSON.stringify(options.classNames)} but ${data} has classes ${JSON.stringify(dataset.classNames)} (folders and shards name their own classes). Leave out --class-names.`);
+      }
       if (options.split !== undefined) {
         if (dataset.records.some((record) => record.split !== 'train')) {
           throw new InputError(`${data} has its own val or test split, so --split would change a fixed test set. Leave out --split.`);
@@ -100,7 +112,10 @@ export function registerTrain(program: Command): void {
       for (const dir of options.with as string[]) {
         const extra = await readShardFolder(dir);
         if (JSON.stringify(extra.classNames) !== JSON.stringify(dataset.classNames)) {
-          throw new InputError(`${dir} has classes ${JSON.stringify(extra.classNames)} but ${data} has ${JSON.stringify(dataset.classNames)}.`);
+          throw new InputError(
+            `${dir} has classes ${JSON.stringify(extra.classNames)} but ${data} has ${JSON.stringify(dataset.classNames)}. ` +
+              `For an .npz or IDX data set, name its classes with --class-names ${extra.classNames.join(',')}.`,
+          );
         }
         const rows = extra.records.filter((record) => record.origin !== 'real');
         await verifyAugmentedSources(recordsOfSplit(dataset, 'train'), rows.filter((record) => record.origin === 'augmented'), dir);
