@@ -14,6 +14,7 @@ import { registerRun } from '../packages/cli/src/commands/run.js';
 import { registerSynth } from '../packages/cli/src/commands/synth.js';
 import { registerTrain } from '../packages/cli/src/commands/train.js';
 import { BREASTMNIST, MOBILENET, temporaryFolder } from './helpers.js';
+import { buildManifest, readMedMnistNpz, recordsOfSplit, writeManifest, writeRecordsAsShards } from '@scarce/core';
 
 // commander is a dependency of the cli package, not of the workspace root.
 const { Command } = createRequire(resolve('packages/cli/package.json'))('commander') as typeof import('commander');
@@ -75,6 +76,26 @@ test('run --dry-run prints the plan and writes nothing', async () => {
   assert.match(onValidation.stdout, /10 epochs each on its mix plus the 78 val images \(mixes with real images\), no early stopping/);
   assert.match(onValidation.stdout, /\n {2}real\+augmented +624 +546 +0 +1170\n/);
   assert.match(onValidation.stdout, /\n {2}synthetic +0 +0 +14 +14\n/);
+});
+
+test('run --dry-run counts the rows of a shard folder', async () => {
+  const dir = await temporaryFolder();
+  const dataset = await readMedMnistNpz(BREASTMNIST);
+  const real = recordsOfSplit(dataset, 'train').slice(0, 12);
+  const synthetic = real.slice(0, 5).map((record) => ({ ...record, origin: 'synthetic' as const, sourceIndex: null }));
+  const folder = join(dir, 'extra');
+  await mkdir(folder);
+  // One shard of 12 real rows, one of 5 synthetic rows.
+  const shards = await writeRecordsAsShards([...real, ...synthetic], { directory: folder, classNames: dataset.classNames, rowsPerShard: 12 });
+  await writeManifest(folder, buildManifest(dataset.classNames, shards, {}));
+  const configPath = join(dir, 'plan.json');
+  const mixes = [{ name: 'folder', sources: [{ from: folder }] }, { name: 'counted', sources: [{ from: 'real' }, { from: folder, count: 4 }] }];
+  await writeFile(configPath, JSON.stringify({ data: { path: resolve(BREASTMNIST) }, synth: { enabled: false }, augment: { enabled: false }, train: { backbone: resolve(MOBILENET), inputSize: 32, mixes } }));
+
+  const result = runCli(['run', configPath, '--dry-run']);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /\n {2}folder +12 +0 +5 +17\n/);
+  assert.match(result.stdout, /\n {2}counted +546 +0 +0 +550\n/);
 });
 
 test('run --dry-run checks like a run', async () => {

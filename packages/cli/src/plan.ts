@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { recordsOfSplit, selectBackend } from '@scarce/core';
+import { ORIGINS, readManifest, recordsOfSplit, selectBackend, type Origin } from '@scarce/core';
 import { resolveSynthConfig, type SynthConfig } from '@scarce/synth';
 import { defaultCacheDirectory } from '@scarce/train';
 import type { RunConfig } from './config.js';
@@ -50,6 +50,13 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   const gan = resolveSynthConfig({ seed: config.seed, ...(config.synth.gan as Partial<SynthConfig>) });
   const ganLimit = gan.timeBudgetSeconds === null ? `${gan.epochs} epochs` : `${gan.epochs} epochs or ${gan.timeBudgetSeconds} s, whichever comes first`;
 
+  const folderRows = new Map<string, Record<Origin | 'total', number>>();
+  for (const from of needs) {
+    if ((ORIGINS as readonly string[]).includes(from)) continue;
+    const counted = await trainRowsOf(from);
+    if (counted !== null) folderRows.set(from, counted);
+  }
+
   const stages: RunPlan['stages'] = [
     { stage: 'real shards', detail: `${dataset.records.length} real images as shards, and a grid of train images per class`, output: join(runDir, 'real') },
   ];
@@ -87,8 +94,14 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
       const rows = { real: 0, augmented: 0, synthetic: 0, total: 0 };
       const available: Record<string, number> = { real: splits.train, augmented: augmentedRows, synthetic: syntheticRows };
       for (const source of mix.sources) {
-        // NOTE: a shard-folder source without count or ratio is not read here, so its rows are missing from the plan.
-        const pool = available[source.from];
+        const folder = folderRows.get(source.from);
+        if (folder !== undefined && source.count === undefined && source.ratio === undefined) {
+          // The whole folder: its train rows by origin, as its manifest counts them.
+          for (const origin of ORIGINS) rows[origin] += folder[origin];
+          rows.total += folder.total;
+          continue;
+        }
+        const pool = available[source.from] ?? folder?.total;
         const count = source.count ?? (source.ratio !== undefined ? Math.round(source.ratio * splits.train) : pool);
         if (source.from in rows && count !== undefined) rows[source.from as 'real' | 'augmented' | 'synthetic'] += count;
         rows.total += count ?? 0;
@@ -102,6 +115,26 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
     heads,
     outputs: ['config.json', 'report.md', 'report.html', 'metrics.json', FIGURES_FOLDER, 'real', ...(needs.has('augmented') ? ['augmented'] : []), ...(needs.has('synthetic') ? ['synthetic'] : []), 'models'].map((name) => join(runDir, name)),
   };
+}
+
+/**
+ * Counts a shard folder's train rows by origin from its manifest, or returns null when there is
+ * none yet (an earlier stage of the same run may write it). A shard with rows of several origins
+ * and several splits cannot be split by origin from its counts, so its train rows count only in
+ * the total.
+ */
+async function trainRowsOf(folder: string): Promise<Record<Origin | 'total', number> | null> {
+  const manifest = await readManifest(folder).catch(() => null);
+  if (manifest === null) return null;
+  const rows: Record<Origin | 'total', number> = { real: 0, augmented: 0, synthetic: 0, total: 0 };
+  for (const shard of manifest.shards) {
+    const train = shard.splitCounts.train;
+    const origins = ORIGINS.filter((origin) => shard.originCounts[origin] > 0);
+    if (origins.length === 1) rows[origins[0]] += train;
+    else if (train === shard.rows) for (const origin of ORIGINS) rows[origin] += shard.originCounts[origin];
+    rows.total += train;
+  }
+  return rows;
 }
 
 /** Formats a plan as the text `scarce run --dry-run` prints. */
