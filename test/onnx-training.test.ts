@@ -93,10 +93,15 @@ test('step gradients of every layer kind', async () => {
   // The centred map feeds two layers, so its gradient sums two paths.
   const sum = tf.layers.add().apply([pointwise, centred]) as tf.SymbolicTensor;
   const dropped = tf.layers.dropout({ rate: 0.5 }).apply(tf.layers.activation({ activation: 'relu' }).apply(sum) as tf.SymbolicTensor) as tf.SymbolicTensor;
-  const tail = tf.model({ inputs: input, outputs: dropped });
+  // Transposed convolutions as a generator uses them: 4x4 stride 2 'same', then 3x3 stride 2 'valid'.
+  const upsampled = tf.layers
+    .conv2dTranspose({ filters: 5, kernelSize: 4, strides: 2, padding: 'same', activation: 'relu', biasInitializer: 'randomNormal' })
+    .apply(dropped) as tf.SymbolicTensor;
+  const widened = tf.layers.conv2dTranspose({ filters: 4, kernelSize: 3, strides: 2, padding: 'valid', useBias: false }).apply(upsampled) as tf.SymbolicTensor;
+  const tail = tf.model({ inputs: input, outputs: widened });
   frozen.trainable = false;
 
-  const head = await someHead(6, 8, 2, 3);
+  const head = await someHead(4, 8, 2, 3);
   await assertGradientsMatch(tail, head, 5);
   head.dispose();
 });

@@ -130,6 +130,98 @@ function activationCap(name: unknown, layerName: string): number | null | 'none'
 }
 
 /**
+ * Geometry of a strided convolution between a large map and a small one: the large map padded by
+ * `pads` ([top, left, bottom, right]) and read at every stride by each kernel tap gives the small
+ * map. A convolution reads its input as the large map; a transposed convolution writes its output as it.
+ */
+interface TapGeometry {
+  kernel: [number, number];
+  strides: [number, number];
+  large: [number, number];
+  small: [number, number];
+  pads: [number, number, number, number];
+}
+
+/** Returns the geometry of a convolution of a `large` input with tfjs's `valid` or `same` padding. */
+function convolutionGeometry(large: [number, number], kernel: [number, number], strides: [number, number], padding: unknown, layerName: string): TapGeometry {
+  if (padding === 'valid') {
+    const small: [number, number] = [Math.ceil((large[0] - kernel[0] + 1) / strides[0]), Math.ceil((large[1] - kernel[1] + 1) / strides[1])];
+    return { kernel, strides, large, small, pads: [0, 0, 0, 0] };
+  }
+  if (padding !== 'same') throw new UnsupportedLayerError(`padding '${String(padding)}' of layer ${layerName}`);
+  const small: [number, number] = [Math.ceil(large[0] / strides[0]), Math.ceil(large[1] / strides[1])];
+  const padY = Math.max((small[0] - 1) * strides[0] + kernel[0] - large[0], 0);
+  const padX = Math.max((small[1] - 1) * strides[1] + kernel[1] - large[1], 0);
+  return { kernel, strides, large, small, pads: [Math.floor(padY / 2), Math.floor(padX / 2), padY - Math.floor(padY / 2), padX - Math.floor(padX / 2)] };
+}
+
+/** Returns whether the taps of `geometry` are the map itself: a 1x1 kernel, stride 1, no padding. */
+function isPointwise(geometry: TapGeometry): boolean {
+  return geometry.kernel.every((size) => size === 1) && geometry.strides.every((stride) => stride === 1) && geometry.pads.every((pad) => pad === 0);
+}
+
+/** Reads a large map at every kernel tap: one strided slice of the padded map per tap, row-major. */
+function readTaps(graph: StepGraph, large: string, geometry: TapGeometry): string[] {
+  const { g } = graph;
+  if (isPointwise(geometry)) return [large];
+  const [top, left, bottom, right] = geometry.pads;
+  const padded = top + left + bottom + right > 0 ? g.op('Pad', [large, g.ints('pads', [0, top, left, 0, 0, bottom, right, 0])]) : large;
+  const [strideY, strideX] = geometry.strides;
+  const [smallHeight, smallWidth] = geometry.small;
+  const slices: string[] = [];
+  for (let row = 0; row < geometry.kernel[0]; row++) {
+    for (let column = 0; column < geometry.kernel[1]; column++) {
+      slices.push(graph.slice(padded, [row, column], [row + (smallHeight - 1) * strideY + 1, column + (smallWidth - 1) * strideX + 1], [1, 2], [strideY, strideX]));
+    }
+  }
+  return slices;
+}
+
+/**
+ * Writes one small map per kernel tap back at that tap's offset and stride and sums them into a
+ * large map of `channels` channels, cropped to the unpadded size: the transpose of `readTaps`.
+ */
+function writeTaps(graph: StepGraph, shares: readonly string[], geometry: TapGeometry, channels: number): string {
+  const { g } = graph;
+  if (isPointwise(geometry)) return shares[0];
+  const [strideY, strideX] = geometry.strides;
+  const [smallHeight, smallWidth] = geometry.small;
+  const [top, left, bottom, right] = geometry.pads;
+  const [paddedHeight, paddedWidth] = [geometry.large[0] + top + bottom, geometry.large[1] + left + right];
+  const [spanY, spanX] = [(smallHeight - 1) * strideY + 1, (smallWidth - 1) * strideX + 1];
+  const placed = shares.map((share, tap) => {
+    const [row, column] = [Math.floor(tap / geometry.kernel[1]), tap % geometry.kernel[1]];
+    let spreadShare = share;
+    if (strideY > 1 || strideX > 1) {
+      // Spread the rows and columns apart: [n, h, 1, w, 1, c] padded to [n, h, sy, w, sx, c], then trimmed.
+      const spread = g.op('Pad', [graph.reshape(share, [0, smallHeight, 1, smallWidth, 1, channels]), g.ints('pads', [0, 0, 0, 0, 0, 0, 0, 0, strideY - 1, 0, strideX - 1, 0])]);
+      spreadShare = graph.slice(graph.reshape(spread, [0, smallHeight * strideY, smallWidth * strideX, channels]), [0, 0], [spanY, spanX], [1, 2]);
+    }
+    return g.op('Pad', [spreadShare, g.ints('pads', [0, row, column, 0, 0, paddedHeight - spanY - row, paddedWidth - spanX - column, 0])]);
+  });
+  const total = placed.slice(1).reduce((sum, share) => g.op('Add', [sum, share]), placed[0]);
+  return top + left + bottom + right > 0 ? graph.slice(total, [top, left], [top + geometry.large[0], left + geometry.large[1]], [1, 2]) : total;
+}
+
+/** Returns each tap's filter of an HWIO kernel, row-major: `[in]` for depthwise, else `[in, out]`. */
+function tapFilters(graph: StepGraph, kernel: string, [kernelHeight, kernelWidth, inner, outer]: number[], depthwise: boolean): string[] {
+  const shape = depthwise ? [inner] : [inner, outer];
+  if (kernelHeight === 1 && kernelWidth === 1) return [graph.reshape(kernel, shape)];
+  const filters: string[] = [];
+  for (let row = 0; row < kernelHeight; row++) {
+    for (let column = 0; column < kernelWidth; column++) filters.push(graph.reshape(graph.slice(kernel, [row, column], [row + 1, column + 1], [0, 1]), shape));
+  }
+  return filters;
+}
+
+/** Stacks per-tap filter gradients, row-major, into the kernel's shape. */
+function stackTaps(graph: StepGraph, perTap: readonly string[], kernelShape: number[]): string {
+  // Taps stacked along axis 0 are the kernel's own [height, width, ...] order.
+  const stacked = perTap.length === 1 ? perTap[0] : graph.g.op('Concat', [...perTap], [{ name: 'axis', int: 0 }]);
+  return graph.reshape(stacked, kernelShape);
+}
+
+/**
  * Translates a convolution (dense or depthwise) in NHWC as a sum over its kernel taps. Each tap is
  * a strided slice of the padded input times that tap's filter: a matrix product for Conv2D, a
  * channel-wise product for DepthwiseConv2D. The backward pass runs the same taps in reverse. Each
@@ -142,80 +234,83 @@ function convolution(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value 
   const config = layer.getConfig() as Config;
   const depthwise = layer.getClassName() === 'DepthwiseConv2D';
   const [kernelVariable, biasVariable] = layer.weights;
-  const [kernelHeight, kernelWidth, inner, outer] = kernelVariable.shape as number[];
+  const kernelShape = kernelVariable.shape as number[];
+  const [kernelHeight, kernelWidth, inner, outer] = kernelShape;
   if (depthwise && outer !== 1) throw new UnsupportedLayerError(`depth multiplier ${outer} of layer ${layer.name} in a training step`);
   if (pair(config.dilationRate).some((rate) => rate !== 1)) throw new UnsupportedLayerError(`dilation of layer ${layer.name} in a training step`);
-  const [strideY, strideX] = pair(config.strides);
-  const [height, width] = x.shape;
-
-  let outHeight: number, outWidth: number, top = 0, left = 0, bottom = 0, right = 0;
-  if (config.padding === 'valid') {
-    [outHeight, outWidth] = [Math.ceil((height - kernelHeight + 1) / strideY), Math.ceil((width - kernelWidth + 1) / strideX)];
-  } else if (config.padding === 'same') {
-    [outHeight, outWidth] = [Math.ceil(height / strideY), Math.ceil(width / strideX)];
-    const padY = Math.max((outHeight - 1) * strideY + kernelHeight - height, 0);
-    const padX = Math.max((outWidth - 1) * strideX + kernelWidth - width, 0);
-    [top, left] = [Math.floor(padY / 2), Math.floor(padX / 2)];
-    [bottom, right] = [padY - top, padX - left];
-  } else {
-    throw new UnsupportedLayerError(`padding '${String(config.padding)}' of layer ${layer.name}`);
-  }
-  const padded = top + left + bottom + right > 0 ? g.op('Pad', [x.name, g.ints('pads', [0, top, left, 0, 0, bottom, right, 0])]) : x.name;
-  const [paddedHeight, paddedWidth] = [height + top + bottom, width + left + right];
+  const geometry = convolutionGeometry([x.shape[0], x.shape[1]], [kernelHeight, kernelWidth], pair(config.strides), config.padding, layer.name);
+  const channels = depthwise ? inner : outer;
 
   const kernel = graph.weight(kernelVariable, 'kernel');
-  const tapShape = depthwise ? [inner] : [inner, outer];
-  const single = kernelHeight === 1 && kernelWidth === 1 && strideY === 1 && strideX === 1 && padded === x.name;
-  const taps: Array<{ row: number; column: number; input: string; filter: string }> = [];
-  for (let row = 0; row < kernelHeight; row++) {
-    for (let column = 0; column < kernelWidth; column++) {
-      const input = single
-        ? x.name
-        : graph.slice(padded, [row, column], [row + (outHeight - 1) * strideY + 1, column + (outWidth - 1) * strideX + 1], [1, 2], [strideY, strideX]);
-      const filter = graph.reshape(single ? kernel.name : graph.slice(kernel.name, [row, column], [row + 1, column + 1], [0, 1]), tapShape);
-      taps.push({ row, column, input, filter });
-    }
-  }
-  const terms = taps.map((tap) => g.op(depthwise ? 'Mul' : 'MatMul', [tap.input, tap.filter]));
+  const inputs = readTaps(graph, x.name, geometry);
+  const filters = tapFilters(graph, kernel.name, kernelShape, depthwise);
+  const terms = inputs.map((input, tap) => g.op(depthwise ? 'Mul' : 'MatMul', [input, filters[tap]]));
   let sum = terms.slice(1).reduce((total, term) => g.op('Add', [total, term]), terms[0]);
   const bias = biasVariable === undefined ? null : graph.weight(biasVariable, 'bias');
   if (bias !== null) sum = g.op('Add', [sum, bias.name]);
-  const linear: Value = { name: sum, shape: [outHeight, outWidth, depthwise ? inner : outer], needsGradient: x.needsGradient || kernel.trains || bias?.trains === true };
+  const linear: Value = { name: sum, shape: [...geometry.small, channels], needsGradient: x.needsGradient || kernel.trains || bias?.trains === true };
 
   graph.afterwards(() => {
     const dy = graph.gradientOf(linear);
     if (dy === undefined) return;
-    if (bias?.trains) graph.weightGradient(bias.name, graph.sumOverRows(dy, depthwise ? inner : outer));
+    if (bias?.trains) graph.weightGradient(bias.name, graph.sumOverRows(dy, channels));
     if (kernel.trains) {
-      const perTap = taps.map((tap) =>
+      const perTap = inputs.map((input) =>
         depthwise
-          ? graph.sumOverRows(g.op('Mul', [tap.input, dy]), inner)
-          : g.op('Gemm', [graph.reshape(tap.input, [-1, inner]), graph.reshape(dy, [-1, outer])], [{ name: 'transA', int: 1 }]),
+          ? graph.sumOverRows(g.op('Mul', [input, dy]), inner)
+          : g.op('Gemm', [graph.reshape(input, [-1, inner]), graph.reshape(dy, [-1, outer])], [{ name: 'transA', int: 1 }]),
       );
-      // Taps stacked row-major along axis 0 are the kernel's own [height, width, in, out] order.
-      const stacked = perTap.length === 1 ? perTap[0] : g.op('Concat', perTap, [{ name: 'axis', int: 0 }]);
-      graph.weightGradient(kernel.name, graph.reshape(stacked, kernelVariable.shape as number[]));
+      graph.weightGradient(kernel.name, stackTaps(graph, perTap, kernelShape));
     }
     if (!x.needsGradient) return;
-    if (single) {
-      graph.flow(x, g.op('MatMul', [dy, g.op('Transpose', [taps[0].filter])]));
-      return;
+    const shares = filters.map((filter) => (depthwise ? g.op('Mul', [dy, filter]) : g.op('MatMul', [dy, g.op('Transpose', [filter])])));
+    graph.flow(x, writeTaps(graph, shares, geometry, inner));
+  });
+  return rectify(graph, linear, activationCap(config.activation, layer.name));
+}
+
+/**
+ * Translates a transposed convolution (Conv2DTranspose) with the same taps in the other direction:
+ * each tap's share of the output is the input times that tap's filter, written back at its offset
+ * and stride. Its gradients read the padded output gradient at every tap, as a convolution reads
+ * its input.
+ */
+function transposedConvolution(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value {
+  const { g } = graph;
+  const config = layer.getConfig() as Config;
+  const [kernelVariable, biasVariable] = layer.weights;
+  // tfjs stores a transposed kernel as [height, width, output channels, input channels].
+  const kernelShape = kernelVariable.shape as number[];
+  const [kernelHeight, kernelWidth, outputs, inputs] = kernelShape;
+  // tfjs's Conv2DTranspose config has no dilation rate; one given anyway must be 1.
+  if (config.dilationRate !== undefined && pair(config.dilationRate).some((rate) => rate !== 1)) throw new UnsupportedLayerError(`dilation of layer ${layer.name} in a training step`);
+  const strides = pair(config.strides);
+  const [height, width] = x.shape;
+  const large: [number, number] =
+    config.padding === 'same' ? [height * strides[0], width * strides[1]] : [(height - 1) * strides[0] + kernelHeight, (width - 1) * strides[1] + kernelWidth];
+  const geometry = convolutionGeometry(large, [kernelHeight, kernelWidth], strides, config.padding, layer.name);
+
+  const kernel = graph.weight(kernelVariable, 'kernel');
+  // Each tap's filter is [output channels, input channels].
+  const filters = tapFilters(graph, kernel.name, kernelShape, false);
+  const shares = filters.map((filter) => g.op('MatMul', [x.name, g.op('Transpose', [filter])]));
+  let sum = writeTaps(graph, shares, geometry, outputs);
+  const bias = biasVariable === undefined ? null : graph.weight(biasVariable, 'bias');
+  if (bias !== null) sum = g.op('Add', [sum, bias.name]);
+  const linear: Value = { name: sum, shape: [...large, outputs], needsGradient: x.needsGradient || kernel.trains || bias?.trains === true };
+
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(linear);
+    if (dy === undefined) return;
+    if (bias?.trains) graph.weightGradient(bias.name, graph.sumOverRows(dy, outputs));
+    const read = readTaps(graph, dy, geometry);
+    if (kernel.trains) {
+      const perTap = read.map((slice) => g.op('Gemm', [graph.reshape(slice, [-1, outputs]), graph.reshape(x.name, [-1, inputs])], [{ name: 'transA', int: 1 }]));
+      graph.weightGradient(kernel.name, stackTaps(graph, perTap, kernelShape));
     }
-    const [spanY, spanX] = [(outHeight - 1) * strideY + 1, (outWidth - 1) * strideX + 1];
-    const shares = taps.map((tap) => {
-      let share = depthwise ? g.op('Mul', [dy, tap.filter]) : g.op('MatMul', [dy, g.op('Transpose', [tap.filter])]);
-      if (strideY > 1 || strideX > 1) {
-        // Spread the rows and columns apart: [n, h, 1, w, 1, c] padded to [n, h, sy, w, sx, c], then trimmed.
-        const spread = g.op('Pad', [
-          graph.reshape(share, [0, outHeight, 1, outWidth, 1, inner]),
-          g.ints('pads', [0, 0, 0, 0, 0, 0, 0, 0, strideY - 1, 0, strideX - 1, 0]),
-        ]);
-        share = graph.slice(graph.reshape(spread, [0, outHeight * strideY, outWidth * strideX, inner]), [0, 0], [spanY, spanX], [1, 2]);
-      }
-      return g.op('Pad', [share, g.ints('pads', [0, tap.row, tap.column, 0, 0, paddedHeight - spanY - tap.row, paddedWidth - spanX - tap.column, 0])]);
-    });
-    const total = shares.slice(1).reduce((sumOfShares, share) => g.op('Add', [sumOfShares, share]), shares[0]);
-    graph.flow(x, padded === x.name ? total : graph.slice(total, [top, left], [top + height, left + width], [1, 2]));
+    if (!x.needsGradient) return;
+    const terms = read.map((slice, tap) => g.op('MatMul', [slice, filters[tap]]));
+    graph.flow(x, terms.slice(1).reduce((total, term) => g.op('Add', [total, term]), terms[0]));
   });
   return rectify(graph, linear, activationCap(config.activation, layer.name));
 }
@@ -268,6 +363,8 @@ function translateTrainable(graph: StepGraph, layer: tf.layers.Layer, inputs: Va
     case 'Conv2D':
     case 'DepthwiseConv2D':
       return convolution(graph, layer, first);
+    case 'Conv2DTranspose':
+      return transposedConvolution(graph, layer, first);
     case 'BatchNormalization':
       return batchNormalization(graph, layer, first);
     case 'ReLU': {
