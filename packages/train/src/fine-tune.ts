@@ -203,10 +203,11 @@ export async function fineTune(
   const onnxFeatures = step === undefined ? undefined : await onnxTailFeaturesFor(split.tail, options.runtime);
   const training = step === undefined ? null : startArrayTraining(variables, settings.learningRate);
   const trainRows = step === undefined ? null : { values: train.activations.dataSync() as Float32Array, labels: train.labels, numClasses: head.numClasses };
+  const validationValues = onnxFeatures === undefined ? null : (validation.activations.dataSync() as Float32Array);
   const validationFeatures = () =>
     onnxFeatures === undefined
       ? tailFeatures(split, validation.activations, { runtime: 'tfjs' })
-      : onnxFeatures.run(validation.activations.dataSync() as Float32Array, validation.labels.length, training!.weights);
+      : onnxFeatures.run(validationValues!, validation.labels.length, training!.weights);
   const evaluate = async () => evaluateProbabilities(head.predict(await validationFeatures()), validation.labels, head.numClasses);
   const startReport = await evaluate();
   const startLogs: Record<string, number> = { val_loss: startReport.loss, val_accuracy: startReport.accuracy, val_auc: startReport.auc };

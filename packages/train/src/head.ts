@@ -43,8 +43,8 @@ export interface HeadOptions {
   /** Called after each epoch with its 1-based number and logged values. */
   onEpoch?: (epoch: number, logs: Record<string, number>) => void;
   /**
-   * Runtime of the training steps; default `auto`, which picks onnxruntime (the step and its
-   * gradient compiled to one ONNX graph) when tfjs runs on wasm or cpu and onnxruntime-node loads.
+   * Runtime of the training steps; default `auto`. It picks onnxruntime, with the step and its
+   * gradient compiled to one ONNX graph, when tfjs runs on wasm or cpu and onnxruntime-node loads.
    * Otherwise tfjs trains.
    */
   runtime?: InferenceRuntime;

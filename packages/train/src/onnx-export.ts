@@ -33,12 +33,12 @@ export class GraphBuilder {
     return name;
   }
 
-  /** An int64 constant, as ONNX takes axes, shapes, pads and slice bounds. */
+  /** Adds an int64 constant, the type ONNX takes for axes, shapes, pads and slice bounds. */
   ints(hint: string, values: readonly number[]): string {
     return this.constant(hint, [values.length], BigInt64Array.from(values.map(BigInt)));
   }
 
-  /** A float scalar constant. */
+  /** Adds a float scalar constant. */
   scalar(hint: string, value: number): string {
     return this.constant(hint, [], Float32Array.of(value));
   }

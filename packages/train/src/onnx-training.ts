@@ -130,9 +130,9 @@ function activationCap(name: unknown, layerName: string): number | null | 'none'
 }
 
 /**
- * Geometry of a strided convolution between a large map and a small one: the large map padded by
- * `pads` ([top, left, bottom, right]) and read at every stride by each kernel tap gives the small
- * map. A convolution reads its input as the large map; a transposed convolution writes its output as it.
+ * Geometry of a strided convolution between a large map and a small one. Padding the large map by
+ * `pads` ([top, left, bottom, right]) and reading it at every stride of each kernel tap gives the
+ * small map. A convolution's input is the large map, and so is a transposed convolution's output.
  */
 interface TapGeometry {
   kernel: [number, number];
