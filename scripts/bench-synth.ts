@@ -40,17 +40,18 @@ const torch = peers.reduce((best, peer) => (peer.stepsPerSecond > best.stepsPerS
 const selection = await selectBackend({ log: () => {} });
 const config = resolveSynthConfig({ batchSize });
 const trainer = new GanTrainer(config, { imageShape: { height: 28, width: 28, channels: 1 }, numClasses: 2 });
+const runtime = await trainer.useRuntime(config.runtime);
 const images = tf.randomUniform([batchSize, 28, 28, 1], -1, 1, 'float32', 0) as tf.Tensor4D;
 const labels = tf.oneHot(tf.tensor1d(Array.from({ length: batchSize }, (_, i) => i % 2), 'int32'), 2).toFloat() as tf.Tensor2D;
-for (let step = 0; step < warmup; step++) trainer.step({ images, labels });
+for (let step = 0; step < warmup; step++) await trainer.step({ images, labels });
 const start = performance.now();
-for (let step = 0; step < steps; step++) trainer.step({ images, labels });
+for (let step = 0; step < steps; step++) await trainer.step({ images, labels });
 const ours = steps / ((performance.now() - start) / 1000);
 tf.dispose([images, labels]);
 trainer.disposeTraining();
 trainer.averagedGenerator.dispose();
 
-console.log(`class-conditional DCGAN, 28x28x1, batch ${batchSize}, ${steps} steps each; scarce on ${selection.backend}, PyTorch ${torch.torch}`);
+console.log(`class-conditional DCGAN, 28x28x1, batch ${batchSize}, ${steps} steps each; scarce's steps in ${runtime === 'onnxruntime' ? 'onnxruntime' : `tfjs (${selection.backend})`}, PyTorch ${torch.torch}`);
 console.log('| workload | scarce steps/s | PyTorch steps/s (1 thread / 2 threads) | ratio to the faster |\n| --- | ---: | ---: | ---: |');
 console.log(
   `| GAN training step (D step, G step, R1 every 16, EMA) | ${ours.toFixed(2)} | ${peers.map((peer) => peer.stepsPerSecond.toFixed(2)).join(' / ')} | ` +

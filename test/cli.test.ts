@@ -154,17 +154,17 @@ test('run names the feature layer or runtime at fault and writes nothing', async
   assert.equal(dryRun.status, 2);
   assert.match(dryRun.stderr, /Invalid config field 'train\.runtime'/);
 
-  // A tail that onnxruntime can run forward but not differentiate (tanh).
+  // A tail that onnxruntime can run forward but not differentiate (elu).
   const stemInput = tf.input({ shape: [32, 32, 3] });
   const stem = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, activation: 'relu', name: 'stem' }).apply(stemInput) as import('@tensorflow/tfjs').SymbolicTensor;
-  const last = tf.layers.conv2d({ filters: 8, kernelSize: 1, activation: 'tanh', name: 'last_conv' }).apply(stem) as import('@tensorflow/tfjs').SymbolicTensor;
-  const tanhBackbone = join(dir, 'tanh-backbone');
-  await saveFolder(tf.model({ inputs: stemInput, outputs: last }), tanhBackbone);
-  await write({ backbone: tanhBackbone, inputSize: 32, runtime: 'onnxruntime', strategy: 'fine-tune', fineTune: { lastBlocks: 1 } });
+  const last = tf.layers.conv2d({ filters: 8, kernelSize: 1, activation: 'elu', name: 'last_conv' }).apply(stem) as import('@tensorflow/tfjs').SymbolicTensor;
+  const eluBackbone = join(dir, 'elu-backbone');
+  await saveFolder(tf.model({ inputs: stemInput, outputs: last }), eluBackbone);
+  await write({ backbone: eluBackbone, inputSize: 32, runtime: 'onnxruntime', strategy: 'fine-tune', fineTune: { lastBlocks: 1 } });
   const untrainable = runCli(['run', configPath, '--dry-run']);
   assert.equal(untrainable.status, 2);
-  assert.match(untrainable.stderr, /Invalid config field 'train\.runtime' \(onnxruntime\): .*activation 'tanh' of layer last_conv in a training step/);
-  await write({ backbone: tanhBackbone, inputSize: 32, runtime: 'auto', strategy: 'fine-tune', fineTune: { lastBlocks: 1 } });
+  assert.match(untrainable.stderr, /Invalid config field 'train\.runtime' \(onnxruntime\): .*activation 'elu' of layer last_conv in a training step/);
+  await write({ backbone: eluBackbone, inputSize: 32, runtime: 'auto', strategy: 'fine-tune', fineTune: { lastBlocks: 1 } });
   const fallback = runCli(['run', configPath, '--dry-run']);
   assert.equal(fallback.status, 0, fallback.stderr);
   assert.equal(await exists(join(dir, 'runs')), false, 'nothing was written');

@@ -98,7 +98,10 @@ test('step gradients of every layer kind', async () => {
     .conv2dTranspose({ filters: 5, kernelSize: 4, strides: 2, padding: 'same', activation: 'relu', biasInitializer: 'randomNormal' })
     .apply(dropped) as tf.SymbolicTensor;
   const widened = tf.layers.conv2dTranspose({ filters: 4, kernelSize: 3, strides: 2, padding: 'valid', useBias: false }).apply(upsampled) as tf.SymbolicTensor;
-  const tail = tf.model({ inputs: input, outputs: widened });
+  const leaky = tf.layers.leakyReLU({ alpha: 0.1 }).apply(widened) as tf.SymbolicTensor;
+  const squashed = tf.layers.conv2d({ filters: 4, kernelSize: 1, activation: 'tanh' }).apply(leaky) as tf.SymbolicTensor;
+  const gated = tf.layers.activation({ activation: 'sigmoid' }).apply(squashed) as tf.SymbolicTensor;
+  const tail = tf.model({ inputs: input, outputs: gated });
   frozen.trainable = false;
 
   const head = await someHead(4, 8, 2, 3);

@@ -236,21 +236,35 @@ describe('trainConditionalGan', () => {
     assert.deepEqual(tensorsAfterEpoch, new Array(8).fill(tensorsAfterEpoch[0]));
   });
 
-  test('tensor count flat across steps', () => {
+  test('tensor count flat across steps', async () => {
     const config = resolveSynthConfig(TINY_CONFIG);
     const trainer = new GanTrainer(config, { imageShape: { height: 28, width: 28, channels: 1 }, numClasses: 2 });
     const images = tf.randomUniform([8, 28, 28, 1], -1, 1) as import('@tensorflow/tfjs').Tensor4D;
     const labels = tf.oneHot(tf.tensor1d([0, 1, 0, 1, 0, 1, 0, 1], 'int32'), 2).toFloat() as import('@tensorflow/tfjs').Tensor2D;
-    trainer.step({ images, labels }); // creates the Adam moments
+    await trainer.step({ images, labels }); // creates the Adam moments
     const counts: number[] = [];
     for (let i = 0; i < 4; i++) {
-      trainer.step({ images, labels });
+      await trainer.step({ images, labels });
       counts.push(tf.memory().numTensors);
     }
     tf.dispose([images, labels]);
     trainer.disposeTraining();
     trainer.averagedGenerator.dispose();
     assert.deepEqual(counts, new Array(4).fill(counts[0]));
+  });
+
+  test('the compiled steps train as tfjs does: the same losses to within float rounding', async () => {
+    // The default runtime compiles the steps for onnxruntime when tfjs runs on wasm or cpu.
+    assert.equal(trained.trainingRuntime, tf.getBackend() === 'tensorflow' ? 'tfjs' : 'onnxruntime');
+    const inTfjs = await trainConditionalGan(trainSubset, dataset.classNames, { ...TINY_CONFIG, runtime: 'tfjs' }, silent);
+    assert.equal(inTfjs.trainingRuntime, 'tfjs');
+    inTfjs.history.forEach((log, i) => {
+      for (const key of ['discriminatorLoss', 'generatorLoss', 'realScore', 'fakeScore'] as const) {
+        const [ours, theirs] = [trained.history[i][key], log[key]];
+        assert.ok(Math.abs(ours - theirs) < 2e-3 * Math.max(1, Math.abs(theirs)), `epoch ${log.epoch} ${key}: ${ours} in onnxruntime against ${theirs} in tfjs`);
+      }
+    });
+    inTfjs.dispose();
   });
 
   test('same seed gives same losses', async () => {

@@ -1,3 +1,5 @@
+import { INFERENCE_RUNTIMES, type InferenceRuntime } from '@scarce/train';
+
 /**
  * Loss the GAN is trained with. `hinge`: D minimises relu(1 - D(real)) + relu(1 + D(fake)) and G
  * minimises -D(fake). `non-saturating`: the logistic (binary cross-entropy) loss of the original
@@ -104,6 +106,14 @@ export interface SynthConfig {
    * trained on synthetic images only, and 'last' the final checkpoint.
    */
   selectCheckpointBy: CheckpointScore;
+  /**
+   * Where the training steps run; default 'auto'. 'onnxruntime' compiles the discriminator and
+   * generator steps for onnxruntime-node, keeping weights and Adam in JavaScript arrays (the R1
+   * penalty stays in tfjs); 'auto' does so when tfjs runs on wasm or cpu and onnxruntime-node
+   * loads; 'tfjs' trains on the tfjs backend. The runtimes differ in the last float bits, so a
+   * run repeats exactly only on the same runtime.
+   */
+  runtime: InferenceRuntime;
 }
 
 /** The defaults of every `SynthConfig` field. */
@@ -132,6 +142,7 @@ export const DEFAULT_SYNTH_CONFIG: Readonly<SynthConfig> = Object.freeze({
   seed: 42,
   checkpointEvery: 10,
   selectCheckpointBy: 'frechetDistance' as CheckpointScore,
+  runtime: 'auto' as InferenceRuntime,
 });
 
 function checkInteger(name: string, value: unknown, minimum: number): void {
@@ -212,5 +223,6 @@ export function resolveSynthConfig(options: Partial<SynthConfig> = {}): SynthCon
   checkInteger('seed', config.seed, 0);
   checkInteger('checkpointEvery', config.checkpointEvery, 0);
   checkChoice('selectCheckpointBy', config.selectCheckpointBy, CHECKPOINT_SCORES);
+  checkChoice('runtime', config.runtime, INFERENCE_RUNTIMES);
   return config;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Random } from '@scarce/core';
+import type { ImageShape, Random } from '@scarce/core';
 
 /** The DiffAugment transforms to apply and their strengths. */
 export interface DiffAugmentOptions {
@@ -11,67 +11,75 @@ export interface DiffAugmentOptions {
   cutoutFraction: number;
 }
 
-/** Draws one uniform [0, 1) value per image, shaped [n, 1, 1, 1] to broadcast over pixels. */
-function perImageUniform(random: Random, count: number): tf.Tensor4D {
-  const values = Float32Array.from({ length: count }, () => random.next());
-  return tf.tensor4d(values, [count, 1, 1, 1]);
+/**
+ * Random parameters of one DiffAugment call, drawn per image. Both the tfjs pass and the compiled
+ * training steps apply the same draws, so a seed gives the same augmentation in either.
+ */
+export interface AugmentDraws {
+  count: number;
+  /** Added to every pixel: uniform in [-0.5, 0.5). */
+  brightness: Float32Array | null;
+  /** Saturation factor in [0, 2), colour images only. */
+  saturation: Float32Array | null;
+  /** Contrast factor in [0.5, 1.5). */
+  contrast: Float32Array | null;
+  /** Whole-pixel shifts down and right, in [-s, s]. */
+  shiftsY: Int32Array | null;
+  shiftsX: Int32Array | null;
+  /** 1 where a pixel is kept, 0 in the cut-out square: [count, height, width]. */
+  cutoutMask: Float32Array | null;
 }
 
-/** Colour jitter of DiffAugment on images in [-1, 1]: brightness ±0.5, saturation x[0, 2), contrast x[0.5, 1.5). */
-function augmentColour(images: tf.Tensor4D, random: Random): tf.Tensor4D {
-  const count = images.shape[0];
-  let x = tf.add(images, tf.sub(perImageUniform(random, count), 0.5));
-  if (images.shape[3] > 1) {
-    const channelMean = tf.mean(x, 3, true);
-    x = tf.add(tf.mul(tf.sub(x, channelMean), tf.mul(perImageUniform(random, count), 2)), channelMean);
+function uniforms(random: Random, count: number, scale: number, offset: number): Float32Array {
+  return Float32Array.from({ length: count }, () => random.next() * scale + offset);
+}
+
+/**
+ * Draws the parameters of `count` images in the order the transforms apply them: colour
+ * (brightness, saturation, contrast), then translation, then cutout.
+ */
+export function drawAugmentation(random: Random, count: number, shape: ImageShape, options: DiffAugmentOptions): AugmentDraws {
+  const { height, width, channels } = shape;
+  const draws: AugmentDraws = { count, brightness: null, saturation: null, contrast: null, shiftsY: null, shiftsX: null, cutoutMask: null };
+  if (options.colour) {
+    draws.brightness = uniforms(random, count, 1, -0.5);
+    if (channels > 1) draws.saturation = uniforms(random, count, 2, 0);
+    draws.contrast = uniforms(random, count, 1, 0.5);
   }
-  const imageMean = tf.mean(x, [1, 2, 3], true);
-  return tf.add(tf.mul(tf.sub(x, imageMean), tf.add(perImageUniform(random, count), 0.5)), imageMean) as tf.Tensor4D;
+  if (options.translationFraction > 0) {
+    const maxShiftY = Math.round(height * options.translationFraction);
+    const maxShiftX = Math.round(width * options.translationFraction);
+    draws.shiftsY = Int32Array.from({ length: count }, () => random.integer(-maxShiftY, maxShiftY + 1));
+    draws.shiftsX = Int32Array.from({ length: count }, () => random.integer(-maxShiftX, maxShiftX + 1));
+  }
+  if (options.cutoutFraction > 0) draws.cutoutMask = cutoutMask(random, count, height, width, options.cutoutFraction);
+  return draws;
 }
 
 /**
  * Builds one shift matrix per image and channel: row a of matrix i has a 1 at column a - shift_i,
- * so multiplying moves rows down by shift_i and fills the gap with zeros.
+ * so multiplying moves rows down by shift_i and fills the gap with zeros. Values are
+ * [images x channels, size, size].
  */
-function shiftMatrices(shifts: readonly number[], channels: number, size: number): tf.Tensor3D {
+export function shiftMatrices(shifts: ArrayLike<number>, channels: number, size: number): Float32Array {
   const values = new Float32Array(shifts.length * channels * size * size);
-  shifts.forEach((shift, image) => {
+  for (let image = 0; image < shifts.length; image++) {
     for (let channel = 0; channel < channels; channel++) {
       const offset = (image * channels + channel) * size * size;
       for (let row = 0; row < size; row++) {
-        const source = row - shift;
+        const source = row - shifts[image];
         if (source >= 0 && source < size) values[offset + row * size + source] = 1;
       }
     }
-  });
-  return tf.tensor3d(values, [shifts.length * channels, size, size]);
-}
-
-/**
- * Translates each image by a random whole number of pixels in [-s, s] on each axis, with
- * s = round(side * fraction), filling with zeros. It is written as two batched matrix products
- * with 0/1 shift matrices, so the gradient needs only matMul and no gather.
- */
-function augmentTranslation(images: tf.Tensor4D, random: Random, fraction: number): tf.Tensor4D {
-  const [count, height, width, channels] = images.shape;
-  const maxShiftY = Math.round(height * fraction);
-  const maxShiftX = Math.round(width * fraction);
-  const shiftsY = Array.from({ length: count }, () => random.integer(-maxShiftY, maxShiftY + 1));
-  const shiftsX = Array.from({ length: count }, () => random.integer(-maxShiftX, maxShiftX + 1));
-
-  const planes = tf.reshape(tf.transpose(images, [0, 3, 1, 2]), [count * channels, height, width]);
-  const shiftedRows = tf.matMul(shiftMatrices(shiftsY, channels, height), planes);
-  // (X S^T)[a][b] = X[a][b - shift], so the same construction shifts columns when transposed.
-  const shifted = tf.matMul(shiftedRows, shiftMatrices(shiftsX, channels, width), false, true);
-  return tf.transpose(tf.reshape(shifted, [count, channels, height, width]), [0, 2, 3, 1]);
+  }
+  return values;
 }
 
 /**
  * Zeroes one square of side round(side * fraction) per image, centred at a random pixel and
  * clipped at the border, as DiffAugment's cutout does.
  */
-function augmentCutout(images: tf.Tensor4D, random: Random, fraction: number): tf.Tensor4D {
-  const [count, height, width] = images.shape;
+function cutoutMask(random: Random, count: number, height: number, width: number, fraction: number): Float32Array {
   const cutHeight = Math.round(height * fraction);
   const cutWidth = Math.round(width * fraction);
   const mask = new Float32Array(count * height * width).fill(1);
@@ -84,19 +92,54 @@ function augmentCutout(images: tf.Tensor4D, random: Random, fraction: number): t
     const right = Math.min(width, centreX - Math.floor(cutWidth / 2) + cutWidth);
     for (let y = top; y < bottom; y++) mask.fill(0, (image * height + y) * width + left, (image * height + y) * width + right);
   }
-  return tf.mul(images, tf.tensor4d(mask, [count, height, width, 1]));
+  return mask;
+}
+
+const perImage = (values: Float32Array) => tf.tensor4d(values, [values.length, 1, 1, 1]);
+
+/** Moves x towards its mean over `axes` by factor k per image: (x - mean) k + mean. */
+function scaleAroundMean(x: tf.Tensor4D, factors: Float32Array, axes: number[]): tf.Tensor4D {
+  const mean = tf.mean(x, axes, true);
+  return tf.add(tf.mul(tf.sub(x, mean), perImage(factors)), mean);
+}
+
+/**
+ * Translates each image by its whole-pixel shifts, filling with zeros. It is written as two
+ * batched matrix products with 0/1 shift matrices, so the gradient needs only matMul and no gather.
+ */
+function translate(images: tf.Tensor4D, shiftsY: Int32Array, shiftsX: Int32Array): tf.Tensor4D {
+  const [count, height, width, channels] = images.shape;
+  const planes = tf.reshape(tf.transpose(images, [0, 3, 1, 2]), [count * channels, height, width]);
+  const rows = tf.tensor3d(shiftMatrices(shiftsY, channels, height), [count * channels, height, height]);
+  const columns = tf.tensor3d(shiftMatrices(shiftsX, channels, width), [count * channels, width, width]);
+  // (X S^T)[a][b] = X[a][b - shift], so the same construction shifts columns when transposed.
+  const shifted = tf.matMul(tf.matMul(rows, planes), columns, false, true);
+  return tf.transpose(tf.reshape(shifted, [count, channels, height, width]), [0, 2, 3, 1]);
+}
+
+/**
+ * Applies drawn DiffAugment parameters to images in [-1, 1]: brightness ±0.5, saturation
+ * x[0, 2), contrast x[0.5, 1.5), translation, then cutout. Every operation is differentiable,
+ * so the generator's gradient flows through it. Call it inside `tf.tidy`, because it does not
+ * dispose its intermediate tensors.
+ */
+export function applyAugmentation(images: tf.Tensor4D, draws: AugmentDraws): tf.Tensor4D {
+  const [count, height, width] = images.shape;
+  let x = images;
+  if (draws.brightness !== null) x = tf.add(x, perImage(draws.brightness));
+  if (draws.saturation !== null) x = scaleAroundMean(x, draws.saturation, [3]);
+  if (draws.contrast !== null) x = scaleAroundMean(x, draws.contrast, [1, 2, 3]);
+  if (draws.shiftsY !== null && draws.shiftsX !== null) x = translate(x, draws.shiftsY, draws.shiftsX);
+  if (draws.cutoutMask !== null) x = tf.mul(x, tf.tensor4d(draws.cutoutMask, [count, height, width, 1]));
+  return x;
 }
 
 /**
  * Applies DiffAugment (differentiable augmentation for data-efficient GAN training) to images
- * in [-1, 1]: colour, then translation, then cutout, with fresh random parameters per image
- * drawn from `random`. Every operation is differentiable, so the generator's gradient flows
- * through it. Call it inside `tf.tidy`, because it does not dispose its intermediate tensors.
+ * in [-1, 1] with fresh random parameters per image drawn from `random`. Call it inside
+ * `tf.tidy`.
  */
 export function diffAugment(images: tf.Tensor4D, random: Random, options: DiffAugmentOptions): tf.Tensor4D {
-  let x = images;
-  if (options.colour) x = augmentColour(x, random);
-  if (options.translationFraction > 0) x = augmentTranslation(x, random, options.translationFraction);
-  if (options.cutoutFraction > 0) x = augmentCutout(x, random, options.cutoutFraction);
-  return x;
+  const [count, height, width, channels] = images.shape;
+  return applyAugmentation(images, drawAugmentation(random, count, { height, width, channels }, options));
 }

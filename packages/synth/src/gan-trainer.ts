@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { deriveSeed, Random, type ImageShape } from '@scarce/core';
+import type { InferenceRuntime } from '@scarce/train';
+import { CompiledGanTraining, type AdamSnapshot } from './compiled-trainer.js';
 import type { SynthConfig } from './config.js';
 import { diffAugment, type DiffAugmentOptions } from './diff-augment.js';
+import { latentBatch } from './latents.js';
 import { buildDiscriminator, buildGenerator } from './models.js';
 
 /** Batch-normalisation momentum of the generator being trained (Keras's default). */
@@ -43,12 +46,6 @@ export interface RealBatch {
   labels: tf.Tensor2D;
 }
 
-/** Fills a tensor [count, size] with N(0, 1) draws from a seeded generator. */
-export function latentBatch(random: Random, count: number, size: number): tf.Tensor2D {
-  const values = Float32Array.from({ length: count * size }, () => random.normal());
-  return tf.tensor2d(values, [count, size]);
-}
-
 /** Weights and optimiser moments of a `GanTrainer`, in the order `restoreState` expects. */
 export interface TrainerState {
   generator: tf.Tensor[];
@@ -88,8 +85,23 @@ function writeAdamPowers(optimizer: tf.Optimizer, powers: [number, number] | nul
   });
 }
 
+/** Reads an Adam optimiser's moments and running products, or null before its first step. */
+async function adamSnapshot(optimizer: tf.Optimizer): Promise<AdamSnapshot | null> {
+  const moments = (await optimizer.getWeights()).slice(1);
+  const powers = readAdamPowers(optimizer);
+  if (moments.length === 0 || powers === null) return null;
+  const values = moments.map(({ tensor }) => tensor.dataSync() as Float32Array);
+  return { first: values.slice(0, values.length / 2), second: values.slice(values.length / 2), powers };
+}
+
+/** Writes array moments as tfjs's Adam lists its weights: the iteration count, then every first moment, then every second. */
+function adamEntries(snapshot: AdamSnapshot, variables: readonly tf.Variable[], iterations: number): Array<{ name: string; tensor: tf.Tensor }> {
+  const entries = (moments: Float32Array[], suffix: string) => moments.map((values, i) => ({ name: `${variables[i].name}/${suffix}`, tensor: tf.tensor(values, variables[i].shape) }));
+  return [{ name: 'iter', tensor: tf.scalar(iterations, 'int32') }, ...entries(snapshot.first, 'm'), ...entries(snapshot.second, 'v')];
+}
+
 /** Discriminator loss of real and fake scores, [n, 1] each. */
-function discriminatorLoss(config: SynthConfig, realScores: tf.Tensor, fakeScores: tf.Tensor): tf.Scalar {
+export function discriminatorLoss(config: SynthConfig, realScores: tf.Tensor, fakeScores: tf.Tensor): tf.Scalar {
   const smoothing = config.labelSmoothing;
   if (config.loss === 'hinge') {
     // Smoothing lowers the real margin from 1 to 1 - s; see SynthConfig.labelSmoothing.
@@ -102,7 +114,7 @@ function discriminatorLoss(config: SynthConfig, realScores: tf.Tensor, fakeScore
 }
 
 /** Generator loss of the discriminator's scores of fakes. */
-function generatorLoss(config: SynthConfig, fakeScores: tf.Tensor): tf.Scalar {
+export function generatorLoss(config: SynthConfig, fakeScores: tf.Tensor): tf.Scalar {
   return (config.loss === 'hinge' ? tf.neg(tf.mean(fakeScores)) : tf.mean(tf.softplus(tf.neg(fakeScores)))) as tf.Scalar;
 }
 
@@ -124,11 +136,17 @@ export class GanTrainer {
   private readonly augmentOptions: DiffAugmentOptions | null;
   private random: Random;
   private readonly numClasses: number;
+  private readonly imageShape: ImageShape;
+  private readonly batchSize: number;
   private stepCount = 0;
+  /** The steps compiled for onnxruntime, once `useRuntime` chose them. */
+  private compiled: CompiledGanTraining | null = null;
 
   constructor(private readonly config: SynthConfig, shape: TrainingShape) {
     const { imageShape, numClasses } = shape;
     this.numClasses = numClasses;
+    this.imageShape = imageShape;
+    this.batchSize = shape.batchSize ?? config.batchSize;
     const generatorSpec = {
       imageShape,
       numClasses,
@@ -145,7 +163,7 @@ export class GanTrainer {
       imageShape,
       numClasses,
       widths: config.discriminatorWidths,
-      minibatchStdGroupSize: config.minibatchStd ? largestDivisorUpTo(shape.batchSize ?? config.batchSize, MINIBATCH_STD_GROUP_SIZE) : null,
+      minibatchStdGroupSize: config.minibatchStd ? largestDivisorUpTo(this.batchSize, MINIBATCH_STD_GROUP_SIZE) : null,
       seed: config.seed,
     });
 
@@ -163,6 +181,48 @@ export class GanTrainer {
   /** Steps taken so far. */
   get steps(): number {
     return this.stepCount;
+  }
+
+  /**
+   * Chooses where the training steps run: onnxruntime (both steps compiled, weights and Adam in
+   * JavaScript arrays, the R1 penalty in tfjs) under `onnxruntime`, and under `auto` when tfjs
+   * runs on wasm or cpu and onnxruntime-node loads; else tfjs. Call it before `restoreState` or
+   * after; returns the runtime chosen. Throws when `onnxruntime` is requested and not available.
+   */
+  async useRuntime(runtime: InferenceRuntime): Promise<'onnxruntime' | 'tfjs'> {
+    if (this.compiled !== null) return 'onnxruntime';
+    const augment = this.augmentOptions;
+    const compiled = await CompiledGanTraining.open(
+      {
+        generator: this.generator,
+        discriminator: this.discriminator,
+        averagedGenerator: this.averagedGenerator,
+        penaltyGradients: (augmentedReal, labels) => this.penaltyGradients(augmentedReal, labels),
+      },
+      { ...this.config, imageShape: this.imageShape, numClasses: this.numClasses, batchSize: this.batchSize, augment },
+      runtime,
+    );
+    if (compiled === undefined) return 'tfjs';
+    compiled.load(await adamSnapshot(this.generatorOptimizer), await adamSnapshot(this.discriminatorOptimizer));
+    this.compiled = compiled;
+    return 'onnxruntime';
+  }
+
+  /** The weighted R1 penalty and its gradient for the discriminator's current weights, on arrays. */
+  private penaltyGradients(augmentedReal: Float32Array, labels: Float32Array): { penalty: number; gradients: Float32Array[] } {
+    const { height, width, channels } = this.imageShape;
+    const count = labels.length / this.numClasses;
+    let penalty = 0;
+    let gradients: Float32Array[] = [];
+    tf.tidy(() => {
+      const images = tf.tensor4d(augmentedReal, [count, height, width, channels]);
+      const labelTensor = tf.tensor2d(labels, [count, this.numClasses]);
+      const { value, grads } = tf.variableGrads(() => this.r1Penalty(images, labelTensor), this.discriminatorVariables);
+      penalty = value.dataSync()[0];
+      // Weights that do not shape the input gradient (the score's bias) get no entry: their share is zero.
+      gradients = this.discriminatorVariables.map((variable) => (grads[variable.name]?.dataSync() as Float32Array | undefined) ?? new Float32Array(variable.size));
+    });
+    return { penalty, gradients };
   }
 
   /**
@@ -200,9 +260,15 @@ export class GanTrainer {
    * Runs one training step on a real batch; fakes get the real batch's labels. Every tensor made
    * here is disposed before it returns, and the batch stays with the caller.
    */
-  step(batch: RealBatch): StepValues {
+  async step(batch: RealBatch): Promise<StepValues> {
     const count = batch.images.shape[0];
     const applyR1 = this.config.r1Gamma > 0 && this.stepCount % this.config.r1Interval === 0;
+    if (this.compiled !== null) {
+      if (count !== this.batchSize) throw new Error(`The compiled GAN steps take batches of ${this.batchSize} images but received ${count}.`);
+      const values = await this.compiled.step(batch.images.dataSync() as Float32Array, batch.labels.dataSync() as Float32Array, this.random, this.stepCount, applyR1);
+      this.stepCount++;
+      return values;
+    }
     const values = tf.tidy(() => {
       const fakes = this.generate(latentBatch(this.random, count, this.config.latentSize), batch.labels);
       const bothLabels = tf.concat([batch.labels, batch.labels], 0);
@@ -262,6 +328,7 @@ export class GanTrainer {
    * reads the averaged generator's statistics, so calling this between epochs changes no loss.
    */
   setAveragedStatistics(labels: readonly number[]): void {
+    this.compiled?.writeBack();
     const random = new Random(deriveSeed(this.config.seed, 'standing statistics'));
     tf.tidy(() => {
       const latents = latentBatch(random, labels.length, this.config.latentSize);
@@ -271,19 +338,31 @@ export class GanTrainer {
     });
   }
 
-  /**
-   * Returns the weights of all three models and the optimisers' moments. The model tensors are
-   * copies that the caller disposes; the optimiser tensors are the optimisers' own variables.
-   */
+  /** Returns the weights of all three models and the optimisers' moments, as copies that the caller disposes (`disposeTrainerState`). */
   async exportState(): Promise<TrainerState> {
+    this.compiled?.writeBack();
     const copies = (model: tf.LayersModel) => model.weights.map((weight) => weight.read().clone());
+    let generatorOptimizer: TrainerState['generatorOptimizer'];
+    let discriminatorOptimizer: TrainerState['discriminatorOptimizer'];
+    let adamPowers: TrainerState['adamPowers'];
+    if (this.compiled === null) {
+      const cloned = async (optimizer: tf.Optimizer) => (await optimizer.getWeights()).map(({ name, tensor }, i) => ({ name, tensor: i === 0 ? tensor : tensor.clone() }));
+      generatorOptimizer = await cloned(this.generatorOptimizer);
+      discriminatorOptimizer = await cloned(this.discriminatorOptimizer);
+      adamPowers = { generator: readAdamPowers(this.generatorOptimizer), discriminator: readAdamPowers(this.discriminatorOptimizer) };
+    } else {
+      const { generator, discriminator } = this.compiled.adamState();
+      generatorOptimizer = adamEntries(generator, this.generatorVariables, this.stepCount);
+      discriminatorOptimizer = adamEntries(discriminator, this.discriminatorVariables, this.stepCount);
+      adamPowers = { generator: generator.powers, discriminator: discriminator.powers };
+    }
     return {
       generator: copies(this.generator),
       discriminator: copies(this.discriminator),
       averagedGenerator: copies(this.averagedGenerator),
-      generatorOptimizer: await this.generatorOptimizer.getWeights(),
-      discriminatorOptimizer: await this.discriminatorOptimizer.getWeights(),
-      adamPowers: { generator: readAdamPowers(this.generatorOptimizer), discriminator: readAdamPowers(this.discriminatorOptimizer) },
+      generatorOptimizer,
+      discriminatorOptimizer,
+      adamPowers,
       steps: this.stepCount,
     };
   }
@@ -305,6 +384,12 @@ export class GanTrainer {
     writeAdamPowers(this.generatorOptimizer, state.adamPowers.generator);
     writeAdamPowers(this.discriminatorOptimizer, state.adamPowers.discriminator);
     this.stepCount = state.steps;
+    // The running products come from the state, not from tfjs's float32 copies of them.
+    const withPowers = (snapshot: AdamSnapshot | null, powers: [number, number] | null) => (snapshot === null || powers === null ? snapshot : { ...snapshot, powers });
+    this.compiled?.load(
+      withPowers(await adamSnapshot(this.generatorOptimizer), state.adamPowers.generator),
+      withPowers(await adamSnapshot(this.discriminatorOptimizer), state.adamPowers.discriminator),
+    );
   }
 
   /** Frees the optimisers and the models used only for training; the averaged generator stays. */

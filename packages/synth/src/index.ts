@@ -15,3 +15,6 @@ export * from './sample-grid.js';
 export * from './synth-run.js';
 export * from './to-shards.js';
 export * from './train.js';
+export * from './compiled-steps.js';
+export * from './compiled-trainer.js';
+export * from './latents.js';

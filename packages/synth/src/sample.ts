@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { deriveSeed, Random, type ImageRecord, type ImageShape } from '@scarce/core';
-import { latentBatch } from './gan-trainer.js';
+import { latentBatch } from './latents.js';
 
 /** Generator settings copied into the `params` of every synthetic record, so a row records where it came from. */
 export interface GeneratorProvenance {

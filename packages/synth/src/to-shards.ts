@@ -88,6 +88,7 @@ export async function synthToShards(trained: TrainedGan, options: SynthToShardsO
     synth: trained.config,
     training: {
       backend: trained.backend,
+      trainingRuntime: trained.trainingRuntime,
       epochsCompleted: trained.epochsCompleted,
       steps: trained.steps,
       seconds: trained.seconds,

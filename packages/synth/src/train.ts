@@ -83,8 +83,10 @@ export interface TrainedGan extends SamplingGenerator {
   steps: number;
   seconds: number;
   stoppedBy: StopReason;
-  /** tfjs backend that trained it (`wasm`, `cpu`, `tensorflow`). */
+  /** tfjs backend of the run (`wasm`, `cpu`, `tensorflow`). */
   backend: string;
+  /** Where the training steps ran: `onnxruntime` (compiled) or `tfjs` (on `backend`). */
+  trainingRuntime: 'onnxruntime' | 'tfjs';
   /** Train records per class. */
   classCounts: number[];
   /** Epoch of the checkpoint training resumed from, or null for a fresh run. */
@@ -177,7 +179,7 @@ export function digestTrainRecords(records: readonly ImageRecord[]): string {
 }
 
 /** Settings a resumed run may change, because they set only how long it runs and what it keeps. */
-const RESUMABLE_CHANGES: ReadonlySet<keyof SynthConfig> = new Set(['epochs', 'timeBudgetSeconds', 'checkpointEvery', 'selectCheckpointBy']);
+const RESUMABLE_CHANGES: ReadonlySet<keyof SynthConfig> = new Set(['epochs', 'timeBudgetSeconds', 'checkpointEvery', 'selectCheckpointBy', 'runtime']);
 
 /** Rejects a checkpoint that another config or other data wrote. */
 function checkResumable(info: CheckpointInfo, config: SynthConfig, trainDigest: string, path: string): void {
@@ -225,6 +227,14 @@ export async function trainConditionalGan(
   const checkpointsDirectory = hooks.directory === undefined ? null : join(hooks.directory, CHECKPOINTS_FOLDER);
 
   const trainer = new GanTrainer(config, { imageShape, numClasses, batchSize });
+  let trainingRuntime: 'onnxruntime' | 'tfjs';
+  try {
+    trainingRuntime = await trainer.useRuntime(config.runtime);
+  } catch (error) {
+    trainer.disposeTraining();
+    trainer.averagedGenerator.dispose();
+    throw error;
+  }
   const history: EpochLog[] = [];
   let firstEpoch = 1;
   let secondsBefore = 0;
@@ -283,9 +293,7 @@ export async function trainConditionalGan(
     try {
       path = await writeCheckpoint(checkpointsDirectory, info, state, samplingGenerator());
     } finally {
-      // The model weights are copies; of the optimiser entries only the iteration count is new.
-      tf.dispose([...state.generator, ...state.discriminator, ...state.averagedGenerator]);
-      tf.dispose([state.generatorOptimizer[0].tensor, state.discriminatorOptimizer[0].tensor]);
+      disposeTrainerState(state);
     }
     hooks.log?.(`checkpoint ${path}`);
     try {
@@ -312,7 +320,7 @@ export async function trainConditionalGan(
         const batch = makeBatch(order.slice(step * batchSize, (step + 1) * batchSize), records, pixels, imageShape, numClasses);
         let values: StepValues;
         try {
-          values = trainer.step(batch);
+          values = await trainer.step(batch);
         } finally {
           tf.dispose([batch.images, batch.labels]);
         }
@@ -372,7 +380,7 @@ export async function trainConditionalGan(
   const epochsCompleted = history.filter((log) => log.steps === stepsPerEpoch).length;
   const seconds = elapsedSeconds();
   hooks.log?.(
-    `trained ${epochsCompleted} ${epochsCompleted === 1 ? 'epoch' : 'epochs'} (${trainer.steps} steps of ${batchSize}) in ${seconds.toFixed(1)}s on ${tf.getBackend()}, ` +
+    `trained ${epochsCompleted} ${epochsCompleted === 1 ? 'epoch' : 'epochs'} (${trainer.steps} steps of ${batchSize}) in ${seconds.toFixed(1)}s on ${trainingRuntime === 'onnxruntime' ? 'onnxruntime' : tf.getBackend()}, ` +
       `stopped by ${stoppedBy === 'epochs' ? 'the epoch count' : 'the time budget'}; last D loss ${lastEpoch.discriminatorLoss.toFixed(4)}, G loss ${lastEpoch.generatorLoss.toFixed(4)}`,
   );
   const generator = trainer.averagedGenerator;
@@ -385,6 +393,7 @@ export async function trainConditionalGan(
     seconds,
     stoppedBy,
     backend: tf.getBackend(),
+    trainingRuntime,
     classCounts: countByClass(records, numClasses),
     resumedFromEpoch,
     dispose: () => generator.dispose(),

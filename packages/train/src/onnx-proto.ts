@@ -62,11 +62,11 @@ export interface OnnxInitializer {
   values: Float32Array | BigInt64Array;
 }
 
-/** A graph input or output: its name, element type and dimensions (a string names a free dimension). */
+/** A graph input or output: its name, element type and dimensions (a string names a free dimension; null leaves the shape unstated). */
 export interface OnnxValue {
   name: string;
   elementType: number;
-  dims: ReadonlyArray<number | string>;
+  dims: ReadonlyArray<number | string> | null;
 }
 
 export interface OnnxGraph {
@@ -112,8 +112,10 @@ function initializer(value: OnnxInitializer): Bytes {
 function valueInfo(value: OnnxValue): Bytes {
   // ValueInfoProto: name 1, type 2. TypeProto: tensor_type 1. Tensor: elem_type 1, shape 2.
   // TensorShapeProto: dim 1. Dimension: dim_value 1, dim_param 2.
+  const elementType = integerField(1, value.elementType);
+  if (value.dims === null) return concat([stringField(1, value.name), messageField(2, [messageField(1, [elementType])])]);
   const dims = value.dims.map((dim) => messageField(1, [typeof dim === 'number' ? integerField(1, dim) : stringField(2, dim)]));
-  const tensorType = messageField(1, [integerField(1, value.elementType), messageField(2, dims)]);
+  const tensorType = messageField(1, [elementType, messageField(2, dims)]);
   return concat([stringField(1, value.name), messageField(2, [tensorType])]);
 }
 

@@ -63,8 +63,8 @@ function wantsOnnx(runtime: InferenceRuntime): boolean {
   return runtime === 'onnxruntime' || (runtime === 'auto' && (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu'));
 }
 
-/** Exports a graph with `write` and opens an onnxruntime session on every core, or returns why it cannot. */
-async function openSession<T>(write: () => T, bytesOf: (written: T) => Uint8Array) {
+/** Exports a graph with `write` and opens an onnxruntime session on `threads` threads (default every core), or returns why it cannot. */
+async function openSession<T>(write: () => T, bytesOf: (written: T) => Uint8Array, threads = availableParallelism()) {
   const ort = await loadOnnxRuntime();
   if (ort instanceof Error) return ort;
   let written: T;
@@ -75,7 +75,7 @@ async function openSession<T>(write: () => T, bytesOf: (written: T) => Uint8Arra
     throw error;
   }
   const session = await ort.InferenceSession.create(bytesOf(written), {
-    intraOpNumThreads: availableParallelism(),
+    intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
   });
@@ -184,6 +184,36 @@ export async function onnxTrainingStepFor(
       weights.forEach((values, i) => (feeds[stepWeight(i)] = new ort.Tensor('float32', values, written.weightShapes[i])));
       const result = await session.run(feeds, outputs);
       return { loss: (result[STEP_LOSS].data as Float32Array)[0], gradients: outputs.slice(1).map((name) => result[name].data as Float32Array) };
+    },
+  };
+}
+
+/** A float32 tensor fed to a compiled graph: its values and dimensions. */
+export interface GraphFeed {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+/** A compiled graph in onnxruntime, fed and read by value name. */
+export interface OnnxGraphSession {
+  run(feeds: Readonly<Record<string, GraphFeed>>, outputs: readonly string[]): Promise<Record<string, Float32Array>>;
+}
+
+/**
+ * Opens an onnxruntime session on the graph that `write` encodes, on `threads` threads (default
+ * every core), or returns undefined when tfjs should run the computation instead, as
+ * `onnxTrainingStepFor` decides. Throws when `onnxruntime` is requested and not available.
+ */
+export async function onnxGraphSession(write: () => Uint8Array, runtime: InferenceRuntime = 'auto', threads?: number): Promise<OnnxGraphSession | undefined> {
+  if (!wantsOnnx(runtime)) return undefined;
+  const opened = await openSession(write, (bytes) => bytes, threads);
+  if (opened instanceof Error) return fallBack(runtime, opened);
+  const { ort, session } = opened;
+  return {
+    async run(feeds, outputs) {
+      const tensors = Object.fromEntries(Object.entries(feeds).map(([name, feed]) => [name, new ort.Tensor('float32', feed.data, feed.dims as number[])]));
+      const result = await session.run(tensors, outputs as string[]);
+      return Object.fromEntries(outputs.map((name) => [name, result[name].data as Float32Array]));
     },
   };
 }

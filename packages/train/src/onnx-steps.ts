@@ -35,6 +35,18 @@ export class ArrayAdam {
     this.beta1Power *= this.beta1;
     this.beta2Power *= this.beta2;
   }
+
+  /** The first and second moments of each weight array and the running products beta1^t and beta2^t that the next step divides by. */
+  get state(): { first: readonly Float32Array[]; second: readonly Float32Array[]; powers: [number, number] } {
+    return { first: this.first, second: this.second, powers: [this.beta1Power, this.beta2Power] };
+  }
+
+  /** Puts back moments and running products as `state` gives them (or as tfjs's Adam keeps them). */
+  restore(first: ArrayLike<number>[], second: ArrayLike<number>[], powers: [number, number]): void {
+    first.forEach((values, i) => this.first[i].set(values));
+    second.forEach((values, i) => this.second[i].set(values));
+    [this.beta1Power, this.beta2Power] = powers;
+  }
 }
 
 /** Updates one weight array and its moments; a plain function over typed arrays, which V8 compiles to a tight loop. */

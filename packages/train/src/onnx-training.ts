@@ -13,7 +13,7 @@ export const stepWeight = (index: number) => `weight_${index}`;
 export const stepGradient = (index: number) => `gradient_${index}`;
 
 /** A value of the step graph: its name, its shape after the batch axis, and whether the loss's gradient must reach it. */
-interface Value {
+export interface Value {
   name: string;
   shape: number[];
   needsGradient: boolean;
@@ -21,12 +21,19 @@ interface Value {
 
 type Config = Record<string, unknown>;
 
+/** Batch mean and variance of a BatchNormalization layer run in training mode, as graph values of shape [channels]. */
+export interface BatchStatistics {
+  layer: tf.layers.Layer;
+  mean: string;
+  variance: string;
+}
+
 /**
  * Builder of a forward pass and its reverse-mode gradient as one ONNX graph. Each translated
  * operation adds its forward nodes at once and queues a closure that adds its backward nodes.
  * Once the loss is in place, `backward` runs the queue in reverse order.
  */
-class StepGraph {
+export class StepGraph {
   readonly g = new GraphBuilder();
   private readonly pending: Array<() => void> = [];
   private readonly contributions = new Map<string, string[]>();
@@ -34,15 +41,24 @@ class StepGraph {
   readonly weightGradients = new Map<string, string>();
   /** Graph input name of each trainable weight, by its tfjs variable. */
   readonly inputs: Map<object, string>;
+  /** Batch statistics of the BatchNormalization layers translated in training mode, in call order. */
+  readonly batchStatistics: BatchStatistics[] = [];
 
-  constructor(trainable: readonly object[]) {
+  /**
+   * `trainable` weights become inputs named `weight_<i>` whose gradients the graph returns;
+   * `fixed` maps further weights to input names that take their current values without a
+   * gradient. Any other weight is a constant.
+   */
+  constructor(trainable: readonly object[], private readonly fixed: ReadonlyMap<object, string> = new Map()) {
     this.inputs = new Map(trainable.map((weight, i) => [weight, stepWeight(i)]));
   }
 
-  /** Returns the graph name of a weight: an input when it trains, else a constant with its values. */
+  /** Returns the graph name of a weight: an input when it trains or is fixed, else a constant with its values. */
   weight(variable: tf.LayerVariable | tf.Variable, hint: string): { name: string; trains: boolean } {
     const input = this.inputs.get(variable);
     if (input !== undefined) return { name: input, trains: true };
+    const fixed = this.fixed.get(variable);
+    if (fixed !== undefined) return { name: fixed, trains: false };
     const tensor = variable instanceof tf.Variable ? variable : variable.read();
     return { name: this.g.constant(hint, tensor.shape, tensor.dataSync() as Float32Array), trains: false };
   }
@@ -81,6 +97,11 @@ class StepGraph {
     return this.sumOver(this.reshape(value, [-1, channels]), [0]);
   }
 
+  /** Averages an NHWC map (or any [..., channels] value) over everything but its channels. */
+  meanOverRows(value: string, channels: number): string {
+    return this.g.op('ReduceMean', [this.reshape(value, [-1, channels])], [{ name: 'axes', ints: [0] }, { name: 'keepdims', int: 0 }]);
+  }
+
   sumOver(value: string, axes: readonly number[]): string {
     return this.g.op('ReduceSum', [value, this.g.ints('axes', axes)], [{ name: 'keepdims', int: 0 }]);
   }
@@ -100,30 +121,57 @@ class StepGraph {
   }
 }
 
-/** Applies ReLU, ReLU capped at `max`, or nothing, with its gradient. */
-function rectify(graph: StepGraph, x: Value, max: number | null | 'none'): Value {
-  if (max === 'none') return x;
+/** Applies ReLU, or ReLU capped at `max`, with its gradient. */
+function rectify(graph: StepGraph, x: Value, max: number | null): Value {
   const { g } = graph;
-  const y: Value = { ...x, name: max === null ? g.op('Relu', [x.name]) : g.clip(x.name, 0, max) };
-  graph.afterwards(() => {
-    const dy = graph.gradientOf(y);
-    if (dy === undefined) return;
+  const forward = max === null ? g.op('Relu', [x.name]) : g.clip(x.name, 0, max);
+  return mapValue(graph, x, forward, x.shape, (dy) => {
     let open = g.op('Greater', [x.name, g.scalar('zero', 0)]);
     if (max !== null) open = g.op('And', [open, g.op('Less', [x.name, g.scalar('max', max)])]);
-    graph.flow(x, graph.where(open, dy));
+    return graph.where(open, dy);
+  });
+}
+
+/**
+ * Adds a value computed from `x` by a linear map (or one linearised at x), whose gradient
+ * `backward` maps from the output's gradient to the input's.
+ */
+export function mapValue(graph: StepGraph, x: Value, name: string, shape: number[], backward: (dy: string) => string): Value {
+  const y: Value = { name, shape, needsGradient: x.needsGradient };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(y);
+    if (dy !== undefined && x.needsGradient) graph.flow(x, backward(dy));
   });
   return y;
 }
 
-/** Returns the cap of a layer's activation: null for ReLU, a number for ReLU6, 'none' for linear. */
-function activationCap(name: unknown, layerName: string): number | null | 'none' {
+/** Applies y = f(x) elementwise with the gradient dx = dy * derivative, where `derivative(x, y)` builds f'. */
+function elementwise(graph: StepGraph, x: Value, forward: string, derivative: (x: string, y: string) => string): Value {
+  return mapValue(graph, x, forward, x.shape, (dy) => graph.g.op('Mul', [dy, derivative(x.name, forward)]));
+}
+
+/** Applies LeakyReLU with slope `alpha` below zero, with its gradient. */
+export function leakyRelu(graph: StepGraph, x: Value, alpha: number): Value {
+  const { g } = graph;
+  const forward = g.op('LeakyRelu', [x.name], [{ name: 'alpha', float: alpha }]);
+  return mapValue(graph, x, forward, x.shape, (dy) => g.op('Where', [g.op('Greater', [x.name, g.scalar('zero', 0)]), dy, g.op('Mul', [dy, g.scalar('alpha', alpha)])]));
+}
+
+/** Applies a layer's activation (linear, relu, relu6, tanh or sigmoid) with its gradient. */
+function activate(graph: StepGraph, x: Value, name: unknown, layerName: string): Value {
+  const { g } = graph;
+  const one = () => g.scalar('one', 1);
   switch (name ?? 'linear') {
     case 'linear':
-      return 'none';
+      return x;
     case 'relu':
-      return null;
+      return rectify(graph, x, null);
     case 'relu6':
-      return 6;
+      return rectify(graph, x, 6);
+    case 'tanh':
+      return elementwise(graph, x, g.op('Tanh', [x.name]), (_, y) => g.op('Sub', [one(), g.op('Mul', [y, y])]));
+    case 'sigmoid':
+      return elementwise(graph, x, g.op('Sigmoid', [x.name]), (_, y) => g.op('Mul', [y, g.op('Sub', [one(), y])]));
     default:
       throw new UnsupportedLayerError(`activation '${String(name)}' of layer ${layerName} in a training step`);
   }
@@ -221,6 +269,82 @@ function stackTaps(graph: StepGraph, perTap: readonly string[], kernelShape: num
   return graph.reshape(stacked, kernelShape);
 }
 
+const CHANNELS_FIRST = [0, 3, 1, 2];
+const CHANNELS_LAST = [0, 2, 3, 1];
+/** From an HWIO (or HW-out-in) kernel to ONNX's [first, second, height, width] order. */
+const KERNEL_TO_ONNX = [3, 2, 0, 1];
+/** Back from ONNX's kernel order to tfjs's. */
+const KERNEL_FROM_ONNX = [2, 3, 0, 1];
+
+function transpose(graph: StepGraph, value: string, perm: number[]): string {
+  return graph.g.op('Transpose', [value], [{ name: 'perm', ints: perm }]);
+}
+
+/** Attributes of ONNX's Conv and ConvTranspose for a geometry: strides and [top, left, bottom, right] pads. */
+function convolutionAttributes(geometry: TapGeometry) {
+  return [
+    { name: 'strides', ints: geometry.strides },
+    { name: 'pads', ints: geometry.pads },
+  ];
+}
+
+/**
+ * ONNX's ConvTranspose from the small map to the large one (NCHW), the transpose of Conv with the
+ * same weights [small channels, large channels, height, width]; output padding restores rows and
+ * columns that the strided convolution never read.
+ */
+function convolutionTranspose(graph: StepGraph, small: string, weights: string, geometry: TapGeometry): string {
+  const [kernelHeight, kernelWidth] = geometry.kernel;
+  const [top, left, bottom, right] = geometry.pads;
+  const outputPadding = [
+    geometry.large[0] - ((geometry.small[0] - 1) * geometry.strides[0] + kernelHeight - top - bottom),
+    geometry.large[1] - ((geometry.small[1] - 1) * geometry.strides[1] + kernelWidth - left - right),
+  ];
+  return graph.g.op('ConvTranspose', [small, weights], [...convolutionAttributes(geometry), { name: 'output_padding', ints: outputPadding }]);
+}
+
+/**
+ * Gradient of a strided convolution's kernel from its large map and the gradient at its small map
+ * (both NCHW): a convolution over the batch, with the small map as the kernel dilated by the
+ * strides. Returns [large channels, small channels, height, width].
+ */
+function kernelGradient(graph: StepGraph, large: string, small: string, geometry: TapGeometry): string {
+  const swapped = (value: string) => transpose(graph, value, [1, 0, 2, 3]);
+  const [top, left, bottom, right] = geometry.pads;
+  const reach = [geometry.large[0] + top + bottom - (geometry.small[0] - 1) * geometry.strides[0], geometry.large[1] + left + right - (geometry.small[1] - 1) * geometry.strides[1]];
+  const full = graph.g.op('Conv', [swapped(large), swapped(small)], [{ name: 'dilations', ints: geometry.strides }, { name: 'pads', ints: geometry.pads }]);
+  // With 'valid' padding the last rows and columns that no output read give taps past the kernel.
+  return reach[0] === geometry.kernel[0] && reach[1] === geometry.kernel[1] ? full : graph.slice(full, [0, 0], geometry.kernel, [2, 3]);
+}
+
+/**
+ * Translates a dense convolution with ONNX's own Conv on NCHW maps. Its input gradient is the
+ * ConvTranspose with the same weights and its kernel gradient is `kernelGradient`, so a 4x4
+ * stride-2 convolution costs three library calls instead of a graph per kernel tap.
+ */
+function nativeConvolution(graph: StepGraph, layer: tf.layers.Layer, x: Value, geometry: TapGeometry): Value {
+  const { g } = graph;
+  const [kernelVariable, biasVariable] = layer.weights;
+  const kernelShape = kernelVariable.shape as number[];
+  const outer = kernelShape[3];
+  const kernel = graph.weight(kernelVariable, 'kernel');
+  const weights = transpose(graph, kernel.name, KERNEL_TO_ONNX);
+  const input = transpose(graph, x.name, CHANNELS_FIRST);
+  let sum = transpose(graph, g.op('Conv', [input, weights], convolutionAttributes(geometry)), CHANNELS_LAST);
+  const bias = biasVariable === undefined ? null : graph.weight(biasVariable, 'bias');
+  if (bias !== null) sum = g.op('Add', [sum, bias.name]);
+  const linear: Value = { name: sum, shape: [...geometry.small, outer], needsGradient: x.needsGradient || kernel.trains || bias?.trains === true };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(linear);
+    if (dy === undefined) return;
+    if (bias?.trains) graph.weightGradient(bias.name, graph.sumOverRows(dy, outer));
+    const dyFirst = transpose(graph, dy, CHANNELS_FIRST);
+    if (kernel.trains) graph.weightGradient(kernel.name, transpose(graph, kernelGradient(graph, input, dyFirst, geometry), KERNEL_FROM_ONNX));
+    if (x.needsGradient) graph.flow(x, transpose(graph, convolutionTranspose(graph, dyFirst, weights, geometry), CHANNELS_LAST));
+  });
+  return activate(graph, linear, (layer.getConfig() as Config).activation, layer.name);
+}
+
 /**
  * Translates a convolution (dense or depthwise) in NHWC as a sum over its kernel taps. Each tap is
  * a strided slice of the padded input times that tap's filter: a matrix product for Conv2D, a
@@ -239,6 +363,7 @@ function convolution(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value 
   if (depthwise && outer !== 1) throw new UnsupportedLayerError(`depth multiplier ${outer} of layer ${layer.name} in a training step`);
   if (pair(config.dilationRate).some((rate) => rate !== 1)) throw new UnsupportedLayerError(`dilation of layer ${layer.name} in a training step`);
   const geometry = convolutionGeometry([x.shape[0], x.shape[1]], [kernelHeight, kernelWidth], pair(config.strides), config.padding, layer.name);
+  if (!depthwise && !isPointwise(geometry)) return nativeConvolution(graph, layer, x, geometry);
   const channels = depthwise ? inner : outer;
 
   const kernel = graph.weight(kernelVariable, 'kernel');
@@ -266,22 +391,20 @@ function convolution(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value 
     const shares = filters.map((filter) => (depthwise ? g.op('Mul', [dy, filter]) : g.op('MatMul', [dy, g.op('Transpose', [filter])])));
     graph.flow(x, writeTaps(graph, shares, geometry, inner));
   });
-  return rectify(graph, linear, activationCap(config.activation, layer.name));
+  return activate(graph, linear, config.activation, layer.name);
 }
 
 /**
- * Translates a transposed convolution (Conv2DTranspose) with the same taps in the other direction:
- * each tap's share of the output is the input times that tap's filter, written back at its offset
- * and stride. Its gradients read the padded output gradient at every tap, as a convolution reads
- * its input.
+ * Translates a transposed convolution (Conv2DTranspose) with ONNX's ConvTranspose on NCHW maps.
+ * Its input gradient is the Conv with the same weights, and its kernel gradient is
+ * `kernelGradient` with the output as the large map.
  */
 function transposedConvolution(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value {
   const { g } = graph;
   const config = layer.getConfig() as Config;
   const [kernelVariable, biasVariable] = layer.weights;
   // tfjs stores a transposed kernel as [height, width, output channels, input channels].
-  const kernelShape = kernelVariable.shape as number[];
-  const [kernelHeight, kernelWidth, outputs, inputs] = kernelShape;
+  const [kernelHeight, kernelWidth, outputs] = kernelVariable.shape as number[];
   // tfjs's Conv2DTranspose config has no dilation rate; one given anyway must be 1.
   if (config.dilationRate !== undefined && pair(config.dilationRate).some((rate) => rate !== 1)) throw new UnsupportedLayerError(`dilation of layer ${layer.name} in a training step`);
   const strides = pair(config.strides);
@@ -291,10 +414,10 @@ function transposedConvolution(graph: StepGraph, layer: tf.layers.Layer, x: Valu
   const geometry = convolutionGeometry(large, [kernelHeight, kernelWidth], strides, config.padding, layer.name);
 
   const kernel = graph.weight(kernelVariable, 'kernel');
-  // Each tap's filter is [output channels, input channels].
-  const filters = tapFilters(graph, kernel.name, kernelShape, false);
-  const shares = filters.map((filter) => g.op('MatMul', [x.name, g.op('Transpose', [filter])]));
-  let sum = writeTaps(graph, shares, geometry, outputs);
+  // [input channels, output channels, height, width]: ConvTranspose's order, and Conv's for the way back.
+  const weights = transpose(graph, kernel.name, KERNEL_TO_ONNX);
+  const input = transpose(graph, x.name, CHANNELS_FIRST);
+  let sum = transpose(graph, convolutionTranspose(graph, input, weights, geometry), CHANNELS_LAST);
   const bias = biasVariable === undefined ? null : graph.weight(biasVariable, 'bias');
   if (bias !== null) sum = g.op('Add', [sum, bias.name]);
   const linear: Value = { name: sum, shape: [...large, outputs], needsGradient: x.needsGradient || kernel.trains || bias?.trains === true };
@@ -303,16 +426,11 @@ function transposedConvolution(graph: StepGraph, layer: tf.layers.Layer, x: Valu
     const dy = graph.gradientOf(linear);
     if (dy === undefined) return;
     if (bias?.trains) graph.weightGradient(bias.name, graph.sumOverRows(dy, outputs));
-    const read = readTaps(graph, dy, geometry);
-    if (kernel.trains) {
-      const perTap = read.map((slice) => g.op('Gemm', [graph.reshape(slice, [-1, outputs]), graph.reshape(x.name, [-1, inputs])], [{ name: 'transA', int: 1 }]));
-      graph.weightGradient(kernel.name, stackTaps(graph, perTap, kernelShape));
-    }
-    if (!x.needsGradient) return;
-    const terms = read.map((slice, tap) => g.op('MatMul', [slice, filters[tap]]));
-    graph.flow(x, terms.slice(1).reduce((total, term) => g.op('Add', [total, term]), terms[0]));
+    const dyFirst = transpose(graph, dy, CHANNELS_FIRST);
+    if (kernel.trains) graph.weightGradient(kernel.name, transpose(graph, kernelGradient(graph, dyFirst, input, geometry), KERNEL_FROM_ONNX));
+    if (x.needsGradient) graph.flow(x, transpose(graph, g.op('Conv', [dyFirst, weights], convolutionAttributes(geometry)), CHANNELS_LAST));
   });
-  return rectify(graph, linear, activationCap(config.activation, layer.name));
+  return activate(graph, linear, config.activation, layer.name);
 }
 
 /** BatchNormalization in inference mode: its moving statistics stay fixed, its scale and offset may train. */
@@ -353,12 +471,131 @@ function batchNormalization(graph: StepGraph, layer: tf.layers.Layer, x: Value):
   return y;
 }
 
-/** Translates one layer call of a tail, with its gradient. */
-function translateTrainable(graph: StepGraph, layer: tf.layers.Layer, inputs: Value[]): Value {
+/**
+ * BatchNormalization in training mode: it normalises with the batch's own mean and (biased)
+ * variance over every axis but the channels, as tfjs does in training, and records them in
+ * `graph.batchStatistics` so that the caller can update the moving statistics.
+ */
+function trainingBatchNormalization(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value {
+  const config = layer.getConfig() as Config;
+  const axis = Number(config.axis);
+  if (axis !== -1 && axis !== x.shape.length) throw new UnsupportedLayerError(`BatchNormalization axis ${axis} of layer ${layer.name}`);
+  const { g } = graph;
+  const weights = [...layer.weights];
+  const channels = weights.at(-1)!.shape[0] as number;
+  const scale = config.scale ? graph.weight(weights.shift()!, 'gamma') : null;
+  const offset = config.center ? graph.weight(weights.shift()!, 'beta') : null;
+  const mean = graph.meanOverRows(x.name, channels);
+  const centred = g.op('Sub', [x.name, mean]);
+  const variance = graph.meanOverRows(g.op('Mul', [centred, centred]), channels);
+  const inverse = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.scalar('epsilon', Number(config.epsilon))])])]);
+  const normalised = g.op('Mul', [centred, inverse]);
+  let output = scale === null ? normalised : g.op('Mul', [normalised, scale.name]);
+  if (offset !== null) output = g.op('Add', [output, offset.name]);
+  graph.batchStatistics.push({ layer, mean, variance });
+  const y: Value = { name: output, shape: x.shape, needsGradient: x.needsGradient || scale?.trains === true || offset?.trains === true };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(y);
+    if (dy === undefined) return;
+    if (offset?.trains) graph.weightGradient(offset.name, graph.sumOverRows(dy, channels));
+    if (scale?.trains) graph.weightGradient(scale.name, graph.sumOverRows(g.op('Mul', [dy, normalised]), channels));
+    if (!x.needsGradient) return;
+    // dx = (d - mean(d) - n * mean(d n)) / sqrt(variance + epsilon), with d = dy * gamma and n the normalised map.
+    const dNormalised = scale === null ? dy : g.op('Mul', [dy, scale.name]);
+    const spread = g.op('Add', [graph.meanOverRows(dNormalised, channels), g.op('Mul', [normalised, graph.meanOverRows(g.op('Mul', [dNormalised, normalised]), channels)])]);
+    graph.flow(x, g.op('Mul', [g.op('Sub', [dNormalised, spread]), inverse]));
+  });
+  return y;
+}
+
+/** Dense on vectors: x W + b, then the layer's activation. */
+function dense(graph: StepGraph, layer: tf.layers.Layer, x: Value): Value {
+  const { g } = graph;
+  const config = layer.getConfig() as Config;
+  if (x.shape.length !== 1) throw new UnsupportedLayerError(`Dense layer ${layer.name} on a ${x.shape.length + 1}-D input in a training step`);
+  const [kernelVariable, biasVariable] = layer.weights;
+  const outer = kernelVariable.shape[1] as number;
+  const kernel = graph.weight(kernelVariable, 'kernel');
+  const bias = biasVariable === undefined ? null : graph.weight(biasVariable, 'bias');
+  let sum = g.op('MatMul', [x.name, kernel.name]);
+  if (bias !== null) sum = g.op('Add', [sum, bias.name]);
+  const linear: Value = { name: sum, shape: [outer], needsGradient: x.needsGradient || kernel.trains || bias?.trains === true };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(linear);
+    if (dy === undefined) return;
+    if (bias?.trains) graph.weightGradient(bias.name, graph.sumOver(dy, [0]));
+    if (kernel.trains) graph.weightGradient(kernel.name, g.op('Gemm', [x.name, dy], [{ name: 'transA', int: 1 }]));
+    if (x.needsGradient) graph.flow(x, g.op('Gemm', [dy, kernel.name], [{ name: 'transB', int: 1 }]));
+  });
+  return activate(graph, linear, config.activation, layer.name);
+}
+
+/** Concatenates along the last axis; the gradient is sliced back into the inputs' parts. */
+function concatenate(graph: StepGraph, layer: tf.layers.Layer, inputs: Value[]): Value {
+  const { g } = graph;
+  const rank = inputs[0].shape.length;
+  const axis = Number((layer.getConfig() as Config).axis ?? -1);
+  if (axis !== -1 && axis !== rank) throw new UnsupportedLayerError(`Concatenate axis ${axis} of layer ${layer.name} in a training step`);
+  const sizes = inputs.map((input) => input.shape[rank - 1]);
+  const y: Value = {
+    name: g.op('Concat', inputs.map((input) => input.name), [{ name: 'axis', int: -1 }]),
+    shape: [...inputs[0].shape.slice(0, -1), sizes.reduce((sum, size) => sum + size, 0)],
+    needsGradient: inputs.some((input) => input.needsGradient),
+  };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(y);
+    if (dy === undefined) return;
+    let start = 0;
+    inputs.forEach((input, i) => {
+      graph.flow(input, graph.slice(dy, [start], [start + sizes[i]], [rank]));
+      start += sizes[i];
+    });
+  });
+  return y;
+}
+
+/** Gives each example a new shape; the gradient takes the old one back. */
+function reshapeValue(graph: StepGraph, x: Value, shape: number[]): Value {
+  return mapValue(graph, x, graph.reshape(x.name, [-1, ...shape]), shape, (dy) => graph.reshape(dy, [-1, ...x.shape]));
+}
+
+/** Dot product of two vectors per example (Dot with axes 1), shaped [1]. */
+function dot(graph: StepGraph, layer: tf.layers.Layer, [a, b]: Value[]): Value {
+  const { g } = graph;
+  const config = layer.getConfig() as Config;
+  const axes = Array.isArray(config.axes) ? config.axes : [config.axes, config.axes];
+  if (a.shape.length !== 1 || b.shape.length !== 1 || axes.some((axis) => axis !== 1 && axis !== -1) || config.normalize) {
+    throw new UnsupportedLayerError(`Dot layer ${layer.name} other than an unnormalised product of vectors in a training step`);
+  }
+  const y: Value = { name: g.op('ReduceSum', [g.op('Mul', [a.name, b.name]), g.ints('axes', [1])], [{ name: 'keepdims', int: 1 }]), shape: [1], needsGradient: a.needsGradient || b.needsGradient };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(y);
+    if (dy === undefined) return;
+    graph.flow(a, g.op('Mul', [dy, b.name]));
+    graph.flow(b, g.op('Mul', [dy, a.name]));
+  });
+  return y;
+}
+
+/** Translates a layer that the caller knows and this module does not, such as a custom layer. */
+export type LayerTranslator = (graph: StepGraph, layer: tf.layers.Layer, inputs: Value[]) => Value;
+
+/** Options of `translateModel`. */
+export interface TranslateOptions {
+  /** Mode of BatchNormalization layers; default `inference` (moving statistics). */
+  batchNorm?: 'inference' | 'training';
+  /** Translators of further layer classes, by class name. */
+  layers?: Readonly<Record<string, LayerTranslator>>;
+}
+
+/** Translates one layer call, with its gradient. */
+function translateTrainable(graph: StepGraph, layer: tf.layers.Layer, inputs: Value[], options: TranslateOptions): Value {
   const config = layer.getConfig() as Config;
   const className = layer.getClassName();
   const [first] = inputs;
   if ('dataFormat' in config && config.dataFormat !== 'channelsLast') throw new UnsupportedLayerError(`data format of layer ${layer.name}`);
+  const custom = options.layers?.[className];
+  if (custom !== undefined) return custom(graph, layer, inputs);
   switch (className) {
     case 'Conv2D':
     case 'DepthwiseConv2D':
@@ -366,14 +603,26 @@ function translateTrainable(graph: StepGraph, layer: tf.layers.Layer, inputs: Va
     case 'Conv2DTranspose':
       return transposedConvolution(graph, layer, first);
     case 'BatchNormalization':
-      return batchNormalization(graph, layer, first);
+      return options.batchNorm === 'training' ? trainingBatchNormalization(graph, layer, first) : batchNormalization(graph, layer, first);
+    case 'Dense':
+      return dense(graph, layer, first);
+    case 'Concatenate':
+      return concatenate(graph, layer, inputs);
+    case 'Reshape':
+      return reshapeValue(graph, first, config.targetShape as number[]);
+    case 'Flatten':
+      return reshapeValue(graph, first, [first.shape.reduce((product, size) => product * size, 1)]);
+    case 'Dot':
+      return dot(graph, layer, inputs);
+    case 'LeakyReLU':
+      return leakyRelu(graph, first, Number(config.alpha ?? 0.3));
     case 'ReLU': {
       if (Number(config.negativeSlope ?? 0) !== 0 || Number(config.threshold ?? 0) !== 0) throw new UnsupportedLayerError(`leaky or thresholded ReLU ${layer.name}`);
       const max = config.maxValue as number | null | undefined;
       return rectify(graph, first, max ?? null);
     }
     case 'Activation':
-      return rectify(graph, first, activationCap(config.activation, layer.name));
+      return activate(graph, first, config.activation, layer.name);
     case 'Add': {
       const y: Value = { name: inputs.slice(1).reduce((sum, input) => graph.g.op('Add', [sum, input.name]), first.name), shape: first.shape, needsGradient: inputs.some((input) => input.needsGradient) };
       graph.afterwards(() => {
@@ -403,6 +652,24 @@ function translateTrainable(graph: StepGraph, layer: tf.layers.Layer, inputs: Va
 }
 
 /**
+ * Translates a model's layers from the given input values to its outputs, queueing the gradient
+ * of every step, and returns one value per model output. Throws `UnsupportedLayerError` for a
+ * layer it does not differentiate.
+ */
+export function translateModel(graph: StepGraph, model: tf.LayersModel, inputs: readonly Value[], options: TranslateOptions = {}): Value[] {
+  const values = new Map<number, Value>(model.inputs.map((input, i) => [input.id, inputs[i]]));
+  const visit = (tensor: tf.SymbolicTensor): Value => {
+    const known = values.get(tensor.id);
+    if (known !== undefined) return known;
+    if (tensor.inputs.length === 0) throw new UnsupportedLayerError(`input ${tensor.name} is not an input of model ${model.name}`);
+    const value = translateTrainable(graph, tensor.sourceLayer as unknown as tf.layers.Layer, tensor.inputs.map(visit), options);
+    values.set(tensor.id, value);
+    return value;
+  };
+  return model.outputs.map(visit);
+}
+
+/**
  * Translates a tail from its 4-D input to its average-pooled output, queueing the gradient of
  * every step. Throws `UnsupportedLayerError` for a layer it does not differentiate.
  */
@@ -412,16 +679,7 @@ function translateTail(graph: StepGraph, tail: tf.LayersModel): { inputShape: nu
   }
   const { g } = graph;
   const inputShape = tail.inputs[0].shape.slice(1) as number[];
-  const values = new Map<number, Value>([[tail.inputs[0].id, { name: STEP_ACTIVATIONS, shape: inputShape, needsGradient: false }]]);
-  const visit = (tensor: tf.SymbolicTensor): Value => {
-    const known = values.get(tensor.id);
-    if (known !== undefined) return known;
-    if (tensor.inputs.length === 0) throw new UnsupportedLayerError(`input ${tensor.name} is not the tail's input`);
-    const value = translateTrainable(graph, tensor.sourceLayer as unknown as tf.layers.Layer, tensor.inputs.map(visit));
-    values.set(tensor.id, value);
-    return value;
-  };
-  const mapped = visit(tail.outputs[0]);
+  const [mapped] = translateModel(graph, tail, [{ name: STEP_ACTIVATIONS, shape: inputShape, needsGradient: false }]);
   const [mapHeight, mapWidth, featureSize] = mapped.shape;
   const pooled: Value = { name: g.op('ReduceMean', [mapped.name], [{ name: 'axes', ints: [1, 2] }, { name: 'keepdims', int: 0 }]), shape: [featureSize], needsGradient: mapped.needsGradient };
   graph.afterwards(() => {

@@ -1,0 +1,270 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ImageShape } from '@scarce/core';
+import {
+  encodeOnnxModel,
+  leakyRelu,
+  mapValue,
+  ONNX_FLOAT,
+  StepGraph,
+  stepGradient,
+  stepWeight,
+  translateModel,
+  UnsupportedLayerError,
+  type LayerTranslator,
+  type Value,
+} from '@scarce/train';
+import type { GanLoss } from './config.js';
+import { shiftMatrices, type AugmentDraws, type DiffAugmentOptions } from './diff-augment.js';
+
+/** Names of the inputs and outputs of the compiled GAN steps. */
+export const GAN_LATENTS = 'latents';
+export const GAN_LABELS = 'labels';
+export const GAN_REAL_IMAGES = 'real_images';
+export const GAN_LOSS = 'loss';
+export const GAN_REAL_SCORE = 'real_score';
+export const GAN_FAKE_SCORE = 'fake_score';
+export const GAN_AUGMENTED_REAL = 'augmented_real';
+export const fixedWeight = (index: number) => `fixed_${index}`;
+export const batchMean = (index: number) => `batch_mean_${index}`;
+export const batchVariance = (index: number) => `batch_variance_${index}`;
+
+const AUGMENT_BRIGHTNESS = 'augment_brightness';
+const AUGMENT_SATURATION = 'augment_saturation';
+const AUGMENT_CONTRAST = 'augment_contrast';
+const AUGMENT_SHIFT_ROWS = 'augment_shift_rows';
+const AUGMENT_SHIFT_COLUMNS = 'augment_shift_columns';
+const AUGMENT_CUTOUT = 'augment_cutout';
+
+/** What a compiled GAN step is built for. */
+export interface GanStepSpec {
+  imageShape: ImageShape;
+  numClasses: number;
+  latentSize: number;
+  /** Real images per step; the discriminator step scores as many fakes besides them. */
+  batchSize: number;
+  loss: GanLoss;
+  labelSmoothing: number;
+  /** DiffAugment's transforms, or null for none. */
+  augment: DiffAugmentOptions | null;
+}
+
+/** A graph input: its name and dimensions. */
+interface GraphInput {
+  name: string;
+  dims: number[];
+}
+
+/** One compiled step: its bytes, its inputs, and the BatchNormalization layers whose batch statistics it returns, in output order. */
+export interface GanStepGraph {
+  bytes: Uint8Array;
+  inputs: GraphInput[];
+  outputs: string[];
+  batchNormLayers: tf.layers.Layer[];
+}
+
+/**
+ * The minibatch standard deviation layer on `count` images: the input with one more channel
+ * holding each group's standard deviation, averaged over features and positions.
+ */
+function minibatchStd(graph: StepGraph, x: Value, groupSize: number, count: number): Value {
+  const { g } = graph;
+  let group = Math.min(groupSize, count);
+  while (count % group !== 0) group--;
+  const groups = count / group;
+  const [height, width, channels] = x.shape;
+  const overGroup = [{ name: 'axes', ints: [1] }, { name: 'keepdims', int: 1 }];
+  const grouped = graph.reshape(x.name, [groups, group, height, width, channels]);
+  const centred = g.op('Sub', [grouped, g.op('ReduceMean', [grouped], overGroup)]);
+  const std = g.op('Sqrt', [g.op('Add', [g.op('ReduceMean', [g.op('Mul', [centred, centred])], overGroup), g.scalar('epsilon', 1e-8)])]);
+  const perGroup = g.op('ReduceMean', [std], [{ name: 'axes', ints: [2, 3, 4] }, { name: 'keepdims', int: 1 }]);
+  const channel = graph.reshape(g.op('Expand', [perGroup, g.ints('shape', [groups, group, height, width, 1])]), [count, height, width, 1]);
+  const y: Value = { name: g.op('Concat', [x.name, channel], [{ name: 'axis', int: 3 }]), shape: [height, width, channels + 1], needsGradient: x.needsGradient };
+  graph.afterwards(() => {
+    const dy = graph.gradientOf(y);
+    if (dy === undefined) return;
+    const direct = graph.slice(dy, [0], [channels], [3]);
+    const dPerGroup = graph.sumOver(graph.reshape(graph.slice(dy, [channels], [channels + 1], [3]), [groups, group * height * width]), [1]);
+    // The group's value is the mean of sqrt(var + eps) over h w c positions, with var the mean of
+    // the squared deviations over the group: d centred = centred d perGroup / (h w c group std).
+    const scale = g.op('Div', [graph.reshape(dPerGroup, [groups, 1, 1, 1, 1]), g.op('Mul', [std, g.scalar('positions', height * width * channels * group)])]);
+    const dCentred = g.op('Mul', [centred, scale]);
+    const dGrouped = g.op('Sub', [dCentred, g.op('ReduceMean', [dCentred], overGroup)]);
+    graph.flow(x, g.op('Add', [direct, graph.reshape(dGrouped, [count, height, width, channels])]));
+  });
+  return y;
+}
+
+/** Translators of the discriminator's custom layers for a batch of `count` images. */
+function discriminatorLayers(count: number): Record<string, LayerTranslator> {
+  const config = (layer: tf.layers.Layer) => layer.getConfig() as Record<string, unknown>;
+  return {
+    TwiceDifferentiableLeakyRelu: (graph, layer, [x]) => leakyRelu(graph, x, Number(config(layer).alpha)),
+    MinibatchStd: (graph, layer, [x]) => minibatchStd(graph, x, Number(config(layer).groupSize), count),
+  };
+}
+
+/**
+ * DiffAugment in the graph on `count` images, with the draws as inputs: brightness, saturation
+ * and contrast per image, shift matrices per image and channel, and the cutout mask. Each
+ * transform is linear in the images, so each gradient is the transposed map.
+ */
+function augmentInGraph(graph: StepGraph, images: Value, count: number, shape: ImageShape, options: DiffAugmentOptions, inputs: GraphInput[]): Value {
+  const { g } = graph;
+  const { height, width, channels } = shape;
+  const input = (name: string, dims: number[]) => {
+    inputs.push({ name, dims });
+    return name;
+  };
+  /** (x - mean) k + mean over `axes`, per image; its gradient has the same form. */
+  const scaleAroundMean = (x: Value, factor: string, axes: number[]) => {
+    const mix = (value: string) => {
+      const mean = g.op('ReduceMean', [value], [{ name: 'axes', ints: axes }, { name: 'keepdims', int: 1 }]);
+      return g.op('Add', [g.op('Mul', [g.op('Sub', [value, mean]), factor]), mean]);
+    };
+    return mapValue(graph, x, mix(x.name), x.shape, mix);
+  };
+  let x = images;
+  if (options.colour) {
+    const brightness = input(AUGMENT_BRIGHTNESS, [count, 1, 1, 1]);
+    x = mapValue(graph, x, g.op('Add', [x.name, brightness]), x.shape, (dy) => dy);
+    if (channels > 1) x = scaleAroundMean(x, input(AUGMENT_SATURATION, [count, 1, 1, 1]), [3]);
+    x = scaleAroundMean(x, input(AUGMENT_CONTRAST, [count, 1, 1, 1]), [1, 2, 3]);
+  }
+  if (options.translationFraction > 0) {
+    const rows = input(AUGMENT_SHIFT_ROWS, [count * channels, height, height]);
+    const columns = input(AUGMENT_SHIFT_COLUMNS, [count * channels, width, width]);
+    const transposed = (matrices: string) => g.op('Transpose', [matrices], [{ name: 'perm', ints: [0, 2, 1] }]);
+    const toPlanes = (value: string) => graph.reshape(g.op('Transpose', [value], [{ name: 'perm', ints: [0, 3, 1, 2] }]), [count * channels, height, width]);
+    const fromPlanes = (value: string) => g.op('Transpose', [graph.reshape(value, [count, channels, height, width])], [{ name: 'perm', ints: [0, 2, 3, 1] }]);
+    // Rows move by R X, columns by X C^T; the gradient takes R^T dY C.
+    const shifted = fromPlanes(g.op('MatMul', [g.op('MatMul', [rows, toPlanes(x.name)]), transposed(columns)]));
+    x = mapValue(graph, x, shifted, x.shape, (dy) => fromPlanes(g.op('MatMul', [transposed(rows), g.op('MatMul', [toPlanes(dy), columns])])));
+  }
+  if (options.cutoutFraction > 0) {
+    const mask = input(AUGMENT_CUTOUT, [count, height, width, 1]);
+    x = mapValue(graph, x, g.op('Mul', [x.name, mask]), x.shape, (dy) => g.op('Mul', [dy, mask]));
+  }
+  return x;
+}
+
+/** Returns the feeds of drawn DiffAugment parameters for `augmentInGraph`'s inputs. */
+export function augmentFeeds(draws: AugmentDraws, shape: ImageShape): Record<string, { data: Float32Array; dims: number[] }> {
+  const { count } = draws;
+  const { height, width, channels } = shape;
+  const feeds: Record<string, { data: Float32Array; dims: number[] }> = {};
+  const perImage = (name: string, values: Float32Array | null) => {
+    if (values !== null) feeds[name] = { data: values, dims: [count, 1, 1, 1] };
+  };
+  perImage(AUGMENT_BRIGHTNESS, draws.brightness);
+  perImage(AUGMENT_SATURATION, draws.saturation);
+  perImage(AUGMENT_CONTRAST, draws.contrast);
+  if (draws.shiftsY !== null && draws.shiftsX !== null) {
+    feeds[AUGMENT_SHIFT_ROWS] = { data: shiftMatrices(draws.shiftsY, channels, height), dims: [count * channels, height, height] };
+    feeds[AUGMENT_SHIFT_COLUMNS] = { data: shiftMatrices(draws.shiftsX, channels, width), dims: [count * channels, width, width] };
+  }
+  if (draws.cutoutMask !== null) feeds[AUGMENT_CUTOUT] = { data: draws.cutoutMask, dims: [count, height, width, 1] };
+  return feeds;
+}
+
+/**
+ * Writes one GAN training step as an ONNX graph: the forward pass, the loss and the gradient
+ * with respect to the trained model's weights, as `GanTrainer.step` computes them in tfjs.
+ *
+ * - `discriminator`: the generator (batch statistics, weights as inputs without gradients) makes
+ *   fakes for the labels; real and fake images are augmented and scored together; the
+ *   discriminator's loss is differentiated. It also returns the mean scores and the augmented
+ *   real images, on which an R1 penalty is taken.
+ * - `generator`: the generator makes fakes, which are augmented and scored by the discriminator
+ *   (weights as inputs without gradients); the generator's loss is differentiated through both.
+ *
+ * Both return the batch mean and variance of each generator BatchNormalization layer, from which
+ * the caller updates the moving statistics. Throws `UnsupportedLayerError` for a layer the
+ * compiler does not differentiate.
+ */
+export function exportGanStep(trained: 'discriminator' | 'generator', generator: tf.LayersModel, discriminator: tf.LayersModel, spec: GanStepSpec): GanStepGraph {
+  const { batchSize: n, imageShape, numClasses, latentSize } = spec;
+  const trainsDiscriminator = trained === 'discriminator';
+  const [trainedModel, fixedModel] = trainsDiscriminator ? [discriminator, generator] : [generator, discriminator];
+  const graph = new StepGraph(trainedModel.trainableWeights, new Map(fixedModel.trainableWeights.map((weight, i) => [weight, fixedWeight(i)])));
+  const { g } = graph;
+  const imageDims = [imageShape.height, imageShape.width, imageShape.channels];
+  const inputs: GraphInput[] = [
+    { name: GAN_LATENTS, dims: [n, latentSize] },
+    { name: GAN_LABELS, dims: [n, numClasses] },
+  ];
+  const labels: Value = { name: GAN_LABELS, shape: [numClasses], needsGradient: false };
+  const [fakes] = translateModel(graph, generator, [{ name: GAN_LATENTS, shape: [latentSize], needsGradient: false }, labels], { batchNorm: 'training' });
+  const outputs: string[] = [GAN_LOSS];
+  const output = (name: string, value: string) => g.nodes.push({ opType: 'Identity', inputs: [value], outputs: [name] });
+  const mean = (value: string) => g.op('ReduceMean', [value], [{ name: 'keepdims', int: 0 }]);
+  const constant = (value: number) => g.scalar('constant', value);
+
+  let scores: Value;
+  let dScores: string;
+  if (trainsDiscriminator) {
+    inputs.push({ name: GAN_REAL_IMAGES, dims: [n, ...imageDims] });
+    const both: Value = { name: g.op('Concat', [GAN_REAL_IMAGES, fakes.name], [{ name: 'axis', int: 0 }]), shape: imageDims, needsGradient: false };
+    const bothLabels: Value = { name: g.op('Concat', [GAN_LABELS, GAN_LABELS], [{ name: 'axis', int: 0 }]), shape: [numClasses], needsGradient: false };
+    const augmented = spec.augment === null ? both : augmentInGraph(graph, both, 2 * n, imageShape, spec.augment, inputs);
+    [scores] = translateModel(graph, discriminator, [augmented, bothLabels], { layers: discriminatorLayers(2 * n) });
+    const real = graph.slice(scores.name, [0], [n], [0]);
+    const fake = graph.slice(scores.name, [n], [2 * n], [0]);
+    const smoothing = spec.labelSmoothing;
+    let dReal: string;
+    let dFake: string;
+    if (spec.loss === 'hinge') {
+      // relu(1 - s - D(real)) + relu(1 + D(fake)), averaged over each half.
+      output(GAN_LOSS, g.op('Add', [mean(g.op('Relu', [g.op('Sub', [constant(1 - smoothing), real])])), mean(g.op('Relu', [g.op('Add', [constant(1), fake])]))]));
+      dReal = graph.where(g.op('Less', [real, constant(1 - smoothing)]), g.op('Expand', [constant(-1 / n), g.op('Shape', [real])]));
+      dFake = graph.where(g.op('Greater', [fake, constant(-1)]), g.op('Expand', [constant(1 / n), g.op('Shape', [fake])]));
+    } else {
+      // t softplus(-r) + (1 - t) softplus(r) with t = 1 - s, and softplus(f); their slopes are sigmoid(r) - t and sigmoid(f).
+      const realTerm = g.op('Add', [g.op('Mul', [g.op('Softplus', [g.op('Neg', [real])]), constant(1 - smoothing)]), g.op('Mul', [g.op('Softplus', [real]), constant(smoothing)])]);
+      output(GAN_LOSS, g.op('Add', [mean(realTerm), mean(g.op('Softplus', [fake]))]));
+      dReal = g.op('Div', [g.op('Sub', [g.op('Sigmoid', [real]), constant(1 - smoothing)]), constant(n)]);
+      dFake = g.op('Div', [g.op('Sigmoid', [fake]), constant(n)]);
+    }
+    dScores = g.op('Concat', [dReal, dFake], [{ name: 'axis', int: 0 }]);
+    output(GAN_REAL_SCORE, mean(real));
+    output(GAN_FAKE_SCORE, mean(fake));
+    output(GAN_AUGMENTED_REAL, graph.slice(augmented.name, [0], [n], [0]));
+    outputs.push(GAN_REAL_SCORE, GAN_FAKE_SCORE, GAN_AUGMENTED_REAL);
+  } else {
+    const augmented = spec.augment === null ? fakes : augmentInGraph(graph, fakes, n, imageShape, spec.augment, inputs);
+    [scores] = translateModel(graph, discriminator, [augmented, labels], { layers: discriminatorLayers(n) });
+    if (spec.loss === 'hinge') {
+      output(GAN_LOSS, g.op('Neg', [mean(scores.name)]));
+      dScores = g.op('Expand', [constant(-1 / n), g.op('Shape', [scores.name])]);
+    } else {
+      output(GAN_LOSS, mean(g.op('Softplus', [g.op('Neg', [scores.name])])));
+      dScores = g.op('Div', [g.op('Neg', [g.op('Sigmoid', [g.op('Neg', [scores.name])])]), constant(n)]);
+    }
+  }
+  graph.flow(scores, dScores);
+  graph.backward();
+
+  const trainedShapes = trainedModel.trainableWeights.map((weight) => weight.shape as number[]);
+  trainedShapes.forEach((_, i) => {
+    const gradient = graph.weightGradients.get(stepWeight(i));
+    if (gradient === undefined) throw new UnsupportedLayerError(`weight ${i} of the ${trained} does not reach the loss`);
+    output(stepGradient(i), gradient);
+    outputs.push(stepGradient(i));
+  });
+  graph.batchStatistics.forEach((statistics, i) => {
+    output(batchMean(i), statistics.mean);
+    output(batchVariance(i), statistics.variance);
+    outputs.push(batchMean(i), batchVariance(i));
+  });
+  inputs.push(
+    ...trainedShapes.map((dims, i) => ({ name: stepWeight(i), dims })),
+    ...fixedModel.trainableWeights.map((weight, i) => ({ name: fixedWeight(i), dims: weight.shape as number[] })),
+  );
+  const bytes = encodeOnnxModel({
+    name: `${trained}_step`,
+    nodes: g.nodes,
+    initializers: g.initializers,
+    inputs: inputs.map(({ name, dims }) => ({ name, elementType: ONNX_FLOAT, dims })),
+    outputs: outputs.map((name) => ({ name, elementType: ONNX_FLOAT, dims: null })),
+  });
+  return { bytes, inputs, outputs, batchNormLayers: graph.batchStatistics.map((statistics) => statistics.layer) };
+}
