@@ -13,12 +13,15 @@ import {
   discriminatorLoss,
   drawAugmentation,
   exportGanStep,
+  exportPenaltyStep,
   fixedWeight,
   GAN_AUGMENTED_REAL,
   GAN_FAKE_SCORE,
   GAN_LABELS,
   GAN_LATENTS,
   GAN_LOSS,
+  GAN_PENALTY,
+  GAN_PENALTY_IMAGES,
   GAN_REAL_IMAGES,
   GAN_REAL_SCORE,
   generatorLoss,
@@ -140,4 +143,43 @@ test('compiled GAN steps on colour images with the non-saturating loss', async (
 test('compiled GAN steps without DiffAugment or with translation alone', async () => {
   await assertStepsMatch({ diffAugment: false, labelSmoothing: 0.2 }, 1);
   await assertStepsMatch({ augmentColour: false, cutoutFraction: 0 }, 3);
+});
+
+test('compiled R1 penalty and its gradient', async () => {
+  const imageShape = shapeOf(1);
+  const numClasses = 2;
+  const n = 8;
+  const weight = 0.01 * 8;
+  for (const minibatchStd of [true, false]) {
+    const discriminator = buildDiscriminator({ imageShape, numClasses, widths: [4, 8], minibatchStdGroupSize: minibatchStd ? 4 : null, seed: 3 });
+    const step = exportPenaltyStep(discriminator, { imageShape, numClasses, batchSize: n, weight });
+    const session = await onnxGraphSession(() => step.bytes, 'onnxruntime');
+    assert.ok(session !== undefined);
+    const random = new Random(4);
+    const images = Float32Array.from({ length: n * 16 * 16 }, () => random.uniform(-1, 1));
+    const labels = Float32Array.from({ length: n * numClasses }, (_, i) => (i % numClasses === Math.floor(i / numClasses) % numClasses ? 1 : 0));
+    const feeds = {
+      [GAN_PENALTY_IMAGES]: { data: images, dims: [n, 16, 16, 1] },
+      [GAN_LABELS]: { data: labels, dims: [n, numClasses] },
+      ...Object.fromEntries(discriminator.trainableWeights.map((variable, i) => [stepWeight(i), { data: variable.read().dataSync() as Float32Array, dims: variable.shape as number[] }])),
+    };
+    const actual = await session.run(feeds, step.outputs);
+
+    const variables = discriminator.trainableWeights.map((variable) => variable.read() as tf.Variable);
+    const expected = tf.variableGrads(() => {
+      const labelTensor = tf.tensor2d(labels, [n, numClasses]);
+      const inputGradient = tf.grad((x: tf.Tensor) => tf.sum(discriminator.apply([x, labelTensor], { training: true }) as tf.Tensor))(tf.tensor4d(images, [n, 16, 16, 1]));
+      return tf.mul(tf.mean(tf.sum(tf.square(inputGradient), [1, 2, 3])), weight) as tf.Scalar;
+    }, variables);
+    const context = minibatchStd ? 'with minibatch std' : 'without minibatch std';
+    assert.ok(Math.abs(actual[GAN_PENALTY][0] - expected.value.dataSync()[0]) < 1e-5 * Math.max(1, expected.value.dataSync()[0]), `${context}: penalty ${actual[GAN_PENALTY][0]} against ${expected.value.dataSync()[0]}`);
+    assert.ok(actual[GAN_PENALTY][0] > 0);
+    variables.forEach((variable, i) => {
+      const reference = expected.grads[variable.name]?.dataSync() ?? new Float32Array(variable.size);
+      const difference = relativeDifference(actual[stepGradient(i)], reference);
+      assert.ok(difference < 1e-3, `${context}: penalty gradient of ${variable.name} differs by ${difference}`);
+    });
+    tf.dispose([expected.value, ...Object.values(expected.grads)]);
+    discriminator.dispose();
+  }
 });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ImageShape } from '@scarce/core';
 import {
   encodeOnnxModel,
+  forwardDerivative,
   leakyRelu,
   mapValue,
   ONNX_FLOAT,
@@ -24,6 +25,8 @@ export const GAN_LOSS = 'loss';
 export const GAN_REAL_SCORE = 'real_score';
 export const GAN_FAKE_SCORE = 'fake_score';
 export const GAN_AUGMENTED_REAL = 'augmented_real';
+export const GAN_PENALTY_IMAGES = 'penalty_images';
+export const GAN_PENALTY = 'penalty';
 export const fixedWeight = (index: number) => `fixed_${index}`;
 export const batchMean = (index: number) => `batch_mean_${index}`;
 export const batchVariance = (index: number) => `batch_variance_${index}`;
@@ -267,4 +270,63 @@ export function exportGanStep(trained: 'discriminator' | 'generator', generator:
     outputs: outputs.map((name) => ({ name, elementType: ONNX_FLOAT, dims: null })),
   });
   return { bytes, inputs, outputs, batchNormLayers: graph.batchStatistics.map((statistics) => statistics.layer) };
+}
+
+/** What the compiled R1 penalty is built for. */
+export interface PenaltyStepSpec {
+  imageShape: ImageShape;
+  numClasses: number;
+  /** Images per penalty: the real images of one step. */
+  batchSize: number;
+  /** Factor of the mean squared input-gradient norm: gamma / 2 times the steps between penalties. */
+  weight: number;
+}
+
+/**
+ * Writes the R1 penalty w mean_n |grad_x D(x_n)|^2 and its gradient with respect to the
+ * discriminator's trainable weights as an ONNX graph. The input gradient g comes from the
+ * discriminator's backward pass. The weight gradient, 2 w / n times the mixed second derivative
+ * of D applied to g, is the forward derivative of the first-order weight gradient along g
+ * (`forwardDerivative`). Weights that do not shape the input gradient (the score's bias) get zeros.
+ */
+export function exportPenaltyStep(discriminator: tf.LayersModel, spec: PenaltyStepSpec): GanStepGraph {
+  const { batchSize: n, imageShape, numClasses, weight } = spec;
+  const graph = new StepGraph(discriminator.trainableWeights);
+  const { g } = graph;
+  const imageDims = [imageShape.height, imageShape.width, imageShape.channels];
+  const images: Value = { name: GAN_PENALTY_IMAGES, shape: imageDims, needsGradient: true };
+  const labels: Value = { name: GAN_LABELS, shape: [numClasses], needsGradient: false };
+  const [scores] = translateModel(graph, discriminator, [images, labels], { layers: discriminatorLayers(n) });
+  // The gradient of the summed scores, as tfjs's tf.grad of tf.sum(D(x)) takes it.
+  graph.flow(scores, g.op('Expand', [g.scalar('one', 1), g.op('Shape', [scores.name])]));
+  graph.backward();
+  const inputGradient = graph.gradientOf(images);
+  if (inputGradient === undefined) throw new UnsupportedLayerError('an R1 penalty of a discriminator whose score does not depend on its image');
+
+  const shapes = discriminator.trainableWeights.map((variable) => variable.shape as number[]);
+  const firstOrder = shapes.map((_, i) => graph.weightGradients.get(stepWeight(i)));
+  const reached = firstOrder.flatMap((gradient) => (gradient === undefined ? [] : [gradient]));
+  const derivatives = forwardDerivative(graph, GAN_PENALTY_IMAGES, inputGradient, reached);
+  const secondOrder = new Map(reached.map((gradient, i) => [gradient, derivatives[i]]));
+  const outputs = [GAN_PENALTY];
+  const output = (name: string, value: string) => g.nodes.push({ opType: 'Identity', inputs: [value], outputs: [name] });
+  output(GAN_PENALTY, g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [inputGradient, inputGradient])], [{ name: 'keepdims', int: 0 }]), g.scalar('weight', weight / n)]));
+  firstOrder.forEach((gradient, i) => {
+    const mixed = gradient === undefined ? null : secondOrder.get(gradient) ?? null;
+    output(stepGradient(i), mixed === null ? g.op('Mul', [stepWeight(i), g.scalar('zero', 0)]) : g.op('Mul', [mixed, g.scalar('scale', (2 * weight) / n)]));
+    outputs.push(stepGradient(i));
+  });
+  const inputs: GraphInput[] = [
+    { name: GAN_PENALTY_IMAGES, dims: [n, ...imageDims] },
+    { name: GAN_LABELS, dims: [n, numClasses] },
+    ...shapes.map((dims, i) => ({ name: stepWeight(i), dims })),
+  ];
+  const bytes = encodeOnnxModel({
+    name: 'penalty_step',
+    nodes: g.nodes,
+    initializers: g.initializers,
+    inputs: inputs.map(({ name, dims }) => ({ name, elementType: ONNX_FLOAT, dims })),
+    outputs: outputs.map((name) => ({ name, elementType: ONNX_FLOAT, dims: null })),
+  });
+  return { bytes, inputs, outputs, batchNormLayers: [] };
 }

@@ -6,12 +6,15 @@ import {
   batchMean,
   batchVariance,
   exportGanStep,
+  exportPenaltyStep,
   fixedWeight,
   GAN_AUGMENTED_REAL,
   GAN_FAKE_SCORE,
   GAN_LABELS,
   GAN_LATENTS,
   GAN_LOSS,
+  GAN_PENALTY,
+  GAN_PENALTY_IMAGES,
   GAN_REAL_IMAGES,
   GAN_REAL_SCORE,
   type GanStepSpec,
@@ -36,21 +39,17 @@ export interface AdamSnapshot {
   powers: [number, number];
 }
 
-/** The tfjs models a compiled run trains, and the R1 penalty it leaves to tfjs. */
+/** The tfjs models a compiled run trains. */
 export interface CompiledGanModels {
   generator: tf.LayersModel;
   discriminator: tf.LayersModel;
   averagedGenerator: tf.LayersModel;
-  /**
-   * Returns the gradient of the weighted R1 penalty with respect to the discriminator's trainable
-   * weights, and the penalty, for augmented real images and their labels. The discriminator's
-   * weights are current when it is called.
-   */
-  penaltyGradients(augmentedReal: Float32Array, labels: Float32Array): { penalty: number; gradients: Float32Array[] };
 }
 
 /** Settings of the compiled steps that are not in their graphs. */
 export interface CompiledGanSettings extends GanStepSpec {
+  /** Weight of the R1 penalty (gamma / 2 times the steps between penalties), or 0 for none. */
+  penaltyWeight: number;
   generatorLearningRate: number;
   discriminatorLearningRate: number;
   adamBeta1: number;
@@ -85,8 +84,8 @@ export class CompiledGanTraining {
   private constructor(
     private readonly models: CompiledGanModels,
     private readonly settings: CompiledGanSettings,
-    private readonly sessions: { discriminator: OnnxGraphSession; generator: OnnxGraphSession },
-    private readonly outputs: { discriminator: string[]; generator: string[] },
+    private readonly sessions: { discriminator: OnnxGraphSession; generator: OnnxGraphSession; penalty: OnnxGraphSession | null },
+    private readonly outputs: { discriminator: string[]; generator: string[]; penalty: string[] },
     batchNormLayers: readonly tf.layers.Layer[],
   ) {
     const { generator, discriminator, averagedGenerator } = models;
@@ -115,7 +114,15 @@ export class CompiledGanTraining {
     const generatorStep = exportGanStep('generator', models.generator, models.discriminator, settings);
     const generator = await onnxGraphSession(() => generatorStep.bytes, runtime, GAN_STEP_THREADS);
     if (generator === undefined) return undefined;
-    return new CompiledGanTraining(models, settings, { discriminator, generator }, { discriminator: discriminatorStep.outputs, generator: generatorStep.outputs }, generatorStep.batchNormLayers);
+    const penaltyStep = settings.penaltyWeight > 0 ? exportPenaltyStep(models.discriminator, { ...settings, weight: settings.penaltyWeight }) : null;
+    const penalty = penaltyStep === null ? null : ((await onnxGraphSession(() => penaltyStep.bytes, runtime, GAN_STEP_THREADS)) ?? null);
+    return new CompiledGanTraining(
+      models,
+      settings,
+      { discriminator, generator, penalty },
+      { discriminator: discriminatorStep.outputs, generator: generatorStep.outputs, penalty: penaltyStep?.outputs ?? [] },
+      generatorStep.batchNormLayers,
+    );
   }
 
   /** Takes the weights of the tfjs models and the optimisers' moments (null for fresh ones) as they are now. */
@@ -160,7 +167,7 @@ export class CompiledGanTraining {
   /**
    * Runs one training step on `images` (NHWC in [-1, 1]) with one-hot `labels`, drawing latents
    * and augmentation from `random` in the order the tfjs step draws them. `step` is the number of
-   * steps taken before this one; `applyR1` adds the R1 penalty to the discriminator's gradient.
+   * steps taken before this one; `applyR1` adds the R1 penalty's gradient to the discriminator's.
    */
   async step(images: Float32Array, labels: Float32Array, random: Random, step: number, applyR1: boolean): Promise<CompiledStepValues> {
     const { batchSize: n, latentSize, imageShape, numClasses, augment } = this.settings;
@@ -187,14 +194,21 @@ export class CompiledGanTraining {
     );
     const discriminatorGradients = this.discriminatorWeights.map((_, i) => discriminatorResult[stepGradient(i)]);
     let r1Penalty = 0;
-    if (applyR1) {
-      this.writeDiscriminator();
-      const penalty = this.models.penaltyGradients(discriminatorResult[GAN_AUGMENTED_REAL], labels);
-      penalty.gradients.forEach((gradient, i) => {
-        const total = discriminatorGradients[i];
-        for (let k = 0; k < total.length; k++) total[k] += gradient[k];
+    if (applyR1 && this.sessions.penalty !== null) {
+      // The penalty is taken at the weights before this step's update, on the augmented real images.
+      const penalty = await this.sessions.penalty.run(
+        {
+          [GAN_PENALTY_IMAGES]: { data: discriminatorResult[GAN_AUGMENTED_REAL], dims: [n, imageShape.height, imageShape.width, imageShape.channels] },
+          [GAN_LABELS]: { data: labels, dims: [n, numClasses] },
+          ...weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, [], []),
+        },
+        this.outputs.penalty,
+      );
+      discriminatorGradients.forEach((total, i) => {
+        const share = penalty[stepGradient(i)];
+        for (let k = 0; k < total.length; k++) total[k] += share[k];
       });
-      r1Penalty = penalty.penalty;
+      r1Penalty = penalty[GAN_PENALTY][0];
     }
     this.discriminatorAdam.apply(this.discriminatorWeights, discriminatorGradients);
     this.updateMovingStatistics(discriminatorResult);
@@ -218,10 +232,6 @@ export class CompiledGanTraining {
       realScore: discriminatorResult[GAN_REAL_SCORE][0],
       fakeScore: discriminatorResult[GAN_FAKE_SCORE][0],
     };
-  }
-
-  private writeDiscriminator(): void {
-    tf.tidy(() => this.models.discriminator.trainableWeights.forEach((weight, i) => weight.write(tf.tensor(this.discriminatorWeights[i], weight.shape as number[]))));
   }
 
   /** moving -= (moving - batch) (1 - momentum), as tfjs's BatchNormalization does in training. */

@@ -184,8 +184,8 @@ export class GanTrainer {
   }
 
   /**
-   * Chooses where the training steps run: onnxruntime (both steps compiled, weights and Adam in
-   * JavaScript arrays, the R1 penalty in tfjs) under `onnxruntime`, and under `auto` when tfjs
+   * Chooses where the training steps run: onnxruntime (both steps and the R1 penalty compiled,
+   * weights and Adam in JavaScript arrays) under `onnxruntime`, and under `auto` when tfjs
    * runs on wasm or cpu and onnxruntime-node loads; else tfjs. Call it before `restoreState` or
    * after; returns the runtime chosen. Throws when `onnxruntime` is requested and not available.
    */
@@ -193,36 +193,21 @@ export class GanTrainer {
     if (this.compiled !== null) return 'onnxruntime';
     const augment = this.augmentOptions;
     const compiled = await CompiledGanTraining.open(
+      { generator: this.generator, discriminator: this.discriminator, averagedGenerator: this.averagedGenerator },
       {
-        generator: this.generator,
-        discriminator: this.discriminator,
-        averagedGenerator: this.averagedGenerator,
-        penaltyGradients: (augmentedReal, labels) => this.penaltyGradients(augmentedReal, labels),
+        ...this.config,
+        imageShape: this.imageShape,
+        numClasses: this.numClasses,
+        batchSize: this.batchSize,
+        augment,
+        penaltyWeight: (this.config.r1Gamma / 2) * this.config.r1Interval,
       },
-      { ...this.config, imageShape: this.imageShape, numClasses: this.numClasses, batchSize: this.batchSize, augment },
       runtime,
     );
     if (compiled === undefined) return 'tfjs';
     compiled.load(await adamSnapshot(this.generatorOptimizer), await adamSnapshot(this.discriminatorOptimizer));
     this.compiled = compiled;
     return 'onnxruntime';
-  }
-
-  /** The weighted R1 penalty and its gradient for the discriminator's current weights, on arrays. */
-  private penaltyGradients(augmentedReal: Float32Array, labels: Float32Array): { penalty: number; gradients: Float32Array[] } {
-    const { height, width, channels } = this.imageShape;
-    const count = labels.length / this.numClasses;
-    let penalty = 0;
-    let gradients: Float32Array[] = [];
-    tf.tidy(() => {
-      const images = tf.tensor4d(augmentedReal, [count, height, width, channels]);
-      const labelTensor = tf.tensor2d(labels, [count, this.numClasses]);
-      const { value, grads } = tf.variableGrads(() => this.r1Penalty(images, labelTensor), this.discriminatorVariables);
-      penalty = value.dataSync()[0];
-      // Weights that do not shape the input gradient (the score's bias) get no entry: their share is zero.
-      gradients = this.discriminatorVariables.map((variable) => (grads[variable.name]?.dataSync() as Float32Array | undefined) ?? new Float32Array(variable.size));
-    });
-    return { penalty, gradients };
   }
 
   /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { GraphBuilder, pair, UnsupportedLayerError } from './onnx-export.js';
-import { encodeOnnxModel, ONNX_FLOAT } from './onnx-proto.js';
+import { encodeOnnxModel, ONNX_FLOAT, type OnnxNode } from './onnx-proto.js';
 import type { ClassifierHead } from './head.js';
 
 /** Names of the training-step graph's inputs and outputs. */
@@ -821,4 +821,100 @@ export function exportTrainingStep(tail: tf.LayersModel | number, head: Classifi
     outputs: [{ name: STEP_LOSS, elementType: ONNX_FLOAT, dims: [] }, ...weightShapes.map((shape, i) => ({ name: stepGradient(i), elementType: ONNX_FLOAT, dims: shape }))],
   });
   return { bytes, weightShapes, takesDropoutMask };
+}
+
+/** Operators whose output is linear in their first input alone: the tangent is the same operator on the first input's tangent. */
+const LINEAR_IN_FIRST = new Set(['Identity', 'Neg', 'Reshape', 'Transpose', 'Slice', 'Expand', 'ReduceSum', 'ReduceMean', 'Pad', 'Flatten', 'Squeeze', 'Unsqueeze']);
+/** Operators whose outputs are not differentiable (comparisons, shapes): their tangent is zero. */
+const CONSTANT_OUTPUT = new Set(['Greater', 'Less', 'Equal', 'And', 'Or', 'Not', 'Shape', 'Size', 'Cast']);
+/** Operators linear in each input separately, so the tangent sums the operator applied with one input's tangent at a time. */
+const BILINEAR = new Set(['Mul', 'MatMul', 'Conv', 'ConvTranspose']);
+
+/**
+ * Adds to `graph` the forward-mode derivative of each of `targets` with respect to the graph
+ * value `seed` in the direction of the value `direction`: the change of each target per unit
+ * step of `seed` along `direction`, with every other input and constant held fixed. It reads
+ * the nodes already in the graph, which must not yet depend on the new ones, and returns one
+ * value per target, or null where the target does not depend on `seed`. Applied to a gradient,
+ * this gives a Hessian-vector product, the second derivative that a gradient penalty needs.
+ * Throws `UnsupportedLayerError` for an operator it has no rule for.
+ */
+export function forwardDerivative(graph: StepGraph, seed: string, direction: string, targets: readonly string[]): Array<string | null> {
+  const { g } = graph;
+  const producers = new Map<string, OnnxNode>();
+  for (const node of [...g.nodes]) for (const output of node.outputs) producers.set(output, node);
+  const tangents = new Map<string, string | null>([[seed, direction]]);
+  /** Broadcasts a tangent to the shape of `like`, where a rule drops the other operand's term. */
+  const shaped = (tangent: string, like: string) => g.op('Expand', [tangent, g.op('Shape', [like])]);
+
+  const tangentOf = (value: string): string | null => {
+    const known = tangents.get(value);
+    if (known !== undefined) return known;
+    const node = producers.get(value);
+    const result = node === undefined || CONSTANT_OUTPUT.has(node.opType) ? null : rule(node);
+    tangents.set(value, result);
+    return result;
+  };
+
+  const rule = (node: OnnxNode): string | null => {
+    const { opType, inputs, attributes = [] } = node;
+    const [output] = node.outputs;
+    const inputTangents = inputs.map((input) => (input === '' ? null : tangentOf(input)));
+    if (inputTangents.every((tangent) => tangent === null)) return null;
+    const [first, second, third] = inputTangents;
+    const same = (replaced: readonly string[]) => g.op(opType, [...replaced], [...attributes]);
+    if (LINEAR_IN_FIRST.has(opType)) {
+      if (inputTangents.slice(1).some((tangent) => tangent !== null)) throw new UnsupportedLayerError(`a forward derivative through the shape operands of ${opType}`);
+      return same([first!, ...inputs.slice(1)]);
+    }
+    if (BILINEAR.has(opType)) {
+      if (inputs.length > 2) throw new UnsupportedLayerError(`a forward derivative of ${opType} with a bias operand`);
+      const terms = [first === null ? null : same([first, inputs[1]]), second === null ? null : same([inputs[0], second])].filter((term): term is string => term !== null);
+      return shaped(terms.length === 1 ? terms[0] : g.op('Add', terms), output);
+    }
+    switch (opType) {
+      case 'Add':
+      case 'Sub': {
+        const right = second === null ? null : opType === 'Sub' ? g.op('Neg', [second]) : second;
+        return shaped(first === null ? right! : right === null ? first : g.op('Add', [first, right]), output);
+      }
+      case 'Div': {
+        // (a / b)' = (a' - y b') / b
+        const numerator = second === null ? first! : g.op('Sub', [first ?? g.scalar('zero', 0), g.op('Mul', [output, second])]);
+        return shaped(g.op('Div', [numerator, inputs[1]]), output);
+      }
+      case 'Gemm': {
+        const withoutBias = (a: string, b: string) => g.op('Gemm', [a, b], attributes.filter((attribute) => attribute.name !== 'beta'));
+        const terms = [first === null ? null : withoutBias(first, inputs[1]), second === null ? null : withoutBias(inputs[0], second)].filter((term): term is string => term !== null);
+        const beta = attributes.find((attribute) => attribute.name === 'beta');
+        if (third !== null && third !== undefined) terms.push(beta === undefined ? third : g.op('Mul', [third, g.scalar('beta', (beta as { float: number }).float)]));
+        return shaped(terms.length === 1 ? terms[0] : terms.slice(1).reduce((sum, term) => g.op('Add', [sum, term]), terms[0]), output);
+      }
+      case 'Concat':
+        return same(inputs.map((input, i) => inputTangents[i] ?? g.op('Mul', [input, g.scalar('zero', 0)])));
+      case 'Where': {
+        const branch = (i: number) => inputTangents[i] ?? g.op('Mul', [inputs[i], g.scalar('zero', 0)]);
+        return shaped(g.op('Where', [inputs[0], branch(1), branch(2)]), output);
+      }
+      case 'Relu':
+        return graph.where(g.op('Greater', [inputs[0], g.scalar('zero', 0)]), first!);
+      case 'LeakyRelu': {
+        const alpha = (attributes.find((attribute) => attribute.name === 'alpha') as { float: number } | undefined)?.float ?? 0.01;
+        return g.op('Where', [g.op('Greater', [inputs[0], g.scalar('zero', 0)]), first!, g.op('Mul', [first!, g.scalar('alpha', alpha)])]);
+      }
+      case 'Sqrt':
+        return g.op('Div', [first!, g.op('Mul', [output, g.scalar('two', 2)])]);
+      case 'Reciprocal':
+        return g.op('Neg', [g.op('Mul', [first!, g.op('Mul', [output, output])])]);
+      case 'Tanh':
+        return g.op('Mul', [first!, g.op('Sub', [g.scalar('one', 1), g.op('Mul', [output, output])])]);
+      case 'Sigmoid':
+        return g.op('Mul', [first!, g.op('Mul', [output, g.op('Sub', [g.scalar('one', 1), output])])]);
+      case 'Softplus':
+        return g.op('Mul', [first!, g.op('Sigmoid', [inputs[0]])]);
+      default:
+        throw new UnsupportedLayerError(`a forward derivative of ${opType}`);
+    }
+  };
+  return targets.map(tangentOf);
 }
