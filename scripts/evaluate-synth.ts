@@ -346,7 +346,7 @@ interface MnistSeedResult {
  * Trains a classifier on the real train digits' pixels, stopped early on the validation split,
  * and measures its accuracy on the validation digits and at labelling the synthetic ones.
  */
-function measureWithPixelClassifier(splits: { train: ImageRecord[]; validation: ImageRecord[] }, synthetic: readonly ImageRecord[], numClasses: number, seed: number): MnistSeedResult['pixelClassifier'] {
+async function measureWithPixelClassifier(splits: { train: ImageRecord[]; validation: ImageRecord[] }, synthetic: readonly ImageRecord[], numClasses: number, seed: number): Promise<MnistSeedResult['pixelClassifier']> {
   const columns = variedPixels(splits.train);
   // Batches of 128 keep the 9,000-row epochs short; the other settings are trainHead's defaults.
   const training = await trainHead(pixelFeatures(splits.train, columns), pixelFeatures(splits.validation, columns), numClasses, { units: 256, batchSize: 128, seed });
@@ -384,7 +384,7 @@ async function measureMnistSeed(seed: number): Promise<MnistSeedResult> {
 
   const pixelStartedAt = performance.now();
   const synthetic = (await readShardFolder(join(directory, 'synthetic'))).records;
-  const pixelClassifier = measureWithPixelClassifier(splits, synthetic, dataset.classNames.length, seed);
+  const pixelClassifier = await measureWithPixelClassifier(splits, synthetic, dataset.classNames.length, seed);
 
   const best = quality.checkpoints.reduce((top, record) => (record.classConsistency.accuracy > top.classConsistency.accuracy ? record : top), quality.checkpoints[0] ?? quality.final);
 

@@ -13,7 +13,10 @@ function rows(origin: Origin, count: number): ImageRecord[] {
     label: i % 2,
     origin,
     split: 'train',
-    sourceIndex: origin === 'synthetic' ? undefined : i,
+    sourceIndex: origin === 'synthetic' ? null : i,
+    view: 0,
+    seed: 0,
+    params: null,
   }));
 }
 

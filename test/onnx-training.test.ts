@@ -56,7 +56,7 @@ async function assertGradientsMatch(tail: tf.LayersModel, head: ClassifierHead, 
   assert.ok(Math.abs(actual.loss - expected.value.dataSync()[0]) < 1e-5, `loss ${actual.loss} against ${expected.value.dataSync()[0]}`);
   assert.equal(actual.gradients.length, variables.length);
   variables.forEach((variable, i) => {
-    const reference = expected.grads[variable.name].dataSync();
+    const reference = expected.grads[variable.name].dataSync() as Float32Array;
     const scale = reference.reduce((largest, value) => Math.max(largest, Math.abs(value)), 1);
     assert.ok(reference.some((value) => value !== 0), `the gradient of ${variable.name} is zero, so the comparison proves nothing`);
     const difference = largestDifference(actual.gradients[i], reference);
@@ -141,7 +141,7 @@ test('ArrayAdam follows tf.train.adam', () => {
   const adam = new ArrayAdam(0.01, [50]);
   for (let step = 0; step < 5; step++) {
     const gradient = Float32Array.from({ length: 50 }, () => random.normal());
-    optimizer.applyGradients({ [variable.name]: tf.tensor1d(gradient) });
+    optimizer.applyGradients([{ name: variable.name, tensor: tf.tensor1d(gradient) }]);
     adam.apply(weights, [gradient]);
   }
   const difference = largestDifference(weights[0], variable.dataSync());

@@ -47,6 +47,8 @@ function runMetrics(options: { mixes: string[]; seeds: number[]; synth: boolean;
     name: 'fake',
     seed: 7,
     backend: 'wasm',
+    inferenceRuntime: 'onnxruntime',
+    trainingRuntime: 'onnxruntime',
     startedAt: '2025-01-01T00:00:00.000Z',
     timings: { load: 0.1, synth: 3.2, train: 4.5 },
     dataset: { path: '/data/data.npz', classNames: ['benign', 'malignant'], splits: { train: 20, val: 10, test: 20 } },

@@ -173,7 +173,7 @@ describe('diffAugment', () => {
     const gradient = tf.tidy(() => {
       const images = tf.randomUniform([4, 28, 28, 1], -1, 1) as import('@tensorflow/tfjs').Tensor4D;
       const options = { colour: true, translationFraction: 0.125, cutoutFraction: 0.5 };
-      return tf.grad((x: import('@tensorflow/tfjs').Tensor4D) => tf.sum(tf.square(diffAugment(x, new Random(9), options))))(images).abs().sum().dataSync()[0];
+      return tf.grad((x: import('@tensorflow/tfjs').Tensor) => tf.sum(tf.square(diffAugment(x as import('@tensorflow/tfjs').Tensor4D, new Random(9), options))))(images).abs().sum().dataSync()[0];
     });
     assert.ok(Number.isFinite(gradient));
     assert.ok(gradient > 0);
