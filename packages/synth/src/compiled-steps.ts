@@ -25,7 +25,6 @@ export const GAN_LOSS = 'loss';
 export const GAN_REAL_SCORE = 'real_score';
 export const GAN_FAKE_SCORE = 'fake_score';
 export const GAN_AUGMENTED_REAL = 'augmented_real';
-export const GAN_PENALTY_IMAGES = 'penalty_images';
 export const GAN_PENALTY = 'penalty';
 export const fixedWeight = (index: number) => `fixed_${index}`;
 export const batchMean = (index: number) => `batch_mean_${index}`;
@@ -169,88 +168,136 @@ export function augmentFeeds(draws: AugmentDraws, shape: ImageShape): Record<str
   return feeds;
 }
 
+/** The part of a training step that a graph computes: the discriminator's loss on real images or on fakes, or the generator's loss. */
+export type GanStepPart = 'real' | 'fake' | 'generator';
+
+/** Options of `exportGanStep`. */
+export interface GanStepOptions {
+  /**
+   * Weight w of an R1 penalty w mean_n |grad_x D(x_n)|^2 on the augmented real images, added to
+   * the loss of a `real` part; default 0 (none).
+   */
+  penaltyWeight?: number;
+}
+
 /**
- * Writes one GAN training step as an ONNX graph: the forward pass, the loss and the gradient
- * with respect to the trained model's weights, as `GanTrainer.step` computes them in tfjs.
+ * Adds the R1 penalty w mean_n |grad_x D(x_n)|^2 of the images `images` to the graph and returns
+ * the penalty and its gradient per discriminator weight (null where it is zero). The input
+ * gradient g comes from a backward pass of its own; the weight gradient, 2 w / n times the mixed
+ * second derivative of D applied to g, is the forward derivative of that pass's weight gradient
+ * along g (`forwardDerivative`).
+ */
+function addPenalty(builder: StepGraph['g'], discriminator: tf.LayersModel, images: Value, labels: Value, count: number, weight: number): { penalty: string; gradients: Array<string | null> } {
+  const graph = new StepGraph(discriminator.trainableWeights, new Map(), builder);
+  const { g } = graph;
+  const seed: Value = { ...images, needsGradient: true };
+  const [scores] = translateModel(graph, discriminator, [seed, labels], { layers: discriminatorLayers(count) });
+  // The gradient of the summed scores, as tfjs's tf.grad of tf.sum(D(x)) takes it.
+  graph.flow(scores, g.op('Expand', [g.scalar('one', 1), g.op('Shape', [scores.name])]));
+  graph.backward();
+  const inputGradient = graph.gradientOf(seed);
+  if (inputGradient === undefined) throw new UnsupportedLayerError('an R1 penalty of a discriminator whose score does not depend on its image');
+  const firstOrder = discriminator.trainableWeights.map((_, i) => graph.weightGradients.get(stepWeight(i)));
+  const reached = firstOrder.flatMap((gradient) => (gradient === undefined ? [] : [gradient]));
+  const derivatives = new Map(forwardDerivative(graph, seed.name, inputGradient, reached).map((derivative, i) => [reached[i], derivative]));
+  const penalty = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [inputGradient, inputGradient])], [{ name: 'keepdims', int: 0 }]), g.scalar('weight', weight / count)]);
+  const gradients = firstOrder.map((gradient) => {
+    const mixed = gradient === undefined ? null : derivatives.get(gradient) ?? null;
+    return mixed === null ? null : g.op('Mul', [mixed, g.scalar('scale', (2 * weight) / count)]);
+  });
+  return { penalty, gradients };
+}
+
+/**
+ * Writes one part of a GAN training step as an ONNX graph: the forward pass, the loss and the
+ * gradient with respect to the trained model's weights, as `GanTrainer.step` computes them in
+ * tfjs. The discriminator has no normalisation across images and its minibatch std groups never
+ * straddle the real and fake halves of its batch, so its step splits into two graphs whose
+ * gradients add up, and which can run side by side.
  *
- * - `discriminator`: the generator (batch statistics, weights as inputs without gradients) makes
- *   fakes for the labels; real and fake images are augmented and scored together; the
- *   discriminator's loss is differentiated. It also returns the mean scores and the augmented
- *   real images, on which an R1 penalty is taken.
+ * - `real`: the real images are augmented and scored, and the real term of the discriminator's
+ *   loss is differentiated (plus an R1 penalty with `penaltyWeight`). Returns the mean score and
+ *   the augmented images.
+ * - `fake`: the generator (batch statistics, weights as inputs without gradients) makes fakes for
+ *   the labels, which are augmented and scored; the fake term is differentiated. Returns the mean
+ *   score.
  * - `generator`: the generator makes fakes, which are augmented and scored by the discriminator
  *   (weights as inputs without gradients); the generator's loss is differentiated through both.
  *
- * Both return the batch mean and variance of each generator BatchNormalization layer, from which
- * the caller updates the moving statistics. Throws `UnsupportedLayerError` for a layer the
- * compiler does not differentiate.
+ * Graphs that run the generator return the batch mean and variance of each of its
+ * BatchNormalization layers, from which the caller updates the moving statistics. Throws
+ * `UnsupportedLayerError` for a layer the compiler does not differentiate.
  */
-export function exportGanStep(trained: 'discriminator' | 'generator', generator: tf.LayersModel, discriminator: tf.LayersModel, spec: GanStepSpec): GanStepGraph {
+export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, discriminator: tf.LayersModel, spec: GanStepSpec, options: GanStepOptions = {}): GanStepGraph {
   const { batchSize: n, imageShape, numClasses, latentSize } = spec;
-  const trainsDiscriminator = trained === 'discriminator';
+  const trainsDiscriminator = part !== 'generator';
   const [trainedModel, fixedModel] = trainsDiscriminator ? [discriminator, generator] : [generator, discriminator];
   const graph = new StepGraph(trainedModel.trainableWeights, new Map(fixedModel.trainableWeights.map((weight, i) => [weight, fixedWeight(i)])));
   const { g } = graph;
   const imageDims = [imageShape.height, imageShape.width, imageShape.channels];
-  const inputs: GraphInput[] = [
-    { name: GAN_LATENTS, dims: [n, latentSize] },
-    { name: GAN_LABELS, dims: [n, numClasses] },
-  ];
+  const inputs: GraphInput[] = [{ name: GAN_LABELS, dims: [n, numClasses] }];
   const labels: Value = { name: GAN_LABELS, shape: [numClasses], needsGradient: false };
-  const [fakes] = translateModel(graph, generator, [{ name: GAN_LATENTS, shape: [latentSize], needsGradient: false }, labels], { batchNorm: 'training' });
   const outputs: string[] = [GAN_LOSS];
   const output = (name: string, value: string) => g.nodes.push({ opType: 'Identity', inputs: [value], outputs: [name] });
   const mean = (value: string) => g.op('ReduceMean', [value], [{ name: 'keepdims', int: 0 }]);
   const constant = (value: number) => g.scalar('constant', value);
+  const filled = (value: number, like: string) => g.op('Expand', [constant(value), g.op('Shape', [like])]);
+  const augmented = (images: Value) => (spec.augment === null ? images : augmentInGraph(graph, images, n, imageShape, spec.augment, inputs));
 
-  let scores: Value;
-  let dScores: string;
-  if (trainsDiscriminator) {
+  let images: Value;
+  if (part === 'real') {
     inputs.push({ name: GAN_REAL_IMAGES, dims: [n, ...imageDims] });
-    const both: Value = { name: g.op('Concat', [GAN_REAL_IMAGES, fakes.name], [{ name: 'axis', int: 0 }]), shape: imageDims, needsGradient: false };
-    const bothLabels: Value = { name: g.op('Concat', [GAN_LABELS, GAN_LABELS], [{ name: 'axis', int: 0 }]), shape: [numClasses], needsGradient: false };
-    const augmented = spec.augment === null ? both : augmentInGraph(graph, both, 2 * n, imageShape, spec.augment, inputs);
-    [scores] = translateModel(graph, discriminator, [augmented, bothLabels], { layers: discriminatorLayers(2 * n) });
-    const real = graph.slice(scores.name, [0], [n], [0]);
-    const fake = graph.slice(scores.name, [n], [2 * n], [0]);
-    const smoothing = spec.labelSmoothing;
-    let dReal: string;
-    let dFake: string;
-    if (spec.loss === 'hinge') {
-      // relu(1 - s - D(real)) + relu(1 + D(fake)), averaged over each half.
-      output(GAN_LOSS, g.op('Add', [mean(g.op('Relu', [g.op('Sub', [constant(1 - smoothing), real])])), mean(g.op('Relu', [g.op('Add', [constant(1), fake])]))]));
-      dReal = graph.where(g.op('Less', [real, constant(1 - smoothing)]), g.op('Expand', [constant(-1 / n), g.op('Shape', [real])]));
-      dFake = graph.where(g.op('Greater', [fake, constant(-1)]), g.op('Expand', [constant(1 / n), g.op('Shape', [fake])]));
-    } else {
-      // t softplus(-r) + (1 - t) softplus(r) with t = 1 - s, and softplus(f); their slopes are sigmoid(r) - t and sigmoid(f).
-      const realTerm = g.op('Add', [g.op('Mul', [g.op('Softplus', [g.op('Neg', [real])]), constant(1 - smoothing)]), g.op('Mul', [g.op('Softplus', [real]), constant(smoothing)])]);
-      output(GAN_LOSS, g.op('Add', [mean(realTerm), mean(g.op('Softplus', [fake]))]));
-      dReal = g.op('Div', [g.op('Sub', [g.op('Sigmoid', [real]), constant(1 - smoothing)]), constant(n)]);
-      dFake = g.op('Div', [g.op('Sigmoid', [fake]), constant(n)]);
-    }
-    dScores = g.op('Concat', [dReal, dFake], [{ name: 'axis', int: 0 }]);
-    output(GAN_REAL_SCORE, mean(real));
-    output(GAN_FAKE_SCORE, mean(fake));
-    output(GAN_AUGMENTED_REAL, graph.slice(augmented.name, [0], [n], [0]));
-    outputs.push(GAN_REAL_SCORE, GAN_FAKE_SCORE, GAN_AUGMENTED_REAL);
+    images = augmented({ name: GAN_REAL_IMAGES, shape: imageDims, needsGradient: false });
   } else {
-    const augmented = spec.augment === null ? fakes : augmentInGraph(graph, fakes, n, imageShape, spec.augment, inputs);
-    [scores] = translateModel(graph, discriminator, [augmented, labels], { layers: discriminatorLayers(n) });
+    inputs.push({ name: GAN_LATENTS, dims: [n, latentSize] });
+    const [fakes] = translateModel(graph, generator, [{ name: GAN_LATENTS, shape: [latentSize], needsGradient: false }, labels], { batchNorm: 'training' });
+    images = augmented(fakes);
+  }
+  const [scores] = translateModel(graph, discriminator, [images, labels], { layers: discriminatorLayers(n) });
+  const s = scores.name;
+  const smoothing = spec.labelSmoothing;
+  let dScores: string;
+  if (part === 'real') {
     if (spec.loss === 'hinge') {
-      output(GAN_LOSS, g.op('Neg', [mean(scores.name)]));
-      dScores = g.op('Expand', [constant(-1 / n), g.op('Shape', [scores.name])]);
+      // relu(1 - s - D(real)), averaged.
+      output(GAN_LOSS, mean(g.op('Relu', [g.op('Sub', [constant(1 - smoothing), s])])));
+      dScores = graph.where(g.op('Less', [s, constant(1 - smoothing)]), filled(-1 / n, s));
     } else {
-      output(GAN_LOSS, mean(g.op('Softplus', [g.op('Neg', [scores.name])])));
-      dScores = g.op('Div', [g.op('Neg', [g.op('Sigmoid', [g.op('Neg', [scores.name])])]), constant(n)]);
+      // t softplus(-r) + (1 - t) softplus(r) with t = 1 - s; its slope is sigmoid(r) - t.
+      output(GAN_LOSS, mean(g.op('Add', [g.op('Mul', [g.op('Softplus', [g.op('Neg', [s])]), constant(1 - smoothing)]), g.op('Mul', [g.op('Softplus', [s]), constant(smoothing)])])));
+      dScores = g.op('Div', [g.op('Sub', [g.op('Sigmoid', [s]), constant(1 - smoothing)]), constant(n)]);
     }
+    output(GAN_REAL_SCORE, mean(s));
+    output(GAN_AUGMENTED_REAL, images.name);
+    outputs.push(GAN_REAL_SCORE, GAN_AUGMENTED_REAL);
+  } else if (part === 'fake') {
+    // relu(1 + D(fake)) or softplus(D(fake)), averaged.
+    output(GAN_LOSS, mean(spec.loss === 'hinge' ? g.op('Relu', [g.op('Add', [constant(1), s])]) : g.op('Softplus', [s])));
+    dScores = spec.loss === 'hinge' ? graph.where(g.op('Greater', [s, constant(-1)]), filled(1 / n, s)) : g.op('Div', [g.op('Sigmoid', [s]), constant(n)]);
+    output(GAN_FAKE_SCORE, mean(s));
+    outputs.push(GAN_FAKE_SCORE);
+  } else if (spec.loss === 'hinge') {
+    output(GAN_LOSS, g.op('Neg', [mean(s)]));
+    dScores = filled(-1 / n, s);
+  } else {
+    output(GAN_LOSS, mean(g.op('Softplus', [g.op('Neg', [s])])));
+    dScores = g.op('Div', [g.op('Neg', [g.op('Sigmoid', [g.op('Neg', [s])])]), constant(n)]);
   }
   graph.flow(scores, dScores);
   graph.backward();
 
+  const penaltyWeight = part === 'real' ? options.penaltyWeight ?? 0 : 0;
+  const penalty = penaltyWeight > 0 ? addPenalty(g, discriminator, images, labels, n, penaltyWeight) : null;
+  if (penalty !== null) {
+    output(GAN_PENALTY, penalty.penalty);
+    outputs.push(GAN_PENALTY);
+  }
   const trainedShapes = trainedModel.trainableWeights.map((weight) => weight.shape as number[]);
   trainedShapes.forEach((_, i) => {
     const gradient = graph.weightGradients.get(stepWeight(i));
-    if (gradient === undefined) throw new UnsupportedLayerError(`weight ${i} of the ${trained} does not reach the loss`);
-    output(stepGradient(i), gradient);
+    if (gradient === undefined) throw new UnsupportedLayerError(`weight ${i} of the ${trainsDiscriminator ? 'discriminator' : 'generator'} does not reach the loss`);
+    const penaltyGradient = penalty?.gradients[i] ?? null;
+    output(stepGradient(i), penaltyGradient === null ? gradient : g.op('Add', [gradient, penaltyGradient]));
     outputs.push(stepGradient(i));
   });
   graph.batchStatistics.forEach((statistics, i) => {
@@ -260,73 +307,14 @@ export function exportGanStep(trained: 'discriminator' | 'generator', generator:
   });
   inputs.push(
     ...trainedShapes.map((dims, i) => ({ name: stepWeight(i), dims })),
-    ...fixedModel.trainableWeights.map((weight, i) => ({ name: fixedWeight(i), dims: weight.shape as number[] })),
+    ...(part === 'real' ? [] : fixedModel.trainableWeights.map((weight, i) => ({ name: fixedWeight(i), dims: weight.shape as number[] }))),
   );
   const bytes = encodeOnnxModel({
-    name: `${trained}_step`,
+    name: `${part}_step`,
     nodes: g.nodes,
     initializers: g.initializers,
     inputs: inputs.map(({ name, dims }) => ({ name, elementType: ONNX_FLOAT, dims })),
     outputs: outputs.map((name) => ({ name, elementType: ONNX_FLOAT, dims: null })),
   });
   return { bytes, inputs, outputs, batchNormLayers: graph.batchStatistics.map((statistics) => statistics.layer) };
-}
-
-/** What the compiled R1 penalty is built for. */
-export interface PenaltyStepSpec {
-  imageShape: ImageShape;
-  numClasses: number;
-  /** Images per penalty: the real images of one step. */
-  batchSize: number;
-  /** Factor of the mean squared input-gradient norm: gamma / 2 times the steps between penalties. */
-  weight: number;
-}
-
-/**
- * Writes the R1 penalty w mean_n |grad_x D(x_n)|^2 and its gradient with respect to the
- * discriminator's trainable weights as an ONNX graph. The input gradient g comes from the
- * discriminator's backward pass. The weight gradient, 2 w / n times the mixed second derivative
- * of D applied to g, is the forward derivative of the first-order weight gradient along g
- * (`forwardDerivative`). Weights that do not shape the input gradient (the score's bias) get zeros.
- */
-export function exportPenaltyStep(discriminator: tf.LayersModel, spec: PenaltyStepSpec): GanStepGraph {
-  const { batchSize: n, imageShape, numClasses, weight } = spec;
-  const graph = new StepGraph(discriminator.trainableWeights);
-  const { g } = graph;
-  const imageDims = [imageShape.height, imageShape.width, imageShape.channels];
-  const images: Value = { name: GAN_PENALTY_IMAGES, shape: imageDims, needsGradient: true };
-  const labels: Value = { name: GAN_LABELS, shape: [numClasses], needsGradient: false };
-  const [scores] = translateModel(graph, discriminator, [images, labels], { layers: discriminatorLayers(n) });
-  // The gradient of the summed scores, as tfjs's tf.grad of tf.sum(D(x)) takes it.
-  graph.flow(scores, g.op('Expand', [g.scalar('one', 1), g.op('Shape', [scores.name])]));
-  graph.backward();
-  const inputGradient = graph.gradientOf(images);
-  if (inputGradient === undefined) throw new UnsupportedLayerError('an R1 penalty of a discriminator whose score does not depend on its image');
-
-  const shapes = discriminator.trainableWeights.map((variable) => variable.shape as number[]);
-  const firstOrder = shapes.map((_, i) => graph.weightGradients.get(stepWeight(i)));
-  const reached = firstOrder.flatMap((gradient) => (gradient === undefined ? [] : [gradient]));
-  const derivatives = forwardDerivative(graph, GAN_PENALTY_IMAGES, inputGradient, reached);
-  const secondOrder = new Map(reached.map((gradient, i) => [gradient, derivatives[i]]));
-  const outputs = [GAN_PENALTY];
-  const output = (name: string, value: string) => g.nodes.push({ opType: 'Identity', inputs: [value], outputs: [name] });
-  output(GAN_PENALTY, g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [inputGradient, inputGradient])], [{ name: 'keepdims', int: 0 }]), g.scalar('weight', weight / n)]));
-  firstOrder.forEach((gradient, i) => {
-    const mixed = gradient === undefined ? null : secondOrder.get(gradient) ?? null;
-    output(stepGradient(i), mixed === null ? g.op('Mul', [stepWeight(i), g.scalar('zero', 0)]) : g.op('Mul', [mixed, g.scalar('scale', (2 * weight) / n)]));
-    outputs.push(stepGradient(i));
-  });
-  const inputs: GraphInput[] = [
-    { name: GAN_PENALTY_IMAGES, dims: [n, ...imageDims] },
-    { name: GAN_LABELS, dims: [n, numClasses] },
-    ...shapes.map((dims, i) => ({ name: stepWeight(i), dims })),
-  ];
-  const bytes = encodeOnnxModel({
-    name: 'penalty_step',
-    nodes: g.nodes,
-    initializers: g.initializers,
-    inputs: inputs.map(({ name, dims }) => ({ name, elementType: ONNX_FLOAT, dims })),
-    outputs: outputs.map((name) => ({ name, elementType: ONNX_FLOAT, dims: null })),
-  });
-  return { bytes, inputs, outputs, batchNormLayers: [] };
 }

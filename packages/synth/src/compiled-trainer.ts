@@ -1,12 +1,12 @@
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '@scarce/core';
-import { ArrayAdam, onnxGraphSession, stepGradient, stepWeight, type GraphFeed, type InferenceRuntime, type OnnxGraphSession } from '@scarce/train';
+import { ArrayAdam, onnxGraphSession, OnnxThread, stepGradient, stepWeight, type GraphFeed, type InferenceRuntime, type OnnxGraphSession } from '@scarce/train';
 import {
   augmentFeeds,
   batchMean,
   batchVariance,
   exportGanStep,
-  exportPenaltyStep,
   fixedWeight,
   GAN_AUGMENTED_REAL,
   GAN_FAKE_SCORE,
@@ -14,12 +14,11 @@ import {
   GAN_LATENTS,
   GAN_LOSS,
   GAN_PENALTY,
-  GAN_PENALTY_IMAGES,
   GAN_REAL_IMAGES,
   GAN_REAL_SCORE,
   type GanStepSpec,
 } from './compiled-steps.js';
-import { drawAugmentation } from './diff-augment.js';
+import { drawAugmentation, splitDraws } from './diff-augment.js';
 import { latentValues } from './latents.js';
 
 /**
@@ -84,8 +83,8 @@ export class CompiledGanTraining {
   private constructor(
     private readonly models: CompiledGanModels,
     private readonly settings: CompiledGanSettings,
-    private readonly sessions: { discriminator: OnnxGraphSession; generator: OnnxGraphSession; penalty: OnnxGraphSession | null },
-    private readonly outputs: { discriminator: string[]; generator: string[]; penalty: string[] },
+    private readonly sessions: Record<'real' | 'fake' | 'generator', OnnxGraphSession> & { penalised: OnnxGraphSession | null; thread: OnnxThread | null },
+    private readonly outputs: Record<'real' | 'fake' | 'generator' | 'penalised', string[]>,
     batchNormLayers: readonly tf.layers.Layer[],
   ) {
     const { generator, discriminator, averagedGenerator } = models;
@@ -103,26 +102,45 @@ export class CompiledGanTraining {
   }
 
   /**
-   * Compiles both steps and opens their sessions, or returns undefined when tfjs should train:
+   * Compiles the steps and opens their sessions, or returns undefined when tfjs should train:
    * `tfjs` requested, `auto` on a native tfjs backend, or without onnxruntime-node. Throws when
-   * `onnxruntime` is requested and not available.
+   * `onnxruntime` is requested and not available. With more than one core, the discriminator's
+   * real half runs in a worker thread while its fake half runs here.
    */
   static async open(models: CompiledGanModels, settings: CompiledGanSettings, runtime: InferenceRuntime): Promise<CompiledGanTraining | undefined> {
-    const discriminatorStep = exportGanStep('discriminator', models.generator, models.discriminator, settings);
-    const discriminator = await onnxGraphSession(() => discriminatorStep.bytes, runtime, GAN_STEP_THREADS);
-    if (discriminator === undefined) return undefined;
-    const generatorStep = exportGanStep('generator', models.generator, models.discriminator, settings);
-    const generator = await onnxGraphSession(() => generatorStep.bytes, runtime, GAN_STEP_THREADS);
-    if (generator === undefined) return undefined;
-    const penaltyStep = settings.penaltyWeight > 0 ? exportPenaltyStep(models.discriminator, { ...settings, weight: settings.penaltyWeight }) : null;
-    const penalty = penaltyStep === null ? null : ((await onnxGraphSession(() => penaltyStep.bytes, runtime, GAN_STEP_THREADS)) ?? null);
+    const { generator, discriminator } = models;
+    const fakeStep = exportGanStep('fake', generator, discriminator, settings);
+    const fake = await onnxGraphSession(() => fakeStep.bytes, runtime, GAN_STEP_THREADS);
+    if (fake === undefined) return undefined;
+    const generatorStep = exportGanStep('generator', generator, discriminator, settings);
+    const realStep = exportGanStep('real', generator, discriminator, settings);
+    const penalisedStep = settings.penaltyWeight > 0 ? exportGanStep('real', generator, discriminator, settings, { penaltyWeight: settings.penaltyWeight }) : null;
+    const thread = availableParallelism() > 1 ? new OnnxThread() : null;
+    const open = async (bytes: Uint8Array) => (thread === null ? (await onnxGraphSession(() => bytes, runtime, GAN_STEP_THREADS))! : thread.open(bytes, GAN_STEP_THREADS));
     return new CompiledGanTraining(
       models,
       settings,
-      { discriminator, generator, penalty },
-      { discriminator: discriminatorStep.outputs, generator: generatorStep.outputs, penalty: penaltyStep?.outputs ?? [] },
+      {
+        fake,
+        generator: (await onnxGraphSession(() => generatorStep.bytes, runtime, GAN_STEP_THREADS))!,
+        real: await open(realStep.bytes),
+        penalised: penalisedStep === null ? null : await open(penalisedStep.bytes),
+        thread,
+      },
+      {
+        fake: fakeStep.outputs,
+        generator: generatorStep.outputs,
+        // The augmented real images are there for tests; training does not need them.
+        real: realStep.outputs.filter((name) => name !== GAN_AUGMENTED_REAL),
+        penalised: penalisedStep?.outputs.filter((name) => name !== GAN_AUGMENTED_REAL) ?? [],
+      },
       generatorStep.batchNormLayers,
     );
+  }
+
+  /** Ends the worker thread, if any. */
+  async close(): Promise<void> {
+    await this.sessions.thread?.close();
   }
 
   /** Takes the weights of the tfjs models and the optimisers' moments (null for fresh ones) as they are now. */
@@ -183,35 +201,32 @@ export class CompiledGanTraining {
     const { generator, discriminator } = this.models;
 
     const discriminatorLatents = latentValues(random, n, latentSize);
-    const discriminatorDraws = augment === null ? null : drawAugmentation(random, 2 * n, imageShape, augment);
-    const discriminatorResult = await this.sessions.discriminator.run(
+    const draws = augment === null ? null : splitDraws(drawAugmentation(random, 2 * n, imageShape, augment), n, imageShape.height * imageShape.width);
+    const discriminatorWeights = weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, [], []);
+    // The real half starts first: in a worker thread it runs while this thread runs the fake half.
+    const [realSession, realOutputs] = applyR1 && this.sessions.penalised !== null ? [this.sessions.penalised, this.outputs.penalised] : [this.sessions.real, this.outputs.real];
+    const realRun = realSession.run(
       {
-        ...common(discriminatorDraws, discriminatorLatents),
+        [GAN_LABELS]: { data: labels, dims: [n, numClasses] },
         [GAN_REAL_IMAGES]: { data: images, dims: [n, imageShape.height, imageShape.width, imageShape.channels] },
-        ...weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, this.generatorWeights, generator.trainableWeights),
+        ...(draws === null ? {} : augmentFeeds(draws[0], imageShape)),
+        ...discriminatorWeights,
       },
-      this.outputs.discriminator,
+      realOutputs,
     );
-    const discriminatorGradients = this.discriminatorWeights.map((_, i) => discriminatorResult[stepGradient(i)]);
-    let r1Penalty = 0;
-    if (applyR1 && this.sessions.penalty !== null) {
-      // The penalty is taken at the weights before this step's update, on the augmented real images.
-      const penalty = await this.sessions.penalty.run(
-        {
-          [GAN_PENALTY_IMAGES]: { data: discriminatorResult[GAN_AUGMENTED_REAL], dims: [n, imageShape.height, imageShape.width, imageShape.channels] },
-          [GAN_LABELS]: { data: labels, dims: [n, numClasses] },
-          ...weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, [], []),
-        },
-        this.outputs.penalty,
-      );
-      discriminatorGradients.forEach((total, i) => {
-        const share = penalty[stepGradient(i)];
-        for (let k = 0; k < total.length; k++) total[k] += share[k];
-      });
-      r1Penalty = penalty[GAN_PENALTY][0];
-    }
+    const fakeResult = await this.sessions.fake.run(
+      { ...common(draws?.[1] ?? null, discriminatorLatents), ...weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, this.generatorWeights, generator.trainableWeights) },
+      this.outputs.fake,
+    );
+    const realResult = await realRun;
+    const discriminatorGradients = this.discriminatorWeights.map((_, i) => {
+      const [total, share] = [fakeResult[stepGradient(i)], realResult[stepGradient(i)]];
+      for (let k = 0; k < total.length; k++) total[k] += share[k];
+      return total;
+    });
+    const r1Penalty = applyR1 && this.sessions.penalised !== null ? realResult[GAN_PENALTY][0] : 0;
     this.discriminatorAdam.apply(this.discriminatorWeights, discriminatorGradients);
-    this.updateMovingStatistics(discriminatorResult);
+    this.updateMovingStatistics(fakeResult);
 
     const generatorLatents = latentValues(random, n, latentSize);
     const generatorDraws = augment === null ? null : drawAugmentation(random, n, imageShape, augment);
@@ -226,11 +241,11 @@ export class CompiledGanTraining {
     this.updateMovingStatistics(generatorResult);
     this.updateAverage(step);
     return {
-      discriminatorLoss: discriminatorResult[GAN_LOSS][0],
+      discriminatorLoss: realResult[GAN_LOSS][0] + fakeResult[GAN_LOSS][0],
       generatorLoss: generatorResult[GAN_LOSS][0],
       r1Penalty,
-      realScore: discriminatorResult[GAN_REAL_SCORE][0],
-      fakeScore: discriminatorResult[GAN_FAKE_SCORE][0],
+      realScore: realResult[GAN_REAL_SCORE][0],
+      fakeScore: fakeResult[GAN_FAKE_SCORE][0],
     };
   }
 

@@ -56,6 +56,23 @@ export function drawAugmentation(random: Random, count: number, shape: ImageShap
   return draws;
 }
 
+/** Splits draws for a batch into those of its first `count` images and those of the rest. */
+export function splitDraws(draws: AugmentDraws, count: number, imageSize: number): [AugmentDraws, AugmentDraws] {
+  const part = (start: number, end: number): AugmentDraws => {
+    const cut = <T extends Float32Array | Int32Array>(values: T | null, size = 1) => (values === null ? null : (values.slice(start * size, end * size) as T));
+    return {
+      count: end - start,
+      brightness: cut(draws.brightness),
+      saturation: cut(draws.saturation),
+      contrast: cut(draws.contrast),
+      shiftsY: cut(draws.shiftsY),
+      shiftsX: cut(draws.shiftsX),
+      cutoutMask: cut(draws.cutoutMask, imageSize),
+    };
+  };
+  return [part(0, count), part(count, draws.count)];
+}
+
 /**
  * Builds one shift matrix per image and channel: row a of matrix i has a 1 at column a - shift_i,
  * so multiplying moves rows down by shift_i and fills the gap with zeros. Values are

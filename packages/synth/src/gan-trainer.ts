@@ -379,6 +379,7 @@ export class GanTrainer {
 
   /** Frees the optimisers and the models used only for training; the averaged generator stays. */
   disposeTraining(): void {
+    void this.compiled?.close();
     this.generatorOptimizer.dispose();
     this.discriminatorOptimizer.dispose();
     this.generator.dispose();

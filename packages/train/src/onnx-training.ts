@@ -34,7 +34,7 @@ export interface BatchStatistics {
  * Once the loss is in place, `backward` runs the queue in reverse order.
  */
 export class StepGraph {
-  readonly g = new GraphBuilder();
+  readonly g: GraphBuilder;
   private readonly pending: Array<() => void> = [];
   private readonly contributions = new Map<string, string[]>();
   /** Gradient value of each trainable weight input. */
@@ -47,10 +47,12 @@ export class StepGraph {
   /**
    * `trainable` weights become inputs named `weight_<i>` whose gradients the graph returns;
    * `fixed` maps further weights to input names that take their current values without a
-   * gradient. Any other weight is a constant.
+   * gradient. Any other weight is a constant. Graphs that share `builder` add their nodes to one
+   * ONNX graph, each with its own gradients.
    */
-  constructor(trainable: readonly object[], private readonly fixed: ReadonlyMap<object, string> = new Map()) {
+  constructor(trainable: readonly object[], private readonly fixed: ReadonlyMap<object, string> = new Map(), builder = new GraphBuilder()) {
     this.inputs = new Map(trainable.map((weight, i) => [weight, stepWeight(i)]));
+    this.g = builder;
   }
 
   /** Returns the graph name of a weight: an input when it trains or is fixed, else a constant with its values. */
