@@ -79,7 +79,7 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
     const feeds = {
       [GAN_LABELS]: { data: oneHot, dims: [n, numClasses] },
       ...(part === 'real' ? { [GAN_REAL_IMAGES]: { data: real, dims: imageDims } } : { [GAN_LATENTS]: { data: latents, dims: [n, config.latentSize] } }),
-      ...(draws === null ? {} : augmentFeeds(draws, imageShape)),
+      ...(draws === null ? {} : augmentFeeds(draws)),
       ...Object.fromEntries(weightsOf(trainedModel).map((feed, i) => [stepWeight(i), feed])),
       ...(part === 'real' ? {} : Object.fromEntries(weightsOf(fixedModel).map((feed, i) => [fixedWeight(i), feed]))),
     };

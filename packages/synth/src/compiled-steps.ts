@@ -15,7 +15,7 @@ import {
   type Value,
 } from '@scarce/train';
 import type { GanLoss } from './config.js';
-import { shiftMatrices, type AugmentDraws, type DiffAugmentOptions } from './diff-augment.js';
+import type { AugmentDraws, DiffAugmentOptions } from './diff-augment.js';
 
 /** Names of the inputs and outputs of the compiled GAN steps. */
 export const GAN_LATENTS = 'latents';
@@ -35,7 +35,8 @@ const AUGMENT_SATURATION = 'augment_saturation';
 const AUGMENT_CONTRAST = 'augment_contrast';
 const AUGMENT_SHIFT_ROWS = 'augment_shift_rows';
 const AUGMENT_SHIFT_COLUMNS = 'augment_shift_columns';
-const AUGMENT_CUTOUT = 'augment_cutout';
+/** The cut-out square's bounds per image, in the order of `AugmentDraws.cutout`. */
+const AUGMENT_CUTOUT = ['augment_cutout_top', 'augment_cutout_bottom', 'augment_cutout_left', 'augment_cutout_right'];
 
 /** What a compiled GAN step is built for. */
 export interface GanStepSpec {
@@ -106,16 +107,23 @@ function discriminatorLayers(count: number): Record<string, LayerTranslator> {
 }
 
 /**
- * DiffAugment in the graph on `count` images, with the draws as inputs: brightness, saturation
- * and contrast per image, shift matrices per image and channel, and the cutout mask. Each
- * transform is linear in the images, so each gradient is the transposed map.
+ * DiffAugment in the graph on `count` images, with the draws as inputs of one value per image:
+ * brightness, saturation and contrast, the shifts, and the cut-out square's bounds. The graph
+ * builds the 0/1 shift matrices and the cutout mask from them. Each transform is linear in the
+ * images, so each gradient is the transposed map.
  */
 function augmentInGraph(graph: StepGraph, images: Value, count: number, shape: ImageShape, options: DiffAugmentOptions, inputs: GraphInput[]): Value {
   const { g } = graph;
   const { height, width, channels } = shape;
-  const input = (name: string, dims: number[]) => {
-    inputs.push({ name, dims });
+  const input = (name: string) => {
+    inputs.push({ name, dims: [count, 1, 1, 1] });
     return name;
+  };
+  /** 0, 1, ..., size - 1 along `axis` of a 4-D value. */
+  const positions = (size: number, axis: number) => {
+    const dims = [1, 1, 1, 1];
+    dims[axis] = size;
+    return g.constant('positions', dims, Float32Array.from({ length: size }, (_, i) => i));
   };
   /** (x - mean) k + mean over `axes`, per image; its gradient has the same form. */
   const scaleAroundMean = (x: Value, factor: string, axes: number[]) => {
@@ -125,46 +133,51 @@ function augmentInGraph(graph: StepGraph, images: Value, count: number, shape: I
     };
     return mapValue(graph, x, mix(x.name), x.shape, mix);
   };
+  const float = (condition: string) => g.op('Cast', [condition], [{ name: 'to', int: ONNX_FLOAT }]);
   let x = images;
   if (options.colour) {
-    const brightness = input(AUGMENT_BRIGHTNESS, [count, 1, 1, 1]);
-    x = mapValue(graph, x, g.op('Add', [x.name, brightness]), x.shape, (dy) => dy);
-    if (channels > 1) x = scaleAroundMean(x, input(AUGMENT_SATURATION, [count, 1, 1, 1]), [3]);
-    x = scaleAroundMean(x, input(AUGMENT_CONTRAST, [count, 1, 1, 1]), [1, 2, 3]);
+    x = mapValue(graph, x, g.op('Add', [x.name, input(AUGMENT_BRIGHTNESS)]), x.shape, (dy) => dy);
+    if (channels > 1) x = scaleAroundMean(x, input(AUGMENT_SATURATION), [3]);
+    x = scaleAroundMean(x, input(AUGMENT_CONTRAST), [1, 2, 3]);
   }
   if (options.translationFraction > 0) {
-    const rows = input(AUGMENT_SHIFT_ROWS, [count * channels, height, height]);
-    const columns = input(AUGMENT_SHIFT_COLUMNS, [count * channels, width, width]);
-    const transposed = (matrices: string) => g.op('Transpose', [matrices], [{ name: 'perm', ints: [0, 2, 1] }]);
-    const toPlanes = (value: string) => graph.reshape(g.op('Transpose', [value], [{ name: 'perm', ints: [0, 3, 1, 2] }]), [count * channels, height, width]);
-    const fromPlanes = (value: string) => g.op('Transpose', [graph.reshape(value, [count, channels, height, width])], [{ name: 'perm', ints: [0, 2, 3, 1] }]);
-    // Rows move by R X, columns by X C^T; the gradient takes R^T dY C.
-    const shifted = fromPlanes(g.op('MatMul', [g.op('MatMul', [rows, toPlanes(x.name)]), transposed(columns)]));
-    x = mapValue(graph, x, shifted, x.shape, (dy) => fromPlanes(g.op('MatMul', [transposed(rows), g.op('MatMul', [toPlanes(dy), columns])])));
+    // S[i][a][b] = 1 where b = a - shift_i, [count, 1, size, size]: R = S(rows) moves rows down by R X,
+    // and X S(columns)^T moves columns right. The gradient takes R^T dY S(columns).
+    const shiftMatrix = (shift: string, size: number, transposed: boolean) =>
+      float(g.op('Equal', transposed ? [positions(size, 2), g.op('Sub', [positions(size, 3), shift])] : [positions(size, 3), g.op('Sub', [positions(size, 2), shift])]));
+    const [rowShift, columnShift] = [input(AUGMENT_SHIFT_ROWS), input(AUGMENT_SHIFT_COLUMNS)];
+    const [rows, rowsTransposed] = [shiftMatrix(rowShift, height, false), shiftMatrix(rowShift, height, true)];
+    const [columns, columnsTransposed] = [shiftMatrix(columnShift, width, false), shiftMatrix(columnShift, width, true)];
+    const toPlanes = (value: string) => g.op('Transpose', [value], [{ name: 'perm', ints: [0, 3, 1, 2] }]);
+    const fromPlanes = (value: string) => g.op('Transpose', [value], [{ name: 'perm', ints: [0, 2, 3, 1] }]);
+    const shifted = fromPlanes(g.op('MatMul', [g.op('MatMul', [rows, toPlanes(x.name)]), columnsTransposed]));
+    x = mapValue(graph, x, shifted, x.shape, (dy) => fromPlanes(g.op('MatMul', [rowsTransposed, g.op('MatMul', [toPlanes(dy), columns])])));
   }
   if (options.cutoutFraction > 0) {
-    const mask = input(AUGMENT_CUTOUT, [count, height, width, 1]);
+    const [top, bottom, left, right] = AUGMENT_CUTOUT.map(input);
+    const [rowAt, columnAt] = [positions(height, 1), positions(width, 2)];
+    const inRows = g.op('And', [g.op('GreaterOrEqual', [rowAt, top]), g.op('Less', [rowAt, bottom])]);
+    const inColumns = g.op('And', [g.op('GreaterOrEqual', [columnAt, left]), g.op('Less', [columnAt, right])]);
+    const mask = float(g.op('Not', [g.op('And', [inRows, inColumns])]));
     x = mapValue(graph, x, g.op('Mul', [x.name, mask]), x.shape, (dy) => g.op('Mul', [dy, mask]));
   }
   return x;
 }
 
 /** Returns the feeds of drawn DiffAugment parameters for `augmentInGraph`'s inputs. */
-export function augmentFeeds(draws: AugmentDraws, shape: ImageShape): Record<string, { data: Float32Array; dims: number[] }> {
+export function augmentFeeds(draws: AugmentDraws): Record<string, { data: Float32Array; dims: number[] }> {
   const { count } = draws;
-  const { height, width, channels } = shape;
   const feeds: Record<string, { data: Float32Array; dims: number[] }> = {};
-  const perImage = (name: string, values: Float32Array | null) => {
-    if (values !== null) feeds[name] = { data: values, dims: [count, 1, 1, 1] };
+  const perImage = (name: string, values: ArrayLike<number> | null) => {
+    if (values !== null) feeds[name] = { data: Float32Array.from(values), dims: [count, 1, 1, 1] };
   };
   perImage(AUGMENT_BRIGHTNESS, draws.brightness);
   perImage(AUGMENT_SATURATION, draws.saturation);
   perImage(AUGMENT_CONTRAST, draws.contrast);
-  if (draws.shiftsY !== null && draws.shiftsX !== null) {
-    feeds[AUGMENT_SHIFT_ROWS] = { data: shiftMatrices(draws.shiftsY, channels, height), dims: [count * channels, height, height] };
-    feeds[AUGMENT_SHIFT_COLUMNS] = { data: shiftMatrices(draws.shiftsX, channels, width), dims: [count * channels, width, width] };
-  }
-  if (draws.cutoutMask !== null) feeds[AUGMENT_CUTOUT] = { data: draws.cutoutMask, dims: [count, height, width, 1] };
+  perImage(AUGMENT_SHIFT_ROWS, draws.shiftsY);
+  perImage(AUGMENT_SHIFT_COLUMNS, draws.shiftsX);
+  const squares = draws.cutout;
+  if (squares !== null) AUGMENT_CUTOUT.forEach((name, side) => perImage(name, Array.from({ length: count }, (_, image) => squares[image * 4 + side])));
   return feeds;
 }
 

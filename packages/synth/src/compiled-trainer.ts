@@ -18,7 +18,7 @@ import {
   GAN_REAL_SCORE,
   type GanStepSpec,
 } from './compiled-steps.js';
-import { drawAugmentation, splitDraws } from './diff-augment.js';
+import { drawAugmentation, splitDraws, type AugmentDraws } from './diff-augment.js';
 import { latentValues } from './latents.js';
 
 /**
@@ -56,6 +56,22 @@ export interface CompiledGanSettings extends GanStepSpec {
   emaDecay: number;
 }
 
+/** A batch of a compiled step: images NHWC in [-1, 1], one-hot labels, and whether the step takes the R1 penalty. */
+export interface CompiledBatch {
+  images: Float32Array;
+  labels: Float32Array;
+  applyR1: boolean;
+}
+
+/** A step whose discriminator half has begun: its draws and the real half in flight. */
+interface StartedDiscriminator {
+  batch: CompiledBatch;
+  latents: Float32Array;
+  fakeDraws: AugmentDraws | null;
+  penalised: boolean;
+  real: Promise<Record<string, Float32Array>>;
+}
+
 /** One step's losses and mean scores, as `GanTrainer.step` returns them. */
 export interface CompiledStepValues {
   discriminatorLoss: number;
@@ -79,6 +95,8 @@ export class CompiledGanTraining {
   private readonly movingStatistics: Array<{ mean: Float32Array; variance: Float32Array; momentum: number; variables: tf.LayerVariable[] }>;
   private readonly generatorAdam: ArrayAdam;
   private readonly discriminatorAdam: ArrayAdam;
+  /** The next step's discriminator half, started during the last step's generator part. */
+  private prefetched: StartedDiscriminator | null = null;
 
   private constructor(
     private readonly models: CompiledGanModels,
@@ -183,67 +201,97 @@ export class CompiledGanTraining {
   }
 
   /**
-   * Runs one training step on `images` (NHWC in [-1, 1]) with one-hot `labels`, drawing latents
-   * and augmentation from `random` in the order the tfjs step draws them. `step` is the number of
-   * steps taken before this one; `applyR1` adds the R1 penalty's gradient to the discriminator's.
+   * Starts the discriminator half of a step: draws its latents and augmentation from `random` and
+   * sends the real half on its way, which runs in the worker thread until it is awaited.
    */
-  async step(images: Float32Array, labels: Float32Array, random: Random, step: number, applyR1: boolean): Promise<CompiledStepValues> {
+  private startDiscriminator(batch: CompiledBatch, random: Random): StartedDiscriminator {
     const { batchSize: n, latentSize, imageShape, numClasses, augment } = this.settings;
-    const common = (draws: ReturnType<typeof drawAugmentation> | null, latents: Float32Array): Record<string, GraphFeed> => ({
-      [GAN_LATENTS]: { data: latents, dims: [n, latentSize] },
-      [GAN_LABELS]: { data: labels, dims: [n, numClasses] },
-      ...(draws === null ? {} : augmentFeeds(draws, imageShape)),
-    });
-    const weightFeeds = (trained: Float32Array[], trainedShapes: tf.LayerVariable[], fixed: Float32Array[], fixedShapes: tf.LayerVariable[]) => ({
+    const latents = latentValues(random, n, latentSize);
+    const draws = augment === null ? null : splitDraws(drawAugmentation(random, 2 * n, imageShape, augment), n);
+    const penalised = batch.applyR1 && this.sessions.penalised !== null;
+    const [session, outputs] = penalised ? [this.sessions.penalised!, this.outputs.penalised] : [this.sessions.real, this.outputs.real];
+    const real = session.run(
+      {
+        [GAN_LABELS]: { data: batch.labels, dims: [n, numClasses] },
+        [GAN_REAL_IMAGES]: { data: batch.images, dims: [n, imageShape.height, imageShape.width, imageShape.channels] },
+        ...(draws === null ? {} : augmentFeeds(draws[0])),
+        ...this.weightFeeds(this.discriminatorWeights, this.models.discriminator.trainableWeights, [], []),
+      },
+      outputs,
+    );
+    // A rejection is handled where the step awaits it; until then it must not count as unhandled.
+    real.catch(() => {});
+    return { batch, latents, fakeDraws: draws?.[1] ?? null, penalised, real };
+  }
+
+  private weightFeeds(trained: Float32Array[], trainedShapes: tf.LayerVariable[], fixed: Float32Array[], fixedShapes: tf.LayerVariable[]): Record<string, GraphFeed> {
+    return {
       ...Object.fromEntries(trained.map((data, i) => [stepWeight(i), { data, dims: trainedShapes[i].shape as number[] }])),
       ...Object.fromEntries(fixed.map((data, i) => [fixedWeight(i), { data, dims: fixedShapes[i].shape as number[] }])),
-    });
-    const { generator, discriminator } = this.models;
+    };
+  }
 
-    const discriminatorLatents = latentValues(random, n, latentSize);
-    const draws = augment === null ? null : splitDraws(drawAugmentation(random, 2 * n, imageShape, augment), n, imageShape.height * imageShape.width);
-    const discriminatorWeights = weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, [], []);
-    // The real half starts first: in a worker thread it runs while this thread runs the fake half.
-    const [realSession, realOutputs] = applyR1 && this.sessions.penalised !== null ? [this.sessions.penalised, this.outputs.penalised] : [this.sessions.real, this.outputs.real];
-    const realRun = realSession.run(
-      {
-        [GAN_LABELS]: { data: labels, dims: [n, numClasses] },
-        [GAN_REAL_IMAGES]: { data: images, dims: [n, imageShape.height, imageShape.width, imageShape.channels] },
-        ...(draws === null ? {} : augmentFeeds(draws[0], imageShape)),
-        ...discriminatorWeights,
-      },
-      realOutputs,
-    );
+  /** The latents, labels and augmentation feeds of a part that runs the generator. */
+  private generatorFeeds(labels: Float32Array, latents: Float32Array, draws: AugmentDraws | null): Record<string, GraphFeed> {
+    const { batchSize: n, latentSize, imageShape, numClasses } = this.settings;
+    return {
+      [GAN_LATENTS]: { data: latents, dims: [n, latentSize] },
+      [GAN_LABELS]: { data: labels, dims: [n, numClasses] },
+      ...(draws === null ? {} : augmentFeeds(draws)),
+    };
+  }
+
+  /** Forgets a discriminator half started for a step that will not run, such as the first of a new epoch. */
+  discardPrefetched(): void {
+    this.prefetched = null;
+  }
+
+  /**
+   * Runs one training step on a batch of images (NHWC in [-1, 1]) with one-hot labels, drawing
+   * latents and augmentation from `random` in the order the tfjs step draws them. `step` is the
+   * number of steps taken before this one. Given the `next` batch (of the same epoch), it starts
+   * that step's real half while this step's generator part runs, and takes its draws from
+   * `random` then, which is where the next step would draw them anyway.
+   */
+  async step(batch: CompiledBatch, random: Random, step: number, next?: CompiledBatch): Promise<CompiledStepValues> {
+    const { generator, discriminator } = this.models;
+    const prefetched = this.prefetched;
+    const started = prefetched !== null && prefetched.batch.images === batch.images && prefetched.batch.applyR1 === batch.applyR1 ? prefetched : this.startDiscriminator(batch, random);
+    this.prefetched = null;
     const fakeResult = await this.sessions.fake.run(
-      { ...common(draws?.[1] ?? null, discriminatorLatents), ...weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, this.generatorWeights, generator.trainableWeights) },
+      { ...this.generatorFeeds(batch.labels, started.latents, started.fakeDraws), ...this.weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, this.generatorWeights, generator.trainableWeights) },
       this.outputs.fake,
     );
-    const realResult = await realRun;
+    const realResult = await started.real;
     const discriminatorGradients = this.discriminatorWeights.map((_, i) => {
       const [total, share] = [fakeResult[stepGradient(i)], realResult[stepGradient(i)]];
       for (let k = 0; k < total.length; k++) total[k] += share[k];
       return total;
     });
-    const r1Penalty = applyR1 && this.sessions.penalised !== null ? realResult[GAN_PENALTY][0] : 0;
     this.discriminatorAdam.apply(this.discriminatorWeights, discriminatorGradients);
     this.updateMovingStatistics(fakeResult);
 
+    const { batchSize: n, latentSize, imageShape, augment } = this.settings;
     const generatorLatents = latentValues(random, n, latentSize);
     const generatorDraws = augment === null ? null : drawAugmentation(random, n, imageShape, augment);
+    // The next step's real half needs only the discriminator as it is now, so it overlaps this generator part.
+    if (next !== undefined) this.prefetched = this.startDiscriminator(next, random);
     const generatorResult = await this.sessions.generator.run(
-      { ...common(generatorDraws, generatorLatents), ...weightFeeds(this.generatorWeights, generator.trainableWeights, this.discriminatorWeights, discriminator.trainableWeights) },
+      { ...this.generatorFeeds(batch.labels, generatorLatents, generatorDraws), ...this.weightFeeds(this.generatorWeights, generator.trainableWeights, this.discriminatorWeights, discriminator.trainableWeights) },
       this.outputs.generator,
     );
+    // The averaged generator follows in the same pass, with a decay that warms up: min(decay, (1 + step) / (10 + step)).
+    const decay = Math.min(this.settings.emaDecay, (1 + step) / (10 + step));
     this.generatorAdam.apply(
       this.generatorWeights,
       this.generatorWeights.map((_, i) => generatorResult[stepGradient(i)]),
+      { values: this.averagedWeights, decay },
     );
     this.updateMovingStatistics(generatorResult);
-    this.updateAverage(step);
     return {
       discriminatorLoss: realResult[GAN_LOSS][0] + fakeResult[GAN_LOSS][0],
       generatorLoss: generatorResult[GAN_LOSS][0],
-      r1Penalty,
+      r1Penalty: started.penalised ? realResult[GAN_PENALTY][0] : 0,
       realScore: realResult[GAN_REAL_SCORE][0],
       fakeScore: fakeResult[GAN_FAKE_SCORE][0],
     };
@@ -258,15 +306,6 @@ export class CompiledGanTraining {
         statistics.mean[k] -= (statistics.mean[k] - mean[k]) * decay;
         statistics.variance[k] -= (statistics.variance[k] - variance[k]) * decay;
       }
-    });
-  }
-
-  /** average = average d + weights (1 - d), with d = min(decay, (1 + step) / (10 + step)). */
-  private updateAverage(step: number): void {
-    const decay = Math.min(this.settings.emaDecay, (1 + step) / (10 + step));
-    this.averagedWeights.forEach((average, i) => {
-      const weights = this.generatorWeights[i];
-      for (let k = 0; k < average.length; k++) average[k] = average[k] * decay + weights[k] * (1 - decay);
     });
   }
 }

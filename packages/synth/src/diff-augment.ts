@@ -26,8 +26,8 @@ export interface AugmentDraws {
   /** Whole-pixel shifts down and right, in [-s, s]. */
   shiftsY: Int32Array | null;
   shiftsX: Int32Array | null;
-  /** 1 where a pixel is kept, 0 in the cut-out square: [count, height, width]. */
-  cutoutMask: Float32Array | null;
+  /** The cut-out square of each image, rows [top, bottom) and columns [left, right): four values per image. */
+  cutout: Int32Array | null;
 }
 
 function uniforms(random: Random, count: number, scale: number, offset: number): Float32Array {
@@ -40,7 +40,7 @@ function uniforms(random: Random, count: number, scale: number, offset: number):
  */
 export function drawAugmentation(random: Random, count: number, shape: ImageShape, options: DiffAugmentOptions): AugmentDraws {
   const { height, width, channels } = shape;
-  const draws: AugmentDraws = { count, brightness: null, saturation: null, contrast: null, shiftsY: null, shiftsX: null, cutoutMask: null };
+  const draws: AugmentDraws = { count, brightness: null, saturation: null, contrast: null, shiftsY: null, shiftsX: null, cutout: null };
   if (options.colour) {
     draws.brightness = uniforms(random, count, 1, -0.5);
     if (channels > 1) draws.saturation = uniforms(random, count, 2, 0);
@@ -52,12 +52,12 @@ export function drawAugmentation(random: Random, count: number, shape: ImageShap
     draws.shiftsY = Int32Array.from({ length: count }, () => random.integer(-maxShiftY, maxShiftY + 1));
     draws.shiftsX = Int32Array.from({ length: count }, () => random.integer(-maxShiftX, maxShiftX + 1));
   }
-  if (options.cutoutFraction > 0) draws.cutoutMask = cutoutMask(random, count, height, width, options.cutoutFraction);
+  if (options.cutoutFraction > 0) draws.cutout = cutoutSquares(random, count, height, width, options.cutoutFraction);
   return draws;
 }
 
 /** Splits draws for a batch into those of its first `count` images and those of the rest. */
-export function splitDraws(draws: AugmentDraws, count: number, imageSize: number): [AugmentDraws, AugmentDraws] {
+export function splitDraws(draws: AugmentDraws, count: number): [AugmentDraws, AugmentDraws] {
   const part = (start: number, end: number): AugmentDraws => {
     const cut = <T extends Float32Array | Int32Array>(values: T | null, size = 1) => (values === null ? null : (values.slice(start * size, end * size) as T));
     return {
@@ -67,46 +67,52 @@ export function splitDraws(draws: AugmentDraws, count: number, imageSize: number
       contrast: cut(draws.contrast),
       shiftsY: cut(draws.shiftsY),
       shiftsX: cut(draws.shiftsX),
-      cutoutMask: cut(draws.cutoutMask, imageSize),
+      cutout: cut(draws.cutout, 4),
     };
   };
   return [part(0, count), part(count, draws.count)];
 }
 
 /**
- * Builds one shift matrix per image and channel: row a of matrix i has a 1 at column a - shift_i,
- * so multiplying moves rows down by shift_i and fills the gap with zeros. Values are
- * [images x channels, size, size].
+ * Builds one shift matrix per image: row a of matrix i has a 1 at column a - shift_i, so
+ * multiplying moves rows down by shift_i and fills the gap with zeros. Values are
+ * [images, size, size].
  */
-export function shiftMatrices(shifts: ArrayLike<number>, channels: number, size: number): Float32Array {
-  const values = new Float32Array(shifts.length * channels * size * size);
+function shiftMatrices(shifts: ArrayLike<number>, size: number): Float32Array {
+  const values = new Float32Array(shifts.length * size * size);
   for (let image = 0; image < shifts.length; image++) {
-    for (let channel = 0; channel < channels; channel++) {
-      const offset = (image * channels + channel) * size * size;
-      for (let row = 0; row < size; row++) {
-        const source = row - shifts[image];
-        if (source >= 0 && source < size) values[offset + row * size + source] = 1;
-      }
+    for (let row = 0; row < size; row++) {
+      const source = row - shifts[image];
+      if (source >= 0 && source < size) values[(image * size + row) * size + source] = 1;
     }
   }
   return values;
 }
 
 /**
- * Zeroes one square of side round(side * fraction) per image, centred at a random pixel and
- * clipped at the border, as DiffAugment's cutout does.
+ * Draws one square of side round(side * fraction) per image, centred at a random pixel and
+ * clipped at the border, as DiffAugment's cutout does: [top, bottom, left, right] per image.
  */
-function cutoutMask(random: Random, count: number, height: number, width: number, fraction: number): Float32Array {
+function cutoutSquares(random: Random, count: number, height: number, width: number, fraction: number): Int32Array {
   const cutHeight = Math.round(height * fraction);
   const cutWidth = Math.round(width * fraction);
-  const mask = new Float32Array(count * height * width).fill(1);
+  const squares = new Int32Array(count * 4);
   for (let image = 0; image < count; image++) {
     const centreY = random.integer(0, height + (1 - (cutHeight % 2)));
     const centreX = random.integer(0, width + (1 - (cutWidth % 2)));
-    const top = Math.max(0, centreY - Math.floor(cutHeight / 2));
-    const bottom = Math.min(height, centreY - Math.floor(cutHeight / 2) + cutHeight);
-    const left = Math.max(0, centreX - Math.floor(cutWidth / 2));
-    const right = Math.min(width, centreX - Math.floor(cutWidth / 2) + cutWidth);
+    const top = centreY - Math.floor(cutHeight / 2);
+    const left = centreX - Math.floor(cutWidth / 2);
+    squares.set([Math.max(0, top), Math.min(height, top + cutHeight), Math.max(0, left), Math.min(width, left + cutWidth)], image * 4);
+  }
+  return squares;
+}
+
+/** The keep mask of cut-out squares: 1 outside, 0 inside, [count, height, width]. */
+function cutoutMask(squares: Int32Array, height: number, width: number): Float32Array {
+  const count = squares.length / 4;
+  const mask = new Float32Array(count * height * width).fill(1);
+  for (let image = 0; image < count; image++) {
+    const [top, bottom, left, right] = squares.subarray(image * 4, image * 4 + 4);
     for (let y = top; y < bottom; y++) mask.fill(0, (image * height + y) * width + left, (image * height + y) * width + right);
   }
   return mask;
@@ -126,11 +132,13 @@ function scaleAroundMean(x: tf.Tensor4D, factors: Float32Array, axes: number[]):
  */
 function translate(images: tf.Tensor4D, shiftsY: Int32Array, shiftsX: Int32Array): tf.Tensor4D {
   const [count, height, width, channels] = images.shape;
-  const planes = tf.reshape(tf.transpose(images, [0, 3, 1, 2]), [count * channels, height, width]);
-  const rows = tf.tensor3d(shiftMatrices(shiftsY, channels, height), [count * channels, height, height]);
-  const columns = tf.tensor3d(shiftMatrices(shiftsX, channels, width), [count * channels, width, width]);
+  const planes = tf.reshape(tf.transpose(images, [0, 3, 1, 2]), [count, channels, height, width]);
+  // One matrix per image, shared by its channels.
+  const perChannel = (matrices: Float32Array, size: number) => tf.tile(tf.tensor4d(matrices, [count, 1, size, size]), [1, channels, 1, 1]);
+  const rows = perChannel(shiftMatrices(shiftsY, height), height);
+  const columns = perChannel(shiftMatrices(shiftsX, width), width);
   // (X S^T)[a][b] = X[a][b - shift], so the same construction shifts columns when transposed.
-  const shifted = tf.matMul(tf.matMul(rows, planes), columns, false, true);
+  const shifted = tf.matMul(tf.matMul(rows.reshape([-1, height, height]), planes.reshape([-1, height, width])), columns.reshape([-1, width, width]), false, true);
   return tf.transpose(tf.reshape(shifted, [count, channels, height, width]), [0, 2, 3, 1]);
 }
 
@@ -147,7 +155,7 @@ export function applyAugmentation(images: tf.Tensor4D, draws: AugmentDraws): tf.
   if (draws.saturation !== null) x = scaleAroundMean(x, draws.saturation, [3]);
   if (draws.contrast !== null) x = scaleAroundMean(x, draws.contrast, [1, 2, 3]);
   if (draws.shiftsY !== null && draws.shiftsX !== null) x = translate(x, draws.shiftsY, draws.shiftsX);
-  if (draws.cutoutMask !== null) x = tf.mul(x, tf.tensor4d(draws.cutoutMask, [count, height, width, 1]));
+  if (draws.cutout !== null) x = tf.mul(x, tf.tensor4d(cutoutMask(draws.cutout, height, width), [count, height, width, 1]));
   return x;
 }
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { deriveSeed, Random, type ImageShape } from '@scarce/core';
 import type { InferenceRuntime } from '@scarce/train';
-import { CompiledGanTraining, type AdamSnapshot } from './compiled-trainer.js';
+import { CompiledGanTraining, type AdamSnapshot, type CompiledBatch } from './compiled-trainer.js';
 import type { SynthConfig } from './config.js';
 import { diffAugment, type DiffAugmentOptions } from './diff-augment.js';
 import { latentBatch } from './latents.js';
@@ -141,6 +141,7 @@ export class GanTrainer {
   private stepCount = 0;
   /** The steps compiled for onnxruntime, once `useRuntime` chose them. */
   private compiled: CompiledGanTraining | null = null;
+  private readonly compiledBatches = new WeakMap<RealBatch, { images: Float32Array; labels: Float32Array }>();
 
   constructor(private readonly config: SynthConfig, shape: TrainingShape) {
     const { imageShape, numClasses } = shape;
@@ -217,6 +218,7 @@ export class GanTrainer {
    */
   beginEpoch(epoch: number): void {
     this.random = new Random(deriveSeed(this.config.seed, 'latents and augmentation', epoch));
+    this.compiled?.discardPrefetched();
   }
 
   private augment(images: tf.Tensor4D): tf.Tensor4D {
@@ -241,16 +243,35 @@ export class GanTrainer {
     return tf.mul(tf.mean(squaredNorms), (this.config.r1Gamma / 2) * this.config.r1Interval) as tf.Scalar;
   }
 
+  /** Whether step number `step` (0-based) takes the R1 penalty. */
+  private penalises(step: number): boolean {
+    return this.config.r1Gamma > 0 && step % this.config.r1Interval === 0;
+  }
+
+  /** A batch for the compiled steps as step number `step`; its arrays are read once per batch. */
+  private compiledBatch(batch: RealBatch, step: number): CompiledBatch {
+    let arrays = this.compiledBatches.get(batch);
+    if (arrays === undefined) {
+      const count = batch.images.shape[0];
+      if (count !== this.batchSize) throw new Error(`The compiled GAN steps take batches of ${this.batchSize} images but received ${count}.`);
+      arrays = { images: batch.images.dataSync() as Float32Array, labels: batch.labels.dataSync() as Float32Array };
+      this.compiledBatches.set(batch, arrays);
+    }
+    return { ...arrays, applyR1: this.penalises(step) };
+  }
+
   /**
    * Runs one training step on a real batch; fakes get the real batch's labels. Every tensor made
-   * here is disposed before it returns, and the batch stays with the caller.
+   * here is disposed before it returns, and the batch stays with the caller. Passing the `next`
+   * batch of the same epoch lets the compiled steps start part of the next step early; the
+   * results are the same either way.
    */
-  async step(batch: RealBatch): Promise<StepValues> {
+  async step(batch: RealBatch, next?: RealBatch): Promise<StepValues> {
     const count = batch.images.shape[0];
-    const applyR1 = this.config.r1Gamma > 0 && this.stepCount % this.config.r1Interval === 0;
+    const applyR1 = this.penalises(this.stepCount);
     if (this.compiled !== null) {
-      if (count !== this.batchSize) throw new Error(`The compiled GAN steps take batches of ${this.batchSize} images but received ${count}.`);
-      const values = await this.compiled.step(batch.images.dataSync() as Float32Array, batch.labels.dataSync() as Float32Array, this.random, this.stepCount, applyR1);
+      const arrays = this.compiledBatch(batch, this.stepCount);
+      const values = await this.compiled.step(arrays, this.random, this.stepCount, next === undefined ? undefined : this.compiledBatch(next, this.stepCount + 1));
       this.stepCount++;
       return values;
     }

@@ -316,11 +316,17 @@ export async function trainConditionalGan(
       trainer.beginEpoch(epoch);
       let steps = 0;
 
+      const batchAt = (step: number) => makeBatch(order.slice(step * batchSize, (step + 1) * batchSize), records, pixels, imageShape, numClasses);
+      let next: RealBatch | null = batchAt(0);
       for (let step = 0; step < stepsPerEpoch; step++) {
-        const batch = makeBatch(order.slice(step * batchSize, (step + 1) * batchSize), records, pixels, imageShape, numClasses);
+        const batch: RealBatch = next!;
+        next = step + 1 < stepsPerEpoch ? batchAt(step + 1) : null;
         let values: StepValues;
         try {
-          values = await trainer.step(batch);
+          values = await trainer.step(batch, next ?? undefined);
+        } catch (error) {
+          if (next !== null) tf.dispose([next.images, next.labels]);
+          throw error;
         } finally {
           tf.dispose([batch.images, batch.labels]);
         }
@@ -330,6 +336,7 @@ export async function trainConditionalGan(
         steps++;
         if (config.timeBudgetSeconds !== null && elapsedSeconds() >= config.timeBudgetSeconds) {
           stoppedBy = 'timeBudget';
+          if (next !== null) tf.dispose([next.images, next.labels]);
           break;
         }
       }

@@ -24,13 +24,18 @@ export class ArrayAdam {
     [this.beta1Power, this.beta2Power] = [beta1, beta2];
   }
 
-  /** Moves each weight array against its gradient, in place. */
-  apply(weights: readonly Float32Array[], gradients: readonly Float32Array[]): void {
+  /**
+   * Moves each weight array against its gradient, in place. With `average`, each updated weight
+   * also moves its exponential moving average: a = a d + w (1 - d), in the same pass.
+   */
+  apply(weights: readonly Float32Array[], gradients: readonly Float32Array[], average?: { values: readonly Float32Array[]; decay: number }): void {
     // w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon), with the corrections hoisted.
     const stepSize = this.learningRate / (1 - this.beta1Power);
     const varianceScale = 1 / (1 - this.beta2Power);
     for (let i = 0; i < weights.length; i++) {
-      adamUpdate(weights[i], gradients[i], this.first[i], this.second[i], this.beta1, this.beta2, stepSize, varianceScale, this.epsilon);
+      const moments = [this.first[i], this.second[i]] as const;
+      if (average === undefined) adamUpdate(weights[i], gradients[i], ...moments, this.beta1, this.beta2, stepSize, varianceScale, this.epsilon);
+      else averagedAdamUpdate(weights[i], gradients[i], ...moments, this.beta1, this.beta2, stepSize, varianceScale, this.epsilon, average.values[i], average.decay);
     }
     this.beta1Power *= this.beta1;
     this.beta2Power *= this.beta2;
@@ -69,6 +74,33 @@ function adamUpdate(
     first[k] = m;
     second[k] = v;
     weight[k] -= (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
+  }
+}
+
+/** `adamUpdate` that also moves each weight's exponential moving average, so the weights are read once. */
+function averagedAdamUpdate(
+  weight: Float32Array,
+  gradient: Float32Array,
+  first: Float32Array,
+  second: Float32Array,
+  beta1: number,
+  beta2: number,
+  stepSize: number,
+  varianceScale: number,
+  epsilon: number,
+  average: Float32Array,
+  decay: number,
+): void {
+  const [keep1, keep2, keep] = [1 - beta1, 1 - beta2, 1 - decay];
+  for (let k = 0; k < weight.length; k++) {
+    const g = gradient[k];
+    const m = beta1 * first[k] + keep1 * g;
+    const v = beta2 * second[k] + keep2 * g * g;
+    first[k] = m;
+    second[k] = v;
+    const updated = weight[k] - (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
+    weight[k] = updated;
+    average[k] = average[k] * decay + Math.fround(updated) * keep;
   }
 }
 

@@ -828,7 +828,7 @@ export function exportTrainingStep(tail: tf.LayersModel | number, head: Classifi
 /** Operators whose output is linear in their first input alone: the tangent is the same operator on the first input's tangent. */
 const LINEAR_IN_FIRST = new Set(['Identity', 'Neg', 'Reshape', 'Transpose', 'Slice', 'Expand', 'ReduceSum', 'ReduceMean', 'Pad', 'Flatten', 'Squeeze', 'Unsqueeze']);
 /** Operators whose outputs are not differentiable (comparisons, shapes): their tangent is zero. */
-const CONSTANT_OUTPUT = new Set(['Greater', 'Less', 'Equal', 'And', 'Or', 'Not', 'Shape', 'Size', 'Cast']);
+const CONSTANT_OUTPUT = new Set(['Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'Equal', 'And', 'Or', 'Not', 'Shape', 'Size', 'Cast']);
 /** Operators linear in each input separately, so the tangent sums the operator applied with one input's tangent at a time. */
 const BILINEAR = new Set(['Mul', 'MatMul', 'Conv', 'ConvTranspose']);
 
