@@ -56,9 +56,9 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
   const numClasses = 3;
   const n = 8;
   const generator = buildGenerator({ imageShape, numClasses, latentSize: config.latentSize, labelEmbeddingSize: config.labelEmbeddingSize, widths: config.generatorWidths, batchNormMomentum: 0.99, seed: 1 });
-  const discriminator = buildDiscriminator({ imageShape, numClasses, widths: config.discriminatorWidths, minibatchStdGroupSize: config.minibatchStd ? 4 : null, seed: 2 });
+  const discriminator = buildDiscriminator({ imageShape, numClasses, widths: config.discriminatorWidths, minibatchStdGroupSize: config.minibatchStd ? 4 : null, classifier: config.classifierWeight > 0, seed: 2 });
   const augment = config.diffAugment ? { colour: config.augmentColour, translationFraction: config.translationFraction, cutoutFraction: config.cutoutFraction } : null;
-  const spec = { imageShape, numClasses, latentSize: config.latentSize, batchSize: n, loss: config.loss, labelSmoothing: config.labelSmoothing, augment };
+  const spec = { imageShape, numClasses, latentSize: config.latentSize, batchSize: n, loss: config.loss, labelSmoothing: config.labelSmoothing, classifierWeight: config.classifierWeight, augment };
 
   const random = new Random(9);
   const labelValues = Array.from({ length: n }, (_, i) => (i * 5) % numClasses);
@@ -90,16 +90,22 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
     const variables = trainedModel.trainableWeights.map((weight) => weight.read() as tf.Variable);
     const expected = tf.variableGrads(() => {
       const labelTensor = tf.tensor2d(oneHot, [n, numClasses]);
+      // The scores, and with a class head the weighted cross-entropy of its logits.
+      const score = (images: tf.Tensor) => {
+        const output = discriminator.apply([images, labelTensor], { training: true }) as tf.Tensor | tf.Tensor[];
+        if (!Array.isArray(output)) return { scores: output, classLoss: tf.scalar(0) };
+        return { scores: output[0], classLoss: tf.mul(tf.losses.softmaxCrossEntropy(labelTensor, output[1]), config.classifierWeight) };
+      };
       const augmentImages = (images: tf.Tensor4D) => (draws === null ? images : applyAugmentation(images, draws));
       if (part === 'real') {
         const augmented = augmentImages(tf.tensor4d(real, imageDims));
-        const scores = discriminator.apply([augmented, labelTensor], { training: true }) as tf.Tensor;
+        const { scores, classLoss } = score(augmented);
         kept[GAN_REAL_SCORE] = tf.keep(tf.mean(scores));
         kept[GAN_AUGMENTED_REAL] = tf.keep(augmented);
         // The real term alone: the fake scores are set where their hinge and softplus terms vanish.
-        let loss = discriminatorLoss(config, scores, tf.fill(scores.shape, -1e4)) as tf.Scalar;
+        let loss = tf.add(discriminatorLoss(config, scores, tf.fill(scores.shape, -1e4)), classLoss) as tf.Scalar;
         if (penaltyWeight > 0) {
-          const inputGradient = tf.grad((x: tf.Tensor) => tf.sum(discriminator.apply([x, labelTensor], { training: true }) as tf.Tensor))(augmented);
+          const inputGradient = tf.grad((x: tf.Tensor) => tf.sum(score(x).scores))(augmented);
           const penalty = tf.mul(tf.mean(tf.sum(tf.square(inputGradient), [1, 2, 3])), penaltyWeight) as tf.Scalar;
           kept[GAN_PENALTY] = tf.keep(penalty);
           loss = tf.add(loss, penalty) as tf.Scalar;
@@ -114,8 +120,8 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
         kept[batchMean(i)] = tf.keep(moments.mean);
         kept[batchVariance(i)] = tf.keep(moments.variance);
       });
-      const scores = discriminator.apply([augmentImages(fakes), labelTensor], { training: true }) as tf.Tensor;
-      if (part === 'generator') return generatorLoss(config, scores);
+      const { scores, classLoss } = score(augmentImages(fakes));
+      if (part === 'generator') return tf.add(generatorLoss(config, scores), classLoss) as tf.Scalar;
       kept[GAN_FAKE_SCORE] = tf.keep(tf.mean(scores));
       // The fake term alone: real scores far above the margin, where the real term vanishes.
       return discriminatorLoss({ ...config, labelSmoothing: 0 }, tf.fill(scores.shape, 1e4), scores);
@@ -148,6 +154,11 @@ test('compiled GAN steps on colour images with the non-saturating loss', async (
 test('compiled GAN steps without DiffAugment or with translation alone', async () => {
   await assertStepsMatch({ diffAugment: false, labelSmoothing: 0.2 }, 1);
   await assertStepsMatch({ augmentColour: false, cutoutFraction: 0 }, 3);
+});
+
+test('compiled GAN steps with an auxiliary classifier', async () => {
+  await assertStepsMatch({ classifierWeight: 0.5 }, 1);
+  await assertStepsMatch({ classifierWeight: 2, loss: 'non-saturating' }, 3, 0.08);
 });
 
 test('compiled R1 penalty in the real part', async () => {

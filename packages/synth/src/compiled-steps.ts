@@ -47,6 +47,8 @@ export interface GanStepSpec {
   batchSize: number;
   loss: GanLoss;
   labelSmoothing: number;
+  /** Weight of the auxiliary classification loss; 0 when the discriminator has no class head. */
+  classifierWeight: number;
   /** DiffAugment's transforms, or null for none. */
   augment: DiffAugmentOptions | null;
 }
@@ -266,18 +268,19 @@ export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, disc
     const [fakes] = translateModel(graph, generator, [{ name: GAN_LATENTS, shape: [latentSize], needsGradient: false }, labels], { batchNorm: 'training' });
     images = augmented(fakes);
   }
-  const [scores] = translateModel(graph, discriminator, [images, labels], { layers: discriminatorLayers(n) });
+  const [scores, logits] = translateModel(graph, discriminator, [images, labels], { layers: discriminatorLayers(n) });
   const s = scores.name;
+  let loss: string;
   const smoothing = spec.labelSmoothing;
   let dScores: string;
   if (part === 'real') {
     if (spec.loss === 'hinge') {
       // relu(1 - s - D(real)), averaged.
-      output(GAN_LOSS, mean(g.op('Relu', [g.op('Sub', [constant(1 - smoothing), s])])));
+      loss = mean(g.op('Relu', [g.op('Sub', [constant(1 - smoothing), s])]));
       dScores = graph.where(g.op('Less', [s, constant(1 - smoothing)]), filled(-1 / n, s));
     } else {
       // t softplus(-r) + (1 - t) softplus(r) with t = 1 - s; its slope is sigmoid(r) - t.
-      output(GAN_LOSS, mean(g.op('Add', [g.op('Mul', [g.op('Softplus', [g.op('Neg', [s])]), constant(1 - smoothing)]), g.op('Mul', [g.op('Softplus', [s]), constant(smoothing)])])));
+      loss = mean(g.op('Add', [g.op('Mul', [g.op('Softplus', [g.op('Neg', [s])]), constant(1 - smoothing)]), g.op('Mul', [g.op('Softplus', [s]), constant(smoothing)])]));
       dScores = g.op('Div', [g.op('Sub', [g.op('Sigmoid', [s]), constant(1 - smoothing)]), constant(n)]);
     }
     output(GAN_REAL_SCORE, mean(s));
@@ -285,18 +288,26 @@ export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, disc
     outputs.push(GAN_REAL_SCORE, GAN_AUGMENTED_REAL);
   } else if (part === 'fake') {
     // relu(1 + D(fake)) or softplus(D(fake)), averaged.
-    output(GAN_LOSS, mean(spec.loss === 'hinge' ? g.op('Relu', [g.op('Add', [constant(1), s])]) : g.op('Softplus', [s])));
+    loss = mean(spec.loss === 'hinge' ? g.op('Relu', [g.op('Add', [constant(1), s])]) : g.op('Softplus', [s]));
     dScores = spec.loss === 'hinge' ? graph.where(g.op('Greater', [s, constant(-1)]), filled(1 / n, s)) : g.op('Div', [g.op('Sigmoid', [s]), constant(n)]);
     output(GAN_FAKE_SCORE, mean(s));
     outputs.push(GAN_FAKE_SCORE);
   } else if (spec.loss === 'hinge') {
-    output(GAN_LOSS, g.op('Neg', [mean(s)]));
+    loss = g.op('Neg', [mean(s)]);
     dScores = filled(-1 / n, s);
   } else {
-    output(GAN_LOSS, mean(g.op('Softplus', [g.op('Neg', [s])])));
+    loss = mean(g.op('Softplus', [g.op('Neg', [s])]));
     dScores = g.op('Div', [g.op('Neg', [g.op('Sigmoid', [g.op('Neg', [s])])]), constant(n)]);
   }
   graph.flow(scores, dScores);
+  // The class head learns from real images, and the generator from its fakes' predicted classes.
+  if (logits !== undefined && part !== 'fake' && spec.classifierWeight > 0) {
+    const weight = spec.classifierWeight;
+    const crossEntropy = mean(g.op('Neg', [graph.sumOver(g.op('Mul', [GAN_LABELS, g.op('LogSoftmax', [logits.name], [{ name: 'axis', int: -1 }])]), [1])]));
+    loss = g.op('Add', [loss, g.op('Mul', [crossEntropy, constant(weight)])]);
+    graph.flow(logits, g.op('Mul', [g.op('Sub', [g.op('Softmax', [logits.name], [{ name: 'axis', int: -1 }]), GAN_LABELS]), constant(weight / n)]));
+  }
+  output(GAN_LOSS, loss);
   graph.backward();
 
   const penaltyWeight = part === 'real' ? options.penaltyWeight ?? 0 : 0;
@@ -307,7 +318,9 @@ export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, disc
   }
   const trainedShapes = trainedModel.trainableWeights.map((weight) => weight.shape as number[]);
   trainedShapes.forEach((_, i) => {
-    const gradient = graph.weightGradients.get(stepWeight(i));
+    let gradient = graph.weightGradients.get(stepWeight(i));
+    // The fake half leaves the class head alone; any other weight must reach the loss.
+    if (gradient === undefined && part === 'fake' && logits !== undefined) gradient = g.op('Mul', [stepWeight(i), constant(0)]);
     if (gradient === undefined) throw new UnsupportedLayerError(`weight ${i} of the ${trainsDiscriminator ? 'discriminator' : 'generator'} does not reach the loss`);
     const penaltyGradient = penalty?.gradients[i] ?? null;
     output(stepGradient(i), penaltyGradient === null ? gradient : g.op('Add', [gradient, penaltyGradient]));

@@ -73,6 +73,14 @@ export interface SynthConfig {
    */
   labelSmoothing: number;
   /**
+   * Weight of an auxiliary classification loss (as in AC-GAN, Odena et al. 2017); default 0
+   * (off). The discriminator gains a class head on its features, trained with the cross-entropy
+   * of the real images' labels, and the generator is trained to make the head predict each
+   * fake's conditioned label. It pushes the class differences into the samples beyond what the
+   * projection term asks for.
+   */
+  classifierWeight: number;
+  /**
    * Weight gamma of the R1 gradient penalty (gamma / 2) * E[|grad_x D(x)|^2] on augmented real
    * images (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?");
    * default 0.01, and 0 turns it off. It runs every `r1Interval` discriminator steps with its
@@ -135,6 +143,7 @@ export const DEFAULT_SYNTH_CONFIG: Readonly<SynthConfig> = Object.freeze({
   cutoutFraction: 0.5,
   loss: 'hinge' as GanLoss,
   labelSmoothing: 0,
+  classifierWeight: 0,
   r1Gamma: 0.01,
   r1Interval: 16,
   epochs: 2000,
@@ -216,6 +225,7 @@ export function resolveSynthConfig(options: Partial<SynthConfig> = {}): SynthCon
   checkRange('cutoutFraction', config.cutoutFraction, 0, 1, true);
   checkChoice('loss', config.loss, GAN_LOSSES);
   checkRange('labelSmoothing', config.labelSmoothing, 0, 0.5, false);
+  checkRange('classifierWeight', config.classifierWeight, 0, Infinity, false);
   checkRange('r1Gamma', config.r1Gamma, 0, Infinity, false);
   checkInteger('r1Interval', config.r1Interval, 1);
   checkInteger('epochs', config.epochs, 1);

@@ -165,6 +165,7 @@ export class GanTrainer {
       numClasses,
       widths: config.discriminatorWidths,
       minibatchStdGroupSize: config.minibatchStd ? largestDivisorUpTo(this.batchSize, MINIBATCH_STD_GROUP_SIZE) : null,
+      classifier: config.classifierWeight > 0,
       seed: config.seed,
     });
 
@@ -230,7 +231,18 @@ export class GanTrainer {
   }
 
   private score(images: tf.Tensor4D, labels: tf.Tensor2D): tf.Tensor2D {
-    return this.discriminator.apply([images, labels], { training: true }) as tf.Tensor2D;
+    return this.scoreAndClass(images, labels).score;
+  }
+
+  /** The discriminator's scores and, with an auxiliary classifier, its class logits. */
+  private scoreAndClass(images: tf.Tensor4D, labels: tf.Tensor2D): { score: tf.Tensor2D; logits: tf.Tensor2D | null } {
+    const output = this.discriminator.apply([images, labels], { training: true }) as tf.Tensor2D | tf.Tensor2D[];
+    return Array.isArray(output) ? { score: output[0], logits: output[1] } : { score: output, logits: null };
+  }
+
+  /** The auxiliary classification loss of class logits against one-hot labels, weighted; zero without a classifier. */
+  private classLoss(logits: tf.Tensor2D | null, labels: tf.Tensor2D): tf.Scalar {
+    return logits === null ? tf.scalar(0) : (tf.mul(tf.losses.softmaxCrossEntropy(labels, logits), this.config.classifierWeight) as tf.Scalar);
   }
 
   /**
@@ -285,11 +297,13 @@ export class GanTrainer {
       let penalty: tf.Scalar | undefined;
       const discriminatorStep = tf.variableGrads(() => {
         // Fakes enter as constants here, so no gradient reaches the generator.
-        const scores = this.score(augmented, bothLabels);
+        const { score: scores, logits } = this.scoreAndClass(augmented, bothLabels);
         const [realScores, fakeScores] = tf.split(scores, 2, 0);
         realScore = tf.keep(tf.mean(realScores) as tf.Scalar);
         fakeScore = tf.keep(tf.mean(fakeScores) as tf.Scalar);
-        const loss = discriminatorLoss(this.config, realScores, fakeScores);
+        // The class head learns from the real images only.
+        const realLogits = logits === null ? null : (tf.slice(logits, 0, count) as tf.Tensor2D);
+        const loss = tf.add(discriminatorLoss(this.config, realScores, fakeScores), this.classLoss(realLogits, batch.labels)) as tf.Scalar;
         unpenalisedLoss = tf.keep(loss);
         if (!applyR1) return loss;
         penalty = tf.keep(this.r1Penalty(tf.slice(augmented, 0, count) as tf.Tensor4D, batch.labels));
@@ -299,8 +313,8 @@ export class GanTrainer {
 
       const latents = latentBatch(this.random, count, this.config.latentSize);
       const generatorStep = tf.variableGrads(() => {
-        const scores = this.score(this.augment(this.generate(latents, batch.labels)), batch.labels);
-        return generatorLoss(this.config, scores);
+        const { score: scores, logits } = this.scoreAndClass(this.augment(this.generate(latents, batch.labels)), batch.labels);
+        return tf.add(generatorLoss(this.config, scores), this.classLoss(logits, batch.labels)) as tf.Scalar;
       }, this.generatorVariables);
       this.generatorOptimizer.applyGradients(generatorStep.grads);
 

@@ -35,6 +35,8 @@ export interface DiscriminatorSpec {
    * images never mixes the two in a group.
    */
   minibatchStdGroupSize: number | null;
+  /** Add a second output, class logits linear(h) of shape [n, classes], for an auxiliary classification loss; default false. */
+  classifier?: boolean;
   seed: number;
 }
 
@@ -117,7 +119,7 @@ export function buildGenerator(spec: GeneratorSpec): tf.LayersModel {
  * width, an optional minibatch standard deviation channel, flattened to features h, and the
  * score linear(h) + <embed(label), h> of shape [n, 1]. It has no normalisation layer, so real and
  * fake images can share one batch. Its LeakyReLU is written so that tfjs can differentiate its
- * gradient, which the R1 penalty needs.
+ * gradient, which the R1 penalty needs. With `classifier` it also returns class logits from h.
  */
 export function buildDiscriminator(spec: DiscriminatorSpec): tf.LayersModel {
   checkImageShape(spec.imageShape, 0);
@@ -148,5 +150,7 @@ export function buildDiscriminator(spec: DiscriminatorSpec): tf.LayersModel {
     .apply(label) as tf.SymbolicTensor;
   const projection = tf.layers.dot({ axes: 1, name: 'projection' }).apply([features, classEmbedding]) as tf.SymbolicTensor;
   const score = tf.layers.add({ name: 'conditional_score' }).apply([unconditional, projection]) as tf.SymbolicTensor;
-  return tf.model({ inputs: [image, label], outputs: score, name: 'discriminator' });
+  if (!spec.classifier) return tf.model({ inputs: [image, label], outputs: score, name: 'discriminator' });
+  const logits = tf.layers.dense({ units: spec.numClasses, kernelInitializer: init('class_logits'), name: 'class_logits' }).apply(features) as tf.SymbolicTensor;
+  return tf.model({ inputs: [image, label], outputs: [score, logits], name: 'discriminator' });
 }

@@ -11,6 +11,8 @@ export interface GeneratorProvenance {
   batchSize: number;
   loss: string;
   labelSmoothing: number;
+  /** Weight of the auxiliary classification loss; absent in records written before it existed. */
+  classifierWeight?: number;
   r1Gamma: number;
   diffAugment: boolean;
   emaDecay: number;

@@ -417,6 +417,7 @@ function buildProvenance(config: SynthConfig, batchSize: number, history: readon
     batchSize,
     loss: config.loss,
     labelSmoothing: config.labelSmoothing,
+    classifierWeight: config.classifierWeight,
     r1Gamma: config.r1Gamma,
     diffAugment: config.diffAugment,
     emaDecay: config.emaDecay,
