@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '@scarce/core';
-import { ArrayAdam, onnxGraphSession, OnnxThread, stepGradient, stepWeight, type GraphFeed, type InferenceRuntime, type OnnxGraphSession } from '@scarce/train';
+import { ArrayAdam, onnxGraphSession, OnnxThread, sharedFloats, stepGradient, stepWeight, type GraphFeed, type InferenceRuntime, type OnnxGraphSession } from '@scarce/train';
 import {
   augmentFeeds,
   batchMean,
@@ -27,6 +27,9 @@ import { latentValues } from './latents.js';
  * thread and 12 ms on two.
  */
 const GAN_STEP_THREADS = 1;
+
+/** tfjs's Adam epsilon on the wasm and cpu backends, which `ArrayAdam` also defaults to. */
+const ADAM_EPSILON = 1e-7;
 
 /** Values of a tfjs variable, copied out. */
 const valuesOf = (variable: tf.LayerVariable) => (variable.read().dataSync() as Float32Array).slice();
@@ -93,6 +96,8 @@ export class CompiledGanTraining {
   private readonly averagedWeights: Float32Array[];
   /** Moving mean and variance of each generator BatchNormalization layer, in graph output order. */
   private readonly movingStatistics: Array<{ mean: Float32Array; variance: Float32Array; momentum: number; variables: tf.LayerVariable[] }>;
+  /** The generator's weights as the graphs take them: the weights themselves, or a copy of them off shared memory. */
+  private readonly generatorInputs: Float32Array[];
   private readonly generatorAdam: ArrayAdam;
   private readonly discriminatorAdam: ArrayAdam;
   /** The next step's discriminator half, started during the last step's generator part. */
@@ -106,16 +111,26 @@ export class CompiledGanTraining {
     batchNormLayers: readonly tf.layers.Layer[],
   ) {
     const { generator, discriminator, averagedGenerator } = models;
-    this.generatorWeights = generator.trainableWeights.map(valuesOf);
+    // With a worker thread the generator's arrays live on shared memory, so that the thread can take half of each Adam step.
+    const allocate = sessions.thread === null ? (size: number) => new Float32Array(size) : sharedFloats;
+    const shared = (variable: tf.LayerVariable) => {
+      const data = variable.read().dataSync();
+      const values = allocate(data.length);
+      values.set(data);
+      return values;
+    };
+    this.generatorWeights = generator.trainableWeights.map(shared);
+    // onnxruntime-node rejects tensors on shared memory, so the graphs read a copy.
+    this.generatorInputs = sessions.thread === null ? this.generatorWeights : this.generatorWeights.map((values) => values.slice());
     this.discriminatorWeights = discriminator.trainableWeights.map(valuesOf);
-    this.averagedWeights = averagedGenerator.trainableWeights.map(valuesOf);
+    this.averagedWeights = averagedGenerator.trainableWeights.map(shared);
     this.movingStatistics = batchNormLayers.map((layer) => {
       // A BatchNormalization layer's weights end with its moving mean and moving variance.
       const variables = layer.weights.filter((weight) => !weight.trainable);
       return { mean: valuesOf(variables[0]), variance: valuesOf(variables[1]), momentum: Number((layer.getConfig() as Record<string, unknown>).momentum), variables };
     });
     const sizes = (weights: Float32Array[]) => weights.map((values) => values.length);
-    this.generatorAdam = new ArrayAdam(settings.generatorLearningRate, sizes(this.generatorWeights), settings.adamBeta1, settings.adamBeta2);
+    this.generatorAdam = new ArrayAdam(settings.generatorLearningRate, sizes(this.generatorWeights), settings.adamBeta1, settings.adamBeta2, ADAM_EPSILON, allocate);
     this.discriminatorAdam = new ArrayAdam(settings.discriminatorLearningRate, sizes(this.discriminatorWeights), settings.adamBeta1, settings.adamBeta2);
   }
 
@@ -166,6 +181,7 @@ export class CompiledGanTraining {
     const { generator, discriminator, averagedGenerator } = this.models;
     const reload = (arrays: Float32Array[], model: tf.LayersModel) => model.trainableWeights.forEach((weight, i) => arrays[i].set(weight.read().dataSync()));
     reload(this.generatorWeights, generator);
+    this.copyGeneratorInputs();
     reload(this.discriminatorWeights, discriminator);
     reload(this.averagedWeights, averagedGenerator);
     for (const statistics of this.movingStatistics) {
@@ -259,7 +275,7 @@ export class CompiledGanTraining {
     const started = prefetched !== null && prefetched.batch.images === batch.images && prefetched.batch.applyR1 === batch.applyR1 ? prefetched : this.startDiscriminator(batch, random);
     this.prefetched = null;
     const fakeResult = await this.sessions.fake.run(
-      { ...this.generatorFeeds(batch.labels, started.latents, started.fakeDraws), ...this.weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, this.generatorWeights, generator.trainableWeights) },
+      { ...this.generatorFeeds(batch.labels, started.latents, started.fakeDraws), ...this.weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, this.generatorInputs, generator.trainableWeights) },
       this.outputs.fake,
     );
     const realResult = await started.real;
@@ -277,16 +293,17 @@ export class CompiledGanTraining {
     // The next step's real half needs only the discriminator as it is now, so it overlaps this generator part.
     if (next !== undefined) this.prefetched = this.startDiscriminator(next, random);
     const generatorResult = await this.sessions.generator.run(
-      { ...this.generatorFeeds(batch.labels, generatorLatents, generatorDraws), ...this.weightFeeds(this.generatorWeights, generator.trainableWeights, this.discriminatorWeights, discriminator.trainableWeights) },
+      { ...this.generatorFeeds(batch.labels, generatorLatents, generatorDraws), ...this.weightFeeds(this.generatorInputs, generator.trainableWeights, this.discriminatorWeights, discriminator.trainableWeights) },
       this.outputs.generator,
     );
     // The averaged generator follows in the same pass, with a decay that warms up: min(decay, (1 + step) / (10 + step)).
     const decay = Math.min(this.settings.emaDecay, (1 + step) / (10 + step));
-    this.generatorAdam.apply(
-      this.generatorWeights,
-      this.generatorWeights.map((_, i) => generatorResult[stepGradient(i)]),
-      { values: this.averagedWeights, decay },
-    );
+    const generatorGradients = this.generatorWeights.map((_, i) => generatorResult[stepGradient(i)]);
+    const average = { values: this.averagedWeights, decay };
+    const thread = this.sessions.thread;
+    if (thread === null) this.generatorAdam.apply(this.generatorWeights, generatorGradients, average);
+    else await this.generatorAdam.applyWith(thread, this.generatorWeights, generatorGradients, average);
+    this.copyGeneratorInputs();
     this.updateMovingStatistics(generatorResult);
     return {
       discriminatorLoss: realResult[GAN_LOSS][0] + fakeResult[GAN_LOSS][0],
@@ -295,6 +312,10 @@ export class CompiledGanTraining {
       realScore: realResult[GAN_REAL_SCORE][0],
       fakeScore: fakeResult[GAN_FAKE_SCORE][0],
     };
+  }
+
+  private copyGeneratorInputs(): void {
+    if (this.generatorInputs !== this.generatorWeights) this.generatorInputs.forEach((copy, i) => copy.set(this.generatorWeights[i]));
   }
 
   /** moving -= (moving - batch) (1 - momentum), as tfjs's BatchNormalization does in training. */

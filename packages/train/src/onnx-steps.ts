@@ -1,5 +1,25 @@
 import * as tf from '@tensorflow/tfjs';
+import { adamRange, type AdamArrays, type AdamStep } from './adam-update.js';
 import type { OnnxTrainingStep } from './onnx-runner.js';
+
+/** Arrays of more elements than this are split between two threads by `ArrayAdam.applyWith`. */
+const SPLIT_SIZE = 65_536;
+
+/** Averages that an Adam step moves along with the weights, and their decay. */
+export interface ArrayAverage {
+  values: readonly Float32Array[];
+  decay: number;
+}
+
+/** A thread that runs `adamRange` on shared arrays: `OnnxThread`. */
+export interface AdamHelper {
+  adam(arrays: AdamArrays, step: AdamStep, start: number, end: number, gradientOffset: number): Promise<void>;
+}
+
+/** A Float32Array on shared memory, which a worker thread sees without a copy. */
+export function sharedFloats(size: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(size * Float32Array.BYTES_PER_ELEMENT));
+}
 
 /**
  * Adam as tfjs's `tf.train.adam` computes it (epsilon 1e-7, bias correction from running products
@@ -18,27 +38,56 @@ export class ArrayAdam {
     readonly beta1 = 0.9,
     readonly beta2 = 0.999,
     readonly epsilon = 1e-7,
+    /** Makes each moment array; `sharedFloats` puts them where a worker thread can update them too. */
+    allocate: (size: number) => Float32Array = (size) => new Float32Array(size),
   ) {
-    this.first = sizes.map((size) => new Float32Array(size));
-    this.second = sizes.map((size) => new Float32Array(size));
+    this.first = sizes.map(allocate);
+    this.second = sizes.map(allocate);
     [this.beta1Power, this.beta2Power] = [beta1, beta2];
+  }
+
+  /** The constants of the next step, and the running products moved on past it. */
+  private nextStep(): AdamStep {
+    const step = {
+      beta1: this.beta1,
+      beta2: this.beta2,
+      stepSize: this.learningRate / (1 - this.beta1Power),
+      varianceScale: 1 / (1 - this.beta2Power),
+      epsilon: this.epsilon,
+    };
+    this.beta1Power *= this.beta1;
+    this.beta2Power *= this.beta2;
+    return step;
+  }
+
+  private arrays(weights: readonly Float32Array[], gradients: readonly Float32Array[], i: number, average?: ArrayAverage): AdamArrays {
+    return { weight: weights[i], gradient: gradients[i], first: this.first[i], second: this.second[i], average: average === undefined ? undefined : { values: average.values[i], decay: average.decay } };
   }
 
   /**
    * Moves each weight array against its gradient, in place. With `average`, each updated weight
    * also moves its exponential moving average: a = a d + w (1 - d), in the same pass.
    */
-  apply(weights: readonly Float32Array[], gradients: readonly Float32Array[], average?: { values: readonly Float32Array[]; decay: number }): void {
-    // w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon), with the corrections hoisted.
-    const stepSize = this.learningRate / (1 - this.beta1Power);
-    const varianceScale = 1 / (1 - this.beta2Power);
-    for (let i = 0; i < weights.length; i++) {
-      const moments = [this.first[i], this.second[i]] as const;
-      if (average === undefined) adamUpdate(weights[i], gradients[i], ...moments, this.beta1, this.beta2, stepSize, varianceScale, this.epsilon);
-      else averagedAdamUpdate(weights[i], gradients[i], ...moments, this.beta1, this.beta2, stepSize, varianceScale, this.epsilon, average.values[i], average.decay);
-    }
-    this.beta1Power *= this.beta1;
-    this.beta2Power *= this.beta2;
+  apply(weights: readonly Float32Array[], gradients: readonly Float32Array[], average?: ArrayAverage): void {
+    const step = this.nextStep();
+    weights.forEach((weight, i) => adamRange(this.arrays(weights, gradients, i, average), step, 0, weight.length));
+  }
+
+  /**
+   * `apply` with a second thread: `helper` updates the upper half of every array of more than
+   * `SPLIT_SIZE` elements while this thread does the rest. The weights, moments and averages must
+   * be on shared memory (`sharedFloats`); the result equals `apply`'s.
+   */
+  async applyWith(helper: AdamHelper, weights: readonly Float32Array[], gradients: readonly Float32Array[], average?: ArrayAverage): Promise<void> {
+    const step = this.nextStep();
+    const handedOver: Array<Promise<void>> = [];
+    weights.forEach((weight, i) => {
+      const arrays = this.arrays(weights, gradients, i, average);
+      const half = weight.length > SPLIT_SIZE ? Math.floor(weight.length / 2) : weight.length;
+      if (half < weight.length) handedOver.push(helper.adam({ ...arrays, gradient: arrays.gradient.slice(half) }, step, half, weight.length, half));
+      adamRange(arrays, step, 0, half);
+    });
+    await Promise.all(handedOver);
   }
 
   /** The first and second moments of each weight array and the running products beta1^t and beta2^t that the next step divides by. */
@@ -51,56 +100,6 @@ export class ArrayAdam {
     first.forEach((values, i) => this.first[i].set(values));
     second.forEach((values, i) => this.second[i].set(values));
     [this.beta1Power, this.beta2Power] = powers;
-  }
-}
-
-/** Updates one weight array and its moments; a plain function over typed arrays, which V8 compiles to a tight loop. */
-function adamUpdate(
-  weight: Float32Array,
-  gradient: Float32Array,
-  first: Float32Array,
-  second: Float32Array,
-  beta1: number,
-  beta2: number,
-  stepSize: number,
-  varianceScale: number,
-  epsilon: number,
-): void {
-  const [keep1, keep2] = [1 - beta1, 1 - beta2];
-  for (let k = 0; k < weight.length; k++) {
-    const g = gradient[k];
-    const m = beta1 * first[k] + keep1 * g;
-    const v = beta2 * second[k] + keep2 * g * g;
-    first[k] = m;
-    second[k] = v;
-    weight[k] -= (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
-  }
-}
-
-/** `adamUpdate` that also moves each weight's exponential moving average, so the weights are read once. */
-function averagedAdamUpdate(
-  weight: Float32Array,
-  gradient: Float32Array,
-  first: Float32Array,
-  second: Float32Array,
-  beta1: number,
-  beta2: number,
-  stepSize: number,
-  varianceScale: number,
-  epsilon: number,
-  average: Float32Array,
-  decay: number,
-): void {
-  const [keep1, keep2, keep] = [1 - beta1, 1 - beta2, 1 - decay];
-  for (let k = 0; k < weight.length; k++) {
-    const g = gradient[k];
-    const m = beta1 * first[k] + keep1 * g;
-    const v = beta2 * second[k] + keep2 * g * g;
-    first[k] = m;
-    second[k] = v;
-    const updated = weight[k] - (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
-    weight[k] = updated;
-    average[k] = average[k] * decay + Math.fround(updated) * keep;
   }
 }
 

@@ -1,5 +1,7 @@
 import { Worker } from 'node:worker_threads';
+import type { AdamArrays, AdamStep } from './adam-update.js';
 import type { GraphFeed, OnnxGraphSession } from './onnx-runner.js';
+import type { AdamHelper } from './onnx-steps.js';
 import type { ThreadReply, ThreadRequest } from './onnx-thread-worker.js';
 
 /**
@@ -7,7 +9,7 @@ import type { ThreadReply, ThreadRequest } from './onnx-thread-worker.js';
  * runs a session on the thread that calls it, so two sessions overlap only when one of them
  * lives here. The thread does not keep the process alive; `close` ends it.
  */
-export class OnnxThread {
+export class OnnxThread implements AdamHelper {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void }>();
   private nextId = 0;
@@ -52,6 +54,15 @@ export class OnnxThread {
         return reply.result!;
       },
     };
+  }
+
+  /**
+   * Runs elements [start, end) of an Adam step in this thread. The weights, moments and averages
+   * must be on shared memory; the gradient, which holds the range from `gradientOffset`, is moved
+   * to the thread and unusable here afterwards.
+   */
+  async adam(arrays: AdamArrays, step: AdamStep, start: number, end: number, gradientOffset: number): Promise<void> {
+    await this.request({ kind: 'adam', arrays, step, start, end, gradientOffset } as Omit<ThreadRequest, 'id'>, [arrays.gradient.buffer as ArrayBuffer]);
   }
 
   /** Ends the thread; its sessions reject further runs. */
