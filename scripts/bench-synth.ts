@@ -5,9 +5,11 @@
  * Both sides train the same class-conditional GAN (scarce's default settings: generator widths
  * [32, 16], discriminator [16, 32], minibatch standard deviation, hinge loss, DiffAugment, R1
  * every 16 steps, EMA) on random 28x28 grayscale images with two classes, and report training
- * steps per second after 5 warm-up steps. scarce runs on the backend that selectBackend picks;
- * the peer (bench-synth-peer.py, which defines its model in full) is Debian's python3-torch with
- * OpenBLAS on 1 thread, run once with torch on 1 thread and once on 2, and the ratio is taken
+ * steps per second after 5 warm-up steps. scarce's steps run where `GanTrainer.useRuntime`
+ * puts them under the default `runtime: 'auto'`: compiled for onnxruntime on wasm or cpu (with
+ * the next batch passed, as the training loop does), else on the tfjs backend. The peer
+ * (bench-synth-peer.py, which defines its model in full) is Debian's python3-torch with OpenBLAS
+ * on 1 thread, run once with torch on 1 thread and once on 2, and the ratio is taken
  * against the faster: when other jobs keep the cores busy, torch's 2-thread OpenMP steps wait on
  * each other and ran about 10 times slower than 1 thread. The peer runs first, then scarce, so
  * they do not compete for the cores; other load on the machine still moves both.

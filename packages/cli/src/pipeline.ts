@@ -49,7 +49,7 @@ export interface RunMetrics {
   timings: Record<string, number>;
   dataset: { path: string; classNames: string[]; splits: Record<string, number> };
   /** GAN training summary. `quality` contains every checkpoint's quality record and the chosen one's, or null when not measured. */
-  synth: { epochsCompleted: number; steps: number; stoppedBy: string; seconds: number; quality: QualitySummary | null } | null;
+  synth: { epochsCompleted: number; steps: number; stoppedBy: string; seconds: number; trainingRuntime?: 'onnxruntime' | 'tfjs'; quality: QualitySummary | null } | null;
   mixes: MixResult[];
   config: RunConfig;
 }
@@ -170,7 +170,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
         // The quality metrics use the run's backbone at 64 px, about 3.5 times faster than 128 px.
         { directory: join(runDir, 'synthetic'), perClass: config.synth.perClass, seed: config.seed, quality: { backbone: config.train.backbone, inputSize: 64 }, log, progress: options.quiet ? false : {} },
       );
-      synthSummary = { epochsCompleted: gan.epochsCompleted, steps: gan.steps, stoppedBy: gan.stoppedBy, seconds: Number(gan.seconds.toFixed(1)), quality };
+      synthSummary = { epochsCompleted: gan.epochsCompleted, steps: gan.steps, stoppedBy: gan.stoppedBy, seconds: Number(gan.seconds.toFixed(1)), trainingRuntime: gan.trainingRuntime, quality };
       gan.dispose();
     });
   }

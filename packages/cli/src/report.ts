@@ -64,7 +64,7 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
   lines.push('', '## Stages', '');
   if (metrics.synth !== null) {
     lines.push(
-      `GAN: ${metrics.synth.epochsCompleted} ${metrics.synth.epochsCompleted === 1 ? 'epoch' : 'epochs'}, ${metrics.synth.steps} steps in ${metrics.synth.seconds} s (stopped by ${metrics.synth.stoppedBy === 'timeBudget' ? 'the time budget' : 'the epoch limit'}); ` +
+      `GAN: ${metrics.synth.epochsCompleted} ${metrics.synth.epochsCompleted === 1 ? 'epoch' : 'epochs'}, ${metrics.synth.steps} steps in ${metrics.synth.seconds} s in ${metrics.synth.trainingRuntime ?? 'tfjs'} (stopped by ${metrics.synth.stoppedBy === 'timeBudget' ? 'the time budget' : 'the epoch limit'}); ` +
         `${config.synth.perClass} synthetic images per class. Samples: \`synthetic/samples.png\`.`,
     );
   }
