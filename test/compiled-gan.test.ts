@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Random, selectBackend } from '@scarce/core';
-import { onnxGraphSession, stepGradient, stepWeight } from '@scarce/train';
+import { onnxGraphSession, stepGradient, stepWeight, type GraphFeed } from '@scarce/train';
 import {
   applyAugmentation,
   augmentFeeds,
@@ -15,6 +15,7 @@ import {
   exportGanStep,
   fixedWeight,
   GAN_AUGMENTED_REAL,
+  GAN_FAKE_IMAGES,
   GAN_FAKE_SCORE,
   GAN_LABELS,
   GAN_LATENTS,
@@ -70,24 +71,28 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
   const weightsOf = (model: tf.LayersModel) => model.trainableWeights.map((weight) => ({ data: weight.read().dataSync() as Float32Array, dims: weight.shape as number[] }));
   const context = (part: string) => `${part} part with ${JSON.stringify(overrides)}${penaltyWeight > 0 ? ' and R1' : ''} on ${channels} channel(s)`;
 
-  for (const part of ['real', 'fake', 'generator'] as const) {
-    const draws = augment === null ? null : drawAugmentation(random, n, imageShape, augment);
+  // Fakes as the generator might draw them, for the part that scores given fakes.
+  const fake = Float32Array.from({ length: n * 16 * 16 * channels }, () => random.uniform(-1, 1));
+  for (const part of ['real', 'fake', 'generate', 'generator'] as const) {
+    const draws = augment === null || part === 'generate' ? null : drawAugmentation(random, n, imageShape, augment);
     const step = exportGanStep(part, generator, discriminator, spec, { penaltyWeight });
     const session = await onnxGraphSession(() => step.bytes, 'onnxruntime');
     assert.ok(session !== undefined);
-    const [trainedModel, fixedModel] = part === 'generator' ? [generator, discriminator] : [discriminator, generator];
+    const scoresImages = part === 'real' || part === 'fake';
+    const [trainedModel, fixedModel] = part === 'generator' ? [generator, discriminator] : part === 'generate' ? [null, generator] : [discriminator, generator];
+    const images: Record<string, GraphFeed> = part === 'real' ? { [GAN_REAL_IMAGES]: { data: real, dims: imageDims } } : { [GAN_FAKE_IMAGES]: { data: fake, dims: imageDims } };
     const feeds = {
       [GAN_LABELS]: { data: oneHot, dims: [n, numClasses] },
-      ...(part === 'real' ? { [GAN_REAL_IMAGES]: { data: real, dims: imageDims } } : { [GAN_LATENTS]: { data: latents, dims: [n, config.latentSize] } }),
+      ...(scoresImages ? images : { [GAN_LATENTS]: { data: latents, dims: [n, config.latentSize] } }),
       ...(draws === null ? {} : augmentFeeds(draws)),
-      ...Object.fromEntries(weightsOf(trainedModel).map((feed, i) => [stepWeight(i), feed])),
-      ...(part === 'real' ? {} : Object.fromEntries(weightsOf(fixedModel).map((feed, i) => [fixedWeight(i), feed]))),
+      ...Object.fromEntries((trainedModel === null ? [] : weightsOf(trainedModel)).map((feed, i) => [stepWeight(i), feed])),
+      ...(scoresImages ? {} : Object.fromEntries(weightsOf(fixedModel).map((feed, i) => [fixedWeight(i), feed]))),
     };
     const actual = await session.run(feeds, step.outputs);
 
     // The same part in tfjs; batch statistics are recomputed from each BatchNormalization layer's input.
     const kept: Record<string, tf.Tensor> = {};
-    const variables = trainedModel.trainableWeights.map((weight) => weight.read() as tf.Variable);
+    const variables = (trainedModel ?? discriminator).trainableWeights.map((weight) => weight.read() as tf.Variable);
     const expected = tf.variableGrads(() => {
       const labelTensor = tf.tensor2d(oneHot, [n, numClasses]);
       // The scores, and with a class head the weighted cross-entropy of its logits.
@@ -112,6 +117,12 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
         }
         return loss;
       }
+      if (part === 'fake') {
+        const { scores } = score(augmentImages(tf.tensor4d(fake, imageDims)));
+        kept[GAN_FAKE_SCORE] = tf.keep(tf.mean(scores));
+        // The fake term alone: real scores far above the margin, where the real term vanishes.
+        return discriminatorLoss({ ...config, labelSmoothing: 0 }, tf.fill(scores.shape, 1e4), scores);
+      }
       const latentTensor = tf.tensor2d(latents, [n, config.latentSize]);
       const fakes = generator.apply([latentTensor, labelTensor], { training: true }) as tf.Tensor4D;
       step.batchNormLayers.forEach((layer, i) => {
@@ -120,16 +131,18 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
         kept[batchMean(i)] = tf.keep(moments.mean);
         kept[batchVariance(i)] = tf.keep(moments.variance);
       });
+      if (part === 'generate') {
+        kept[GAN_FAKE_IMAGES] = tf.keep(fakes);
+        // No loss: a zero that reaches every discriminator weight keeps variableGrads content.
+        return tf.mul(tf.addN(variables.map((variable) => tf.sum(variable))), 0) as tf.Scalar;
+      }
       const { scores, classLoss } = score(augmentImages(fakes));
-      if (part === 'generator') return tf.add(generatorLoss(config, scores), classLoss) as tf.Scalar;
-      kept[GAN_FAKE_SCORE] = tf.keep(tf.mean(scores));
-      // The fake term alone: real scores far above the margin, where the real term vanishes.
-      return discriminatorLoss({ ...config, labelSmoothing: 0 }, tf.fill(scores.shape, 1e4), scores);
+      return tf.add(generatorLoss(config, scores), classLoss) as tf.Scalar;
     }, variables);
 
     const expectedLoss = expected.value.dataSync()[0];
-    assert.ok(Math.abs(actual[GAN_LOSS][0] + (actual[GAN_PENALTY]?.[0] ?? 0) - expectedLoss) < 1e-4 * Math.max(1, Math.abs(expectedLoss)), `${context(part)}: loss ${actual[GAN_LOSS][0]} against ${expectedLoss}`);
-    variables.forEach((variable, i) => {
+    if (part !== 'generate') assert.ok(Math.abs(actual[GAN_LOSS][0] + (actual[GAN_PENALTY]?.[0] ?? 0) - expectedLoss) < 1e-4 * Math.max(1, Math.abs(expectedLoss)), `${context(part)}: loss ${actual[GAN_LOSS][0]} against ${expectedLoss}`);
+    if (part !== 'generate') variables.forEach((variable, i) => {
       const difference = relativeDifference(actual[stepGradient(i)], expected.grads[variable.name]?.dataSync() ?? new Float32Array(variable.size));
       assert.ok(difference < 1e-4, `${context(part)}: gradient of ${variable.name} differs by ${difference}`);
     });

@@ -16,11 +16,13 @@ import {
 } from '@scarce/train';
 import type { GanLoss } from './config.js';
 import type { AugmentDraws, DiffAugmentOptions } from './diff-augment.js';
+import { largestDivisorUpTo } from './minibatch-std.js';
 
 /** Names of the inputs and outputs of the compiled GAN steps. */
 export const GAN_LATENTS = 'latents';
 export const GAN_LABELS = 'labels';
 export const GAN_REAL_IMAGES = 'real_images';
+export const GAN_FAKE_IMAGES = 'fake_images';
 export const GAN_LOSS = 'loss';
 export const GAN_REAL_SCORE = 'real_score';
 export const GAN_FAKE_SCORE = 'fake_score';
@@ -73,8 +75,7 @@ export interface GanStepGraph {
  */
 function minibatchStd(graph: StepGraph, x: Value, groupSize: number, count: number): Value {
   const { g } = graph;
-  let group = Math.min(groupSize, count);
-  while (count % group !== 0) group--;
+  const group = largestDivisorUpTo(count, groupSize);
   const groups = count / group;
   const [height, width, channels] = x.shape;
   const overGroup = [{ name: 'axes', ints: [1] }, { name: 'keepdims', int: 1 }];
@@ -183,11 +184,19 @@ export function augmentFeeds(draws: AugmentDraws): Record<string, { data: Float3
   return feeds;
 }
 
-/** The part of a training step that a graph computes: the discriminator's loss on real images or on fakes, or the generator's loss. */
-export type GanStepPart = 'real' | 'fake' | 'generator';
+/**
+ * The part of a training step that a graph computes: the discriminator's loss on real images or
+ * on given fakes, the generator's fakes alone, or the generator's loss.
+ */
+export type GanStepPart = 'real' | 'fake' | 'generate' | 'generator';
 
 /** Options of `exportGanStep`. */
 export interface GanStepOptions {
+  /**
+   * Images in the whole batch whose mean the `real` or `fake` loss term takes, when the graph
+   * scores only a share of them; default `batchSize`.
+   */
+  lossRows?: number;
   /**
    * Weight w of an R1 penalty w mean_n |grad_x D(x_n)|^2 on the augmented real images, added to
    * the loss of a `real` part; default 0 (none).
@@ -227,15 +236,15 @@ function addPenalty(builder: StepGraph['g'], discriminator: tf.LayersModel, imag
  * Writes one part of a GAN training step as an ONNX graph: the forward pass, the loss and the
  * gradient with respect to the trained model's weights, as `GanTrainer.step` computes them in
  * tfjs. The discriminator has no normalisation across images and its minibatch std groups never
- * straddle the real and fake halves of its batch, so its step splits into two graphs whose
- * gradients add up, and which can run side by side.
+ * straddle the real and fake halves of its batch, so its step splits into graphs over shares of
+ * the batch whose gradients add up, and which can run side by side.
  *
- * - `real`: the real images are augmented and scored, and the real term of the discriminator's
- *   loss is differentiated (plus an R1 penalty with `penaltyWeight`). Returns the mean score and
- *   the augmented images.
- * - `fake`: the generator (batch statistics, weights as inputs without gradients) makes fakes for
- *   the labels, which are augmented and scored; the fake term is differentiated. Returns the mean
- *   score.
+ * - `real` and `fake`: the given real or fake images are augmented and scored, and that term of
+ *   the discriminator's loss (averaged over `lossRows`) is differentiated; `real` adds an R1
+ *   penalty with `penaltyWeight`. Each returns its images' mean score; `real` also returns the
+ *   augmented images.
+ * - `generate`: the generator (batch statistics, weights as inputs without gradients) makes fakes
+ *   for the labels, with no loss.
  * - `generator`: the generator makes fakes, which are augmented and scored by the discriminator
  *   (weights as inputs without gradients); the generator's loss is differentiated through both.
  *
@@ -245,29 +254,54 @@ function addPenalty(builder: StepGraph['g'], discriminator: tf.LayersModel, imag
  */
 export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, discriminator: tf.LayersModel, spec: GanStepSpec, options: GanStepOptions = {}): GanStepGraph {
   const { batchSize: n, imageShape, numClasses, latentSize } = spec;
-  const trainsDiscriminator = part !== 'generator';
-  const [trainedModel, fixedModel] = trainsDiscriminator ? [discriminator, generator] : [generator, discriminator];
-  const graph = new StepGraph(trainedModel.trainableWeights, new Map(fixedModel.trainableWeights.map((weight, i) => [weight, fixedWeight(i)])));
+  const lossRows = options.lossRows ?? n;
+  const trainsDiscriminator = part === 'real' || part === 'fake';
+  const [trainedModel, fixedModel] = trainsDiscriminator ? [discriminator, generator] : part === 'generate' ? [null, generator] : [generator, discriminator];
+  const graph = new StepGraph(trainedModel?.trainableWeights ?? [], new Map(fixedModel.trainableWeights.map((weight, i) => [weight, fixedWeight(i)])));
   const { g } = graph;
   const imageDims = [imageShape.height, imageShape.width, imageShape.channels];
   const inputs: GraphInput[] = [{ name: GAN_LABELS, dims: [n, numClasses] }];
   const labels: Value = { name: GAN_LABELS, shape: [numClasses], needsGradient: false };
-  const outputs: string[] = [GAN_LOSS];
+  const outputs: string[] = [];
   const output = (name: string, value: string) => g.nodes.push({ opType: 'Identity', inputs: [value], outputs: [name] });
   const mean = (value: string) => g.op('ReduceMean', [value], [{ name: 'keepdims', int: 0 }]);
+  const sumOverRows = (value: string) => g.op('Div', [g.op('ReduceSum', [value], [{ name: 'keepdims', int: 0 }]), g.scalar('rows', lossRows)]);
   const constant = (value: number) => g.scalar('constant', value);
   const filled = (value: number, like: string) => g.op('Expand', [constant(value), g.op('Shape', [like])]);
   const augmented = (images: Value) => (spec.augment === null ? images : augmentInGraph(graph, images, n, imageShape, spec.augment, inputs));
+  const batchStatistics = () =>
+    graph.batchStatistics.forEach((statistics, i) => {
+      output(batchMean(i), statistics.mean);
+      output(batchVariance(i), statistics.variance);
+      outputs.push(batchMean(i), batchVariance(i));
+    });
+  const encode = () =>
+    encodeOnnxModel({
+      name: `${part}_step`,
+      nodes: g.nodes,
+      initializers: g.initializers,
+      inputs: inputs.map(({ name, dims }) => ({ name, elementType: ONNX_FLOAT, dims })),
+      outputs: outputs.map((name) => ({ name, elementType: ONNX_FLOAT, dims: null })),
+    });
 
   let images: Value;
-  if (part === 'real') {
-    inputs.push({ name: GAN_REAL_IMAGES, dims: [n, ...imageDims] });
-    images = augmented({ name: GAN_REAL_IMAGES, shape: imageDims, needsGradient: false });
+  if (trainsDiscriminator) {
+    const name = part === 'real' ? GAN_REAL_IMAGES : GAN_FAKE_IMAGES;
+    inputs.push({ name, dims: [n, ...imageDims] });
+    images = augmented({ name, shape: imageDims, needsGradient: false });
   } else {
     inputs.push({ name: GAN_LATENTS, dims: [n, latentSize] });
     const [fakes] = translateModel(graph, generator, [{ name: GAN_LATENTS, shape: [latentSize], needsGradient: false }, labels], { batchNorm: 'training' });
+    if (part === 'generate') {
+      output(GAN_FAKE_IMAGES, fakes.name);
+      outputs.push(GAN_FAKE_IMAGES);
+      batchStatistics();
+      inputs.push(...fixedModel.trainableWeights.map((weight, i) => ({ name: fixedWeight(i), dims: weight.shape as number[] })));
+      return { bytes: encode(), inputs, outputs, batchNormLayers: graph.batchStatistics.map((statistics) => statistics.layer) };
+    }
     images = augmented(fakes);
   }
+  outputs.push(GAN_LOSS);
   const [scores, logits] = translateModel(graph, discriminator, [images, labels], { layers: discriminatorLayers(n) });
   const s = scores.name;
   let loss: string;
@@ -276,20 +310,20 @@ export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, disc
   if (part === 'real') {
     if (spec.loss === 'hinge') {
       // relu(1 - s - D(real)), averaged.
-      loss = mean(g.op('Relu', [g.op('Sub', [constant(1 - smoothing), s])]));
-      dScores = graph.where(g.op('Less', [s, constant(1 - smoothing)]), filled(-1 / n, s));
+      loss = sumOverRows(g.op('Relu', [g.op('Sub', [constant(1 - smoothing), s])]));
+      dScores = graph.where(g.op('Less', [s, constant(1 - smoothing)]), filled(-1 / lossRows, s));
     } else {
       // t softplus(-r) + (1 - t) softplus(r) with t = 1 - s; its slope is sigmoid(r) - t.
-      loss = mean(g.op('Add', [g.op('Mul', [g.op('Softplus', [g.op('Neg', [s])]), constant(1 - smoothing)]), g.op('Mul', [g.op('Softplus', [s]), constant(smoothing)])]));
-      dScores = g.op('Div', [g.op('Sub', [g.op('Sigmoid', [s]), constant(1 - smoothing)]), constant(n)]);
+      loss = sumOverRows(g.op('Add', [g.op('Mul', [g.op('Softplus', [g.op('Neg', [s])]), constant(1 - smoothing)]), g.op('Mul', [g.op('Softplus', [s]), constant(smoothing)])]));
+      dScores = g.op('Div', [g.op('Sub', [g.op('Sigmoid', [s]), constant(1 - smoothing)]), constant(lossRows)]);
     }
     output(GAN_REAL_SCORE, mean(s));
     output(GAN_AUGMENTED_REAL, images.name);
     outputs.push(GAN_REAL_SCORE, GAN_AUGMENTED_REAL);
   } else if (part === 'fake') {
     // relu(1 + D(fake)) or softplus(D(fake)), averaged.
-    loss = mean(spec.loss === 'hinge' ? g.op('Relu', [g.op('Add', [constant(1), s])]) : g.op('Softplus', [s]));
-    dScores = spec.loss === 'hinge' ? graph.where(g.op('Greater', [s, constant(-1)]), filled(1 / n, s)) : g.op('Div', [g.op('Sigmoid', [s]), constant(n)]);
+    loss = sumOverRows(spec.loss === 'hinge' ? g.op('Relu', [g.op('Add', [constant(1), s])]) : g.op('Softplus', [s]));
+    dScores = spec.loss === 'hinge' ? graph.where(g.op('Greater', [s, constant(-1)]), filled(1 / lossRows, s)) : g.op('Div', [g.op('Sigmoid', [s]), constant(lossRows)]);
     output(GAN_FAKE_SCORE, mean(s));
     outputs.push(GAN_FAKE_SCORE);
   } else if (spec.loss === 'hinge') {
@@ -303,9 +337,9 @@ export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, disc
   // The class head learns from real images, and the generator from its fakes' predicted classes.
   if (logits !== undefined && part !== 'fake' && spec.classifierWeight > 0) {
     const weight = spec.classifierWeight;
-    const crossEntropy = mean(g.op('Neg', [graph.sumOver(g.op('Mul', [GAN_LABELS, g.op('LogSoftmax', [logits.name], [{ name: 'axis', int: -1 }])]), [1])]));
+    const crossEntropy = sumOverRows(g.op('Neg', [graph.sumOver(g.op('Mul', [GAN_LABELS, g.op('LogSoftmax', [logits.name], [{ name: 'axis', int: -1 }])]), [1])]));
     loss = g.op('Add', [loss, g.op('Mul', [crossEntropy, constant(weight)])]);
-    graph.flow(logits, g.op('Mul', [g.op('Sub', [g.op('Softmax', [logits.name], [{ name: 'axis', int: -1 }]), GAN_LABELS]), constant(weight / n)]));
+    graph.flow(logits, g.op('Mul', [g.op('Sub', [g.op('Softmax', [logits.name], [{ name: 'axis', int: -1 }]), GAN_LABELS]), constant(weight / lossRows)]));
   }
   output(GAN_LOSS, loss);
   graph.backward();
@@ -316,7 +350,7 @@ export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, disc
     output(GAN_PENALTY, penalty.penalty);
     outputs.push(GAN_PENALTY);
   }
-  const trainedShapes = trainedModel.trainableWeights.map((weight) => weight.shape as number[]);
+  const trainedShapes = trainedModel!.trainableWeights.map((weight) => weight.shape as number[]);
   trainedShapes.forEach((_, i) => {
     let gradient = graph.weightGradients.get(stepWeight(i));
     // The fake half leaves the class head alone; any other weight must reach the loss.
@@ -326,21 +360,10 @@ export function exportGanStep(part: GanStepPart, generator: tf.LayersModel, disc
     output(stepGradient(i), penaltyGradient === null ? gradient : g.op('Add', [gradient, penaltyGradient]));
     outputs.push(stepGradient(i));
   });
-  graph.batchStatistics.forEach((statistics, i) => {
-    output(batchMean(i), statistics.mean);
-    output(batchVariance(i), statistics.variance);
-    outputs.push(batchMean(i), batchVariance(i));
-  });
+  batchStatistics();
   inputs.push(
     ...trainedShapes.map((dims, i) => ({ name: stepWeight(i), dims })),
-    ...(part === 'real' ? [] : fixedModel.trainableWeights.map((weight, i) => ({ name: fixedWeight(i), dims: weight.shape as number[] }))),
+    ...(trainsDiscriminator ? [] : fixedModel.trainableWeights.map((weight, i) => ({ name: fixedWeight(i), dims: weight.shape as number[] }))),
   );
-  const bytes = encodeOnnxModel({
-    name: `${part}_step`,
-    nodes: g.nodes,
-    initializers: g.initializers,
-    inputs: inputs.map(({ name, dims }) => ({ name, elementType: ONNX_FLOAT, dims })),
-    outputs: outputs.map((name) => ({ name, elementType: ONNX_FLOAT, dims: null })),
-  });
-  return { bytes, inputs, outputs, batchNormLayers: graph.batchStatistics.map((statistics) => statistics.layer) };
+  return { bytes: encode(), inputs, outputs, batchNormLayers: graph.batchStatistics.map((statistics) => statistics.layer) };
 }

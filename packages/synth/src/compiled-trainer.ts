@@ -9,6 +9,7 @@ import {
   exportGanStep,
   fixedWeight,
   GAN_AUGMENTED_REAL,
+  GAN_FAKE_IMAGES,
   GAN_FAKE_SCORE,
   GAN_LABELS,
   GAN_LATENTS,
@@ -20,6 +21,7 @@ import {
 } from './compiled-steps.js';
 import { drawAugmentation, splitDraws, type AugmentDraws } from './diff-augment.js';
 import { latentValues } from './latents.js';
+import { largestDivisorUpTo } from './minibatch-std.js';
 
 /**
  * onnxruntime threads per GAN step. The steps of a small GAN are many small operations, and a
@@ -106,9 +108,15 @@ export class CompiledGanTraining {
   private constructor(
     private readonly models: CompiledGanModels,
     private readonly settings: CompiledGanSettings,
-    private readonly sessions: Record<'real' | 'fake' | 'generator', OnnxGraphSession> & { penalised: OnnxGraphSession | null; thread: OnnxThread | null },
-    private readonly outputs: Record<'real' | 'fake' | 'generator' | 'penalised', string[]>,
+    private readonly sessions: Record<'generate' | 'real' | 'fake' | 'generator', OnnxGraphSession> & {
+      penalised: OnnxGraphSession | null;
+      fakeInThread: OnnxGraphSession | null;
+      thread: OnnxThread | null;
+    },
+    private readonly outputs: Record<'generate' | 'real' | 'fake' | 'generator' | 'penalised', string[]>,
     batchNormLayers: readonly tf.layers.Layer[],
+    /** Fakes per fake-part graph: the batch, or half of it when the worker thread scores the other half. */
+    private readonly fakeRows: number,
   ) {
     const { generator, discriminator, averagedGenerator } = models;
     // With a worker thread the generator's arrays live on shared memory, so that the thread can take half of each Adam step.
@@ -142,32 +150,43 @@ export class CompiledGanTraining {
    */
   static async open(models: CompiledGanModels, settings: CompiledGanSettings, runtime: InferenceRuntime): Promise<CompiledGanTraining | undefined> {
     const { generator, discriminator } = models;
-    const fakeStep = exportGanStep('fake', generator, discriminator, settings);
-    const fake = await onnxGraphSession(() => fakeStep.bytes, runtime, GAN_STEP_THREADS);
-    if (fake === undefined) return undefined;
+    const generateStep = exportGanStep('generate', generator, discriminator, settings);
+    const generate = await onnxGraphSession(() => generateStep.bytes, runtime, GAN_STEP_THREADS);
+    if (generate === undefined) return undefined;
+    const thread = availableParallelism() > 1 ? new OnnxThread() : null;
+    const inThread = async (bytes: Uint8Array) => (thread === null ? (await onnxGraphSession(() => bytes, runtime, GAN_STEP_THREADS))! : thread.open(bytes, GAN_STEP_THREADS));
+    const here = async (bytes: Uint8Array) => (await onnxGraphSession(() => bytes, runtime, GAN_STEP_THREADS))!;
+    const n = settings.batchSize;
+    // The fakes split in two when both halves keep the minibatch std groups of the whole batch.
+    const groupSize = discriminator.layers.find((layer) => layer.getClassName() === 'MinibatchStd')?.getConfig().groupSize as number | undefined;
+    const group = groupSize === undefined ? 1 : largestDivisorUpTo(n, groupSize);
+    const fakeRows = thread !== null && n % 2 === 0 && (n / 2) % group === 0 ? n / 2 : n;
+    const fakeStep = exportGanStep('fake', generator, discriminator, { ...settings, batchSize: fakeRows }, { lossRows: n });
     const generatorStep = exportGanStep('generator', generator, discriminator, settings);
     const realStep = exportGanStep('real', generator, discriminator, settings);
     const penalisedStep = settings.penaltyWeight > 0 ? exportGanStep('real', generator, discriminator, settings, { penaltyWeight: settings.penaltyWeight }) : null;
-    const thread = availableParallelism() > 1 ? new OnnxThread() : null;
-    const open = async (bytes: Uint8Array) => (thread === null ? (await onnxGraphSession(() => bytes, runtime, GAN_STEP_THREADS))! : thread.open(bytes, GAN_STEP_THREADS));
     return new CompiledGanTraining(
       models,
       settings,
       {
-        fake,
-        generator: (await onnxGraphSession(() => generatorStep.bytes, runtime, GAN_STEP_THREADS))!,
-        real: await open(realStep.bytes),
-        penalised: penalisedStep === null ? null : await open(penalisedStep.bytes),
+        generate,
+        fake: await here(fakeStep.bytes),
+        fakeInThread: fakeRows < n ? await inThread(fakeStep.bytes) : null,
+        generator: await here(generatorStep.bytes),
+        real: await inThread(realStep.bytes),
+        penalised: penalisedStep === null ? null : await inThread(penalisedStep.bytes),
         thread,
       },
       {
+        generate: generateStep.outputs,
         fake: fakeStep.outputs,
         generator: generatorStep.outputs,
         // The augmented real images are there for tests; training does not need them.
         real: realStep.outputs.filter((name) => name !== GAN_AUGMENTED_REAL),
         penalised: penalisedStep?.outputs.filter((name) => name !== GAN_AUGMENTED_REAL) ?? [],
       },
-      generatorStep.batchNormLayers,
+      generateStep.batchNormLayers,
+      fakeRows,
     );
   }
 
@@ -274,20 +293,41 @@ export class CompiledGanTraining {
     const prefetched = this.prefetched;
     const started = prefetched !== null && prefetched.batch.images === batch.images && prefetched.batch.applyR1 === batch.applyR1 ? prefetched : this.startDiscriminator(batch, random);
     this.prefetched = null;
-    const fakeResult = await this.sessions.fake.run(
-      { ...this.generatorFeeds(batch.labels, started.latents, started.fakeDraws), ...this.weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, this.generatorInputs, generator.trainableWeights) },
-      this.outputs.fake,
+    const { batchSize: n, latentSize, imageShape, numClasses, augment } = this.settings;
+    const generated = await this.sessions.generate.run(
+      { ...this.generatorFeeds(batch.labels, started.latents, null), ...this.weightFeeds([], [], this.generatorInputs, generator.trainableWeights) },
+      this.outputs.generate,
     );
+    // The fakes are scored in shares of `fakeRows`: the last in the worker thread, the first here.
+    const imageSize = imageShape.height * imageShape.width * imageShape.channels;
+    const shares = n / this.fakeRows;
+    const shareDraws = started.fakeDraws === null ? null : shares === 1 ? [started.fakeDraws] : splitDraws(started.fakeDraws, this.fakeRows);
+    const fakeRuns = Array.from({ length: shares }, (_, share) => share).reverse().map((share) => {
+      const [start, end] = [share * this.fakeRows, (share + 1) * this.fakeRows];
+      const session = share === 0 ? this.sessions.fake : this.sessions.fakeInThread!;
+      return session.run(
+        {
+          [GAN_LABELS]: { data: batch.labels.slice(start * numClasses, end * numClasses), dims: [this.fakeRows, numClasses] },
+          [GAN_FAKE_IMAGES]: { data: generated[GAN_FAKE_IMAGES].slice(start * imageSize, end * imageSize), dims: [this.fakeRows, imageShape.height, imageShape.width, imageShape.channels] },
+          ...(shareDraws === null ? {} : augmentFeeds(shareDraws[share])),
+          ...this.weightFeeds(this.discriminatorWeights, discriminator.trainableWeights, [], []),
+        },
+        this.outputs.fake,
+      );
+    });
+    const fakeResults = await Promise.all(fakeRuns);
     const realResult = await started.real;
     const discriminatorGradients = this.discriminatorWeights.map((_, i) => {
-      const [total, share] = [fakeResult[stepGradient(i)], realResult[stepGradient(i)]];
-      for (let k = 0; k < total.length; k++) total[k] += share[k];
+      const total = realResult[stepGradient(i)];
+      for (const result of fakeResults) {
+        const share = result[stepGradient(i)];
+        for (let k = 0; k < total.length; k++) total[k] += share[k];
+      }
       return total;
     });
     this.discriminatorAdam.apply(this.discriminatorWeights, discriminatorGradients);
-    this.updateMovingStatistics(fakeResult);
+    this.updateMovingStatistics(generated);
 
-    const { batchSize: n, latentSize, imageShape, augment } = this.settings;
     const generatorLatents = latentValues(random, n, latentSize);
     const generatorDraws = augment === null ? null : drawAugmentation(random, n, imageShape, augment);
     // The next step's real half needs only the discriminator as it is now, so it overlaps this generator part.
@@ -306,11 +346,11 @@ export class CompiledGanTraining {
     this.copyGeneratorInputs();
     this.updateMovingStatistics(generatorResult);
     return {
-      discriminatorLoss: realResult[GAN_LOSS][0] + fakeResult[GAN_LOSS][0],
+      discriminatorLoss: realResult[GAN_LOSS][0] + fakeResults.reduce((sum, result) => sum + result[GAN_LOSS][0], 0),
       generatorLoss: generatorResult[GAN_LOSS][0],
       r1Penalty: started.penalised ? realResult[GAN_PENALTY][0] : 0,
       realScore: realResult[GAN_REAL_SCORE][0],
-      fakeScore: fakeResult[GAN_FAKE_SCORE][0],
+      fakeScore: fakeResults.reduce((sum, result) => sum + result[GAN_FAKE_SCORE][0], 0) / shares,
     };
   }
 

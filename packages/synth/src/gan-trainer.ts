@@ -5,6 +5,7 @@ import { CompiledGanTraining, type AdamSnapshot, type CompiledBatch } from './co
 import type { SynthConfig } from './config.js';
 import { diffAugment, type DiffAugmentOptions } from './diff-augment.js';
 import { latentBatch } from './latents.js';
+import { largestDivisorUpTo } from './minibatch-std.js';
 import { buildDiscriminator, buildGenerator } from './models.js';
 
 /** Batch-normalisation momentum of the generator being trained (Keras's default). */
@@ -19,12 +20,6 @@ export interface TrainingShape {
   numClasses: number;
   /** Real images per step; default `config.batchSize`. */
   batchSize?: number;
-}
-
-function largestDivisorUpTo(value: number, limit: number): number {
-  let divisor = Math.min(limit, value);
-  while (value % divisor !== 0) divisor--;
-  return divisor;
 }
 
 /** Losses and mean discriminator scores of one step. */

@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 
+/** The largest divisor of `count` up to `limit`: the group size that `MinibatchStd` uses for a batch of `count` images. */
+export function largestDivisorUpTo(count: number, limit: number): number {
+  let divisor = Math.min(limit, count);
+  while (count % divisor !== 0) divisor--;
+  return divisor;
+}
+
 /** Configuration of `MinibatchStd`. */
 export interface MinibatchStdArgs {
   /** Images per group that share one statistic; default 4. A batch not divisible by it uses its largest divisor below the group size. */
@@ -32,8 +39,7 @@ export class MinibatchStd extends tf.layers.Layer {
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
       const [count, height, width, channels] = x.shape;
-      let group = Math.min(this.groupSize, count);
-      while (count % group !== 0) group--;
+      const group = largestDivisorUpTo(count, this.groupSize);
 
       const grouped = tf.reshape(x, [count / group, group, height, width, channels]);
       const centred = tf.sub(grouped, tf.mean(grouped, 1, true));
