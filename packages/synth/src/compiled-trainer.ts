@@ -301,7 +301,8 @@ export class CompiledGanTraining {
     // The fakes are scored in shares of `fakeRows`: the last in the worker thread, the first here.
     const imageSize = imageShape.height * imageShape.width * imageShape.channels;
     const shares = n / this.fakeRows;
-    const shareDraws = started.fakeDraws === null ? null : shares === 1 ? [started.fakeDraws] : splitDraws(started.fakeDraws, this.fakeRows);
+    let shareDraws: AugmentDraws[] | null = null;
+    if (started.fakeDraws !== null) shareDraws = shares === 1 ? [started.fakeDraws] : splitDraws(started.fakeDraws, this.fakeRows);
     const fakeRuns = Array.from({ length: shares }, (_, share) => share).reverse().map((share) => {
       const [start, end] = [share * this.fakeRows, (share + 1) * this.fakeRows];
       const session = share === 0 ? this.sessions.fake : this.sessions.fakeInThread!;

@@ -24,35 +24,17 @@ export interface AdamArrays {
   average?: { values: Float32Array; decay: number };
 }
 
-/** Updates elements [start, end) of one weight array, its moments and its average; `gradient` may hold only that range. */
+/**
+ * Updates elements [start, end) of one weight array, its moments and its average; `gradient` may
+ * hold only that range, from `gradientOffset`. A plain loop over typed arrays, which V8 compiles
+ * tightly: w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon), then
+ * a = a d + w (1 - d).
+ */
 export function adamRange(arrays: AdamArrays, step: AdamStep, start: number, end: number, gradientOffset = 0): void {
-  if (arrays.average === undefined) adamUpdate(arrays, step, start, end, gradientOffset);
-  else averagedAdamUpdate(arrays, arrays.average.values, arrays.average.decay, step, start, end, gradientOffset);
-}
-
-/** w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon); a plain loop over typed arrays, which V8 compiles tightly. */
-function adamUpdate({ weight, gradient, first, second }: AdamArrays, { beta1, beta2, stepSize, varianceScale, epsilon }: AdamStep, start: number, end: number, gradientOffset: number): void {
-  const [keep1, keep2] = [1 - beta1, 1 - beta2];
-  for (let k = start; k < end; k++) {
-    const g = gradient[k - gradientOffset];
-    const m = beta1 * first[k] + keep1 * g;
-    const v = beta2 * second[k] + keep2 * g * g;
-    first[k] = m;
-    second[k] = v;
-    weight[k] -= (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
-  }
-}
-
-/** `adamUpdate` that also moves each weight's average a = a d + w (1 - d), so the weights are read once. */
-function averagedAdamUpdate(
-  { weight, gradient, first, second }: AdamArrays,
-  average: Float32Array,
-  decay: number,
-  { beta1, beta2, stepSize, varianceScale, epsilon }: AdamStep,
-  start: number,
-  end: number,
-  gradientOffset: number,
-): void {
+  const { weight, gradient, first, second } = arrays;
+  const { beta1, beta2, stepSize, varianceScale, epsilon } = step;
+  const average = arrays.average?.values ?? null;
+  const decay = arrays.average?.decay ?? 0;
   const [keep1, keep2, keep] = [1 - beta1, 1 - beta2, 1 - decay];
   for (let k = start; k < end; k++) {
     const g = gradient[k - gradientOffset];
@@ -62,6 +44,7 @@ function averagedAdamUpdate(
     second[k] = v;
     const updated = weight[k] - (stepSize * m) / (Math.sqrt(v * varianceScale) + epsilon);
     weight[k] = updated;
-    average[k] = average[k] * decay + Math.fround(updated) * keep;
+    // The average takes the weight as stored, in float32.
+    if (average !== null) average[k] = average[k] * decay + Math.fround(updated) * keep;
   }
 }
