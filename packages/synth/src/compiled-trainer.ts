@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '@scarce/core';
-import { ArrayAdam, onnxGraphSession, OnnxThread, sharedFloats, stepGradient, stepWeight, type GraphFeed, type InferenceRuntime, type OnnxGraphSession } from '@scarce/train';
+import { ArrayAdam, onnxGraphSession, OnnxThread, resolveTrainingRuntime, sharedFloats, stepGradient, stepWeight, type GraphFeed, type InferenceRuntime, type OnnxGraphSession } from '@scarce/train';
 import {
   augmentFeeds,
   batchMean,
@@ -149,6 +149,8 @@ export class CompiledGanTraining {
    * real half runs in a worker thread while its fake half runs here.
    */
   static async open(models: CompiledGanModels, settings: CompiledGanSettings, runtime: InferenceRuntime): Promise<CompiledGanTraining | undefined> {
+    // Decides before compiling anything: tfjs asked for, a native tfjs backend, or no onnxruntime-node.
+    if ((await resolveTrainingRuntime(null, runtime)) === 'tfjs') return undefined;
     const { generator, discriminator } = models;
     const generateStep = exportGanStep('generate', generator, discriminator, settings);
     const generate = await onnxGraphSession(() => generateStep.bytes, runtime, GAN_STEP_THREADS);
