@@ -46,10 +46,10 @@ function relativeDifference(actual: ArrayLike<number>, expected: ArrayLike<numbe
 }
 
 /**
- * Runs the three compiled parts of a small GAN's step on one batch (the real and the fake half of
- * the discriminator's, with the R1 penalty in the real half when `penaltyWeight` is set, and the
- * generator's) and compares their losses, scores, gradients and batch statistics with tfjs's on
- * the same latents and augmentation draws.
+ * Runs the four compiled parts of a small GAN's step on one batch: the discriminator on real and
+ * on given fake images, the generator's fakes, and the generator's loss. The real part adds the
+ * R1 penalty when `penaltyWeight` is set. Compares their losses, scores, gradients, images
+ * and batch statistics with tfjs's on the same latents and augmentation draws.
  */
 async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: number, penaltyWeight = 0): Promise<void> {
   const config = resolveSynthConfig({ generatorWidths: [8, 4], discriminatorWidths: [4, 8], latentSize: 6, labelEmbeddingSize: 3, ...overrides });
@@ -91,7 +91,7 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
     const actual = await session.run(feeds, step.outputs);
 
     // The same part in tfjs; batch statistics are recomputed from each BatchNormalization layer's input.
-    const kept: Record<string, tf.Tensor> = {};
+    const expectedValues: Record<string, tf.Tensor> = {};
     const variables = (trainedModel ?? discriminator).trainableWeights.map((weight) => weight.read() as tf.Variable);
     const expected = tf.variableGrads(() => {
       const labelTensor = tf.tensor2d(oneHot, [n, numClasses]);
@@ -105,21 +105,21 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
       if (part === 'real') {
         const augmented = augmentImages(tf.tensor4d(real, imageDims));
         const { scores, classLoss } = score(augmented);
-        kept[GAN_REAL_SCORE] = tf.keep(tf.mean(scores));
-        kept[GAN_AUGMENTED_REAL] = tf.keep(augmented);
+        expectedValues[GAN_REAL_SCORE] = tf.keep(tf.mean(scores));
+        expectedValues[GAN_AUGMENTED_REAL] = tf.keep(augmented);
         // The real term alone: the fake scores are set where their hinge and softplus terms vanish.
         let loss = tf.add(discriminatorLoss(config, scores, tf.fill(scores.shape, -1e4)), classLoss) as tf.Scalar;
         if (penaltyWeight > 0) {
           const inputGradient = tf.grad((x: tf.Tensor) => tf.sum(score(x).scores))(augmented);
           const penalty = tf.mul(tf.mean(tf.sum(tf.square(inputGradient), [1, 2, 3])), penaltyWeight) as tf.Scalar;
-          kept[GAN_PENALTY] = tf.keep(penalty);
+          expectedValues[GAN_PENALTY] = tf.keep(penalty);
           loss = tf.add(loss, penalty) as tf.Scalar;
         }
         return loss;
       }
       if (part === 'fake') {
         const { scores } = score(augmentImages(tf.tensor4d(fake, imageDims)));
-        kept[GAN_FAKE_SCORE] = tf.keep(tf.mean(scores));
+        expectedValues[GAN_FAKE_SCORE] = tf.keep(tf.mean(scores));
         // The fake term alone: real scores far above the margin, where the real term vanishes.
         return discriminatorLoss({ ...config, labelSmoothing: 0 }, tf.fill(scores.shape, 1e4), scores);
       }
@@ -128,11 +128,11 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
       step.batchNormLayers.forEach((layer, i) => {
         const input = tf.model({ inputs: generator.inputs, outputs: layer.input as tf.SymbolicTensor }).apply([latentTensor, labelTensor], { training: true }) as tf.Tensor;
         const moments = tf.moments(input, input.shape.slice(0, -1).map((_, axis) => axis));
-        kept[batchMean(i)] = tf.keep(moments.mean);
-        kept[batchVariance(i)] = tf.keep(moments.variance);
+        expectedValues[batchMean(i)] = tf.keep(moments.mean);
+        expectedValues[batchVariance(i)] = tf.keep(moments.variance);
       });
       if (part === 'generate') {
-        kept[GAN_FAKE_IMAGES] = tf.keep(fakes);
+        expectedValues[GAN_FAKE_IMAGES] = tf.keep(fakes);
         // No loss: a zero that reaches every discriminator weight keeps variableGrads content.
         return tf.mul(tf.addN(variables.map((variable) => tf.sum(variable))), 0) as tf.Scalar;
       }
@@ -146,10 +146,10 @@ async function assertStepsMatch(overrides: Partial<SynthConfig>, channels: numbe
       const difference = relativeDifference(actual[stepGradient(i)], expected.grads[variable.name]?.dataSync() ?? new Float32Array(variable.size));
       assert.ok(difference < 1e-4, `${context(part)}: gradient of ${variable.name} differs by ${difference}`);
     });
-    for (const [name, tensor] of Object.entries(kept)) {
+    for (const [name, tensor] of Object.entries(expectedValues)) {
       assert.ok(relativeDifference(actual[name], tensor.dataSync()) < 1e-4, `${context(part)}: ${name}`);
     }
-    tf.dispose([expected.value, ...Object.values(expected.grads), ...Object.values(kept)]);
+    tf.dispose([expected.value, ...Object.values(expected.grads), ...Object.values(expectedValues)]);
   }
   generator.dispose();
   discriminator.dispose();

@@ -40,7 +40,7 @@ const AUGMENT_SHIFT_COLUMNS = 'augment_shift_columns';
 /** The cut-out square's bounds per image, in the order of `AugmentDraws.cutout`. */
 const AUGMENT_CUTOUT = ['augment_cutout_top', 'augment_cutout_bottom', 'augment_cutout_left', 'augment_cutout_right'];
 
-/** What a compiled GAN step is built for. */
+/** Shapes and settings that a compiled GAN step is built for. */
 export interface GanStepSpec {
   imageShape: ImageShape;
   numClasses: number;
@@ -70,8 +70,8 @@ export interface GanStepGraph {
 }
 
 /**
- * The minibatch standard deviation layer on `count` images: the input with one more channel
- * holding each group's standard deviation, averaged over features and positions.
+ * Translates the minibatch standard deviation layer on `count` images: it appends one channel
+ * with each group's standard deviation, averaged over features and positions.
  */
 function minibatchStd(graph: StepGraph, x: Value, groupSize: number, count: number): Value {
   const { g } = graph;
@@ -207,9 +207,9 @@ export interface GanStepOptions {
 /**
  * Adds the R1 penalty w mean_n |grad_x D(x_n)|^2 of the images `images` to the graph and returns
  * the penalty and its gradient per discriminator weight (null where it is zero). The input
- * gradient g comes from a backward pass of its own; the weight gradient, 2 w / n times the mixed
- * second derivative of D applied to g, is the forward derivative of that pass's weight gradient
- * along g (`forwardDerivative`).
+ * gradient g comes from a backward pass of its own. The weight gradient is 2 w / n times the
+ * mixed second derivative of D applied to g, which is the forward derivative of that pass's
+ * weight gradient along g (`forwardDerivative`).
  */
 function addPenalty(builder: StepGraph['g'], discriminator: tf.LayersModel, images: Value, labels: Value, count: number, weight: number): { penalty: string; gradients: Array<string | null> } {
   const graph = new StepGraph(discriminator.trainableWeights, new Map(), builder);
@@ -235,12 +235,12 @@ function addPenalty(builder: StepGraph['g'], discriminator: tf.LayersModel, imag
 /**
  * Writes one part of a GAN training step as an ONNX graph: the forward pass, the loss and the
  * gradient with respect to the trained model's weights, as `GanTrainer.step` computes them in
- * tfjs. The discriminator has no normalisation across images and its minibatch std groups never
- * straddle the real and fake halves of its batch, so its step splits into graphs over shares of
- * the batch whose gradients add up, and which can run side by side.
+ * tfjs. The discriminator has no normalisation across images, and its minibatch std groups never
+ * straddle the real and fake halves of its batch. So its step splits into graphs over shares of
+ * the batch whose gradients add up and which can run side by side.
  *
  * - `real` and `fake`: the given real or fake images are augmented and scored, and that term of
- *   the discriminator's loss (averaged over `lossRows`) is differentiated; `real` adds an R1
+ *   the discriminator's loss (averaged over `lossRows`) is differentiated. `real` adds an R1
  *   penalty with `penaltyWeight`. Each returns its images' mean score; `real` also returns the
  *   augmented images.
  * - `generate`: the generator (batch statistics, weights as inputs without gradients) makes fakes

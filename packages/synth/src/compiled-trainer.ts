@@ -157,7 +157,7 @@ export class CompiledGanTraining {
     if (generate === undefined) return undefined;
     const thread = availableParallelism() > 1 ? new OnnxThread() : null;
     const inThread = async (bytes: Uint8Array) => (thread === null ? (await onnxGraphSession(() => bytes, runtime, GAN_STEP_THREADS))! : thread.open(bytes, GAN_STEP_THREADS));
-    const here = async (bytes: Uint8Array) => (await onnxGraphSession(() => bytes, runtime, GAN_STEP_THREADS))!;
+    const onMainThread = async (bytes: Uint8Array) => (await onnxGraphSession(() => bytes, runtime, GAN_STEP_THREADS))!;
     const n = settings.batchSize;
     // The fakes split in two when both halves keep the minibatch std groups of the whole batch.
     const groupSize = discriminator.layers.find((layer) => layer.getClassName() === 'MinibatchStd')?.getConfig().groupSize as number | undefined;
@@ -172,9 +172,9 @@ export class CompiledGanTraining {
       settings,
       {
         generate,
-        fake: await here(fakeStep.bytes),
+        fake: await onMainThread(fakeStep.bytes),
         fakeInThread: fakeRows < n ? await inThread(fakeStep.bytes) : null,
-        generator: await here(generatorStep.bytes),
+        generator: await onMainThread(generatorStep.bytes),
         real: await inThread(realStep.bytes),
         penalised: penalisedStep === null ? null : await inThread(penalisedStep.bytes),
         thread,
@@ -213,7 +213,7 @@ export class CompiledGanTraining {
     if (discriminatorAdam !== null) this.discriminatorAdam.restore(discriminatorAdam.first, discriminatorAdam.second, discriminatorAdam.powers);
   }
 
-  /** The optimisers' moments and running products, in tfjs's order of the trainable weights. */
+  /** Returns copies of the optimisers' moments and running products, in tfjs's order of the trainable weights. */
   adamState(): { generator: AdamSnapshot; discriminator: AdamSnapshot } {
     const snapshot = (adam: ArrayAdam): AdamSnapshot => {
       const { first, second, powers } = adam.state;

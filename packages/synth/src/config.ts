@@ -76,8 +76,8 @@ export interface SynthConfig {
    * Weight of an auxiliary classification loss (as in AC-GAN, Odena et al. 2017); default 0
    * (off). The discriminator gains a class head on its features, trained with the cross-entropy
    * of the real images' labels, and the generator is trained to make the head predict each
-   * fake's conditioned label. It pushes the class differences into the samples beyond what the
-   * projection term asks for.
+   * fake's conditioned label. It pushes the class differences into the samples further than the
+   * projection term does.
    */
   classifierWeight: number;
   /**
@@ -115,11 +115,11 @@ export interface SynthConfig {
    */
   selectCheckpointBy: CheckpointScore;
   /**
-   * Where the training steps run; default 'auto'. 'onnxruntime' compiles the discriminator and
-   * generator steps for onnxruntime-node, keeping weights and Adam in JavaScript arrays (the R1
-   * penalty stays in tfjs); 'auto' does so when tfjs runs on wasm or cpu and onnxruntime-node
-   * loads; 'tfjs' trains on the tfjs backend. The runtimes differ in the last float bits, so a
-   * run repeats exactly only on the same runtime.
+   * Runtime of the training steps; default 'auto'. 'onnxruntime' compiles the discriminator and
+   * generator steps, R1 penalty included, for onnxruntime-node and keeps weights and Adam in
+   * JavaScript arrays. 'auto' does so when tfjs runs on wasm or cpu and onnxruntime-node loads,
+   * and 'tfjs' trains on the tfjs backend. The runtimes differ in the last float bits, so a run
+   * repeats exactly only on the same runtime.
    */
   runtime: InferenceRuntime;
 }

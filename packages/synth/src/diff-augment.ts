@@ -107,7 +107,7 @@ function cutoutSquares(random: Random, count: number, height: number, width: num
   return squares;
 }
 
-/** The keep mask of cut-out squares: 1 outside, 0 inside, [count, height, width]. */
+/** Builds the keep mask of cut-out squares: 1 outside, 0 inside, [count, height, width]. */
 function cutoutMask(squares: Int32Array, height: number, width: number): Float32Array {
   const count = squares.length / 4;
   const mask = new Float32Array(count * height * width).fill(1);

@@ -181,10 +181,10 @@ export class GanTrainer {
   }
 
   /**
-   * Chooses where the training steps run: onnxruntime (both steps and the R1 penalty compiled,
-   * weights and Adam in JavaScript arrays) under `onnxruntime`, and under `auto` when tfjs
-   * runs on wasm or cpu and onnxruntime-node loads; else tfjs. Call it before `restoreState` or
-   * after; returns the runtime chosen. Throws when `onnxruntime` is requested and not available.
+   * Chooses where the training steps run and returns the runtime chosen. `onnxruntime` compiles
+   * both steps and the R1 penalty and keeps weights and Adam in JavaScript arrays. `auto` does so
+   * when tfjs runs on wasm or cpu and onnxruntime-node loads, else it keeps tfjs. It may be called
+   * before or after `restoreState`. Throws when `onnxruntime` is requested and not available.
    */
   async useRuntime(runtime: InferenceRuntime): Promise<'onnxruntime' | 'tfjs'> {
     if (this.compiled !== null) return 'onnxruntime';
@@ -235,7 +235,7 @@ export class GanTrainer {
     return Array.isArray(output) ? { score: output[0], logits: output[1] } : { score: output, logits: null };
   }
 
-  /** The auxiliary classification loss of class logits against one-hot labels, weighted; zero without a classifier. */
+  /** Returns the weighted auxiliary classification loss of class logits against one-hot labels, or zero without a classifier. */
   private classLoss(logits: tf.Tensor2D | null, labels: tf.Tensor2D): tf.Scalar {
     return logits === null ? tf.scalar(0) : (tf.mul(tf.losses.softmaxCrossEntropy(labels, logits), this.config.classifierWeight) as tf.Scalar);
   }
@@ -250,17 +250,17 @@ export class GanTrainer {
     return tf.mul(tf.mean(squaredNorms), (this.config.r1Gamma / 2) * this.config.r1Interval) as tf.Scalar;
   }
 
-  /** Whether step number `step` (0-based) takes the R1 penalty. */
+  /** Returns whether step number `step` (0-based) takes the R1 penalty. */
   private penalises(step: number): boolean {
     return this.config.r1Gamma > 0 && step % this.config.r1Interval === 0;
   }
 
-  /** A batch for the compiled steps as step number `step`; its arrays are read once per batch. */
+  /** Returns a batch for the compiled steps as step number `step`, reading its arrays once per batch. */
   private compiledBatch(batch: RealBatch, step: number): CompiledBatch {
     let arrays = this.compiledBatches.get(batch);
     if (arrays === undefined) {
       const count = batch.images.shape[0];
-      if (count !== this.batchSize) throw new Error(`The compiled GAN steps take batches of ${this.batchSize} images but received ${count}.`);
+      if (count !== this.batchSize) throw new Error(`Invalid batch of ${count} images: the compiled GAN steps take batches of ${this.batchSize}. Pass full batches, or set runtime 'tfjs'.`);
       arrays = { images: batch.images.dataSync() as Float32Array, labels: batch.labels.dataSync() as Float32Array };
       this.compiledBatches.set(batch, arrays);
     }
@@ -270,7 +270,7 @@ export class GanTrainer {
   /**
    * Runs one training step on a real batch; fakes get the real batch's labels. Every tensor made
    * here is disposed before it returns, and the batch stays with the caller. Passing the `next`
-   * batch of the same epoch lets the compiled steps start part of the next step early; the
+   * batch of the same epoch lets the compiled steps start part of the next step early. The
    * results are the same either way.
    */
   async step(batch: RealBatch, next?: RealBatch): Promise<StepValues> {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-/** The largest divisor of `count` up to `limit`: the group size that `MinibatchStd` uses for a batch of `count` images. */
+/** Returns the largest divisor of `count` up to `limit`, which is the group size that `MinibatchStd` uses for `count` images. */
 export function largestDivisorUpTo(count: number, limit: number): number {
   let divisor = Math.min(limit, count);
   while (count % divisor !== 0) divisor--;

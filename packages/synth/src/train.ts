@@ -85,7 +85,7 @@ export interface TrainedGan extends SamplingGenerator {
   stoppedBy: StopReason;
   /** tfjs backend of the run (`wasm`, `cpu`, `tensorflow`). */
   backend: string;
-  /** Where the training steps ran: `onnxruntime` (compiled) or `tfjs` (on `backend`). */
+  /** Runtime of the training steps: `onnxruntime` (compiled) or `tfjs` (on `backend`). */
   trainingRuntime: 'onnxruntime' | 'tfjs';
   /** Train records per class. */
   classCounts: number[];

@@ -1,6 +1,6 @@
 /**
- * The element loops of `ArrayAdam`, free of tfjs so that a worker thread can load them: Adam as
- * tfjs's `tf.train.adam` computes it, with the bias corrections hoisted, and optionally the
+ * The element loop of `ArrayAdam`, free of tfjs so that a worker thread can load it. It computes
+ * Adam as tfjs's `tf.train.adam` does, with the bias corrections hoisted. It optionally moves the
  * exponential moving average of the updated weights in the same pass.
  */
 

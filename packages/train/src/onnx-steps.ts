@@ -16,7 +16,7 @@ export interface AdamHelper {
   adam(arrays: AdamArrays, step: AdamStep, start: number, end: number, gradientOffset: number): Promise<void>;
 }
 
-/** A Float32Array on shared memory, which a worker thread sees without a copy. */
+/** Allocates a Float32Array on shared memory, which a worker thread reads and writes without a copy. */
 export function sharedFloats(size: number): Float32Array {
   return new Float32Array(new SharedArrayBuffer(size * Float32Array.BYTES_PER_ELEMENT));
 }
@@ -46,7 +46,7 @@ export class ArrayAdam {
     [this.beta1Power, this.beta2Power] = [beta1, beta2];
   }
 
-  /** The constants of the next step, and the running products moved on past it. */
+  /** Returns the constants of the next step and advances the running products past it. */
   private nextStep(): AdamStep {
     const step = {
       beta1: this.beta1,

@@ -58,8 +58,8 @@ export class OnnxThread implements AdamHelper {
 
   /**
    * Runs elements [start, end) of an Adam step in this thread. The weights, moments and averages
-   * must be on shared memory; the gradient, which holds the range from `gradientOffset`, is moved
-   * to the thread and unusable here afterwards.
+   * must be on shared memory. The gradient contains the range from `gradientOffset`, and it moves
+   * to the thread, so it is unusable here afterwards.
    */
   async adam(arrays: AdamArrays, step: AdamStep, start: number, end: number, gradientOffset: number): Promise<void> {
     await this.request({ kind: 'adam', arrays, step, start, end, gradientOffset } as Omit<ThreadRequest, 'id'>, [arrays.gradient.buffer as ArrayBuffer]);

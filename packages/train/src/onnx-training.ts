@@ -45,7 +45,7 @@ export class StepGraph {
   readonly batchStatistics: BatchStatistics[] = [];
 
   /**
-   * `trainable` weights become inputs named `weight_<i>` whose gradients the graph returns;
+   * `trainable` weights become inputs named `weight_<i>`, and the graph returns their gradients.
    * `fixed` maps further weights to input names that take their current values without a
    * gradient. Any other weight is a constant. Graphs that share `builder` add their nodes to one
    * ONNX graph, each with its own gradients.
@@ -162,7 +162,7 @@ export function leakyRelu(graph: StepGraph, x: Value, alpha: number): Value {
 /** Applies a layer's activation (linear, relu, relu6, tanh or sigmoid) with its gradient. */
 function activate(graph: StepGraph, x: Value, name: unknown, layerName: string): Value {
   const { g } = graph;
-  const one = () => g.scalar('one', 1);
+  const constantOne = () => g.scalar('one', 1);
   switch (name ?? 'linear') {
     case 'linear':
       return x;
@@ -171,9 +171,9 @@ function activate(graph: StepGraph, x: Value, name: unknown, layerName: string):
     case 'relu6':
       return rectify(graph, x, 6);
     case 'tanh':
-      return elementwise(graph, x, g.op('Tanh', [x.name]), (_, y) => g.op('Sub', [one(), g.op('Mul', [y, y])]));
+      return elementwise(graph, x, g.op('Tanh', [x.name]), (_, y) => g.op('Sub', [constantOne(), g.op('Mul', [y, y])]));
     case 'sigmoid':
-      return elementwise(graph, x, g.op('Sigmoid', [x.name]), (_, y) => g.op('Mul', [y, g.op('Sub', [one(), y])]));
+      return elementwise(graph, x, g.op('Sigmoid', [x.name]), (_, y) => g.op('Mul', [y, g.op('Sub', [constantOne(), y])]));
     default:
       throw new UnsupportedLayerError(`activation '${String(name)}' of layer ${layerName} in a training step`);
   }
@@ -834,11 +834,11 @@ const BILINEAR = new Set(['Mul', 'MatMul', 'Conv', 'ConvTranspose']);
 
 /**
  * Adds to `graph` the forward-mode derivative of each of `targets` with respect to the graph
- * value `seed` in the direction of the value `direction`: the change of each target per unit
- * step of `seed` along `direction`, with every other input and constant held fixed. It reads
- * the nodes already in the graph, which must not yet depend on the new ones, and returns one
- * value per target, or null where the target does not depend on `seed`. Applied to a gradient,
- * this gives a Hessian-vector product, the second derivative that a gradient penalty needs.
+ * value `seed`, in the direction of the value `direction`. That is the change of each target per
+ * unit step of `seed` along `direction`, with every other input and constant held fixed. It reads
+ * the nodes already in the graph, which must not yet depend on the new ones. Returns one value
+ * per target, or null where the target does not depend on `seed`. Applied to a gradient, this
+ * gives a Hessian-vector product, the second derivative that a gradient penalty needs.
  * Throws `UnsupportedLayerError` for an operator it has no rule for.
  */
 export function forwardDerivative(graph: StepGraph, seed: string, direction: string, targets: readonly string[]): Array<string | null> {
@@ -877,8 +877,13 @@ export function forwardDerivative(graph: StepGraph, seed: string, direction: str
     switch (opType) {
       case 'Add':
       case 'Sub': {
-        const right = second === null ? null : opType === 'Sub' ? g.op('Neg', [second]) : second;
-        return shaped(first === null ? right! : right === null ? first : g.op('Add', [first, right]), output);
+        let right = second;
+        if (right !== null && opType === 'Sub') right = g.op('Neg', [right]);
+        let sum: string;
+        if (first === null) sum = right!;
+        else if (right === null) sum = first;
+        else sum = g.op('Add', [first, right]);
+        return shaped(sum, output);
       }
       case 'Div': {
         // (a / b)' = (a' - y b') / b
