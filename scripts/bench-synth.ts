@@ -1,11 +1,11 @@
 /**
  * GAN training speed of scarce against PyTorch on the CPU, side by side in one run:
- *   node --import tsx scripts/bench-synth.ts [steps, default 40] [batch, default 32] [rounds, default 3]
+ *   node --import tsx scripts/bench-synth.ts [steps, default 64] [batch, default 32] [rounds, default 3]
  *
  * Both sides train the same class-conditional GAN (scarce's default settings: generator widths
  * [32, 16], discriminator [16, 32], minibatch standard deviation, hinge loss, DiffAugment, R1
  * every 16 steps, EMA) on random 28x28 grayscale images with two classes, and report training
- * steps per second after 5 warm-up steps. scarce's steps run where `GanTrainer.useRuntime`
+ * steps per second after 160 warm-up steps. scarce's steps run where `GanTrainer.useRuntime`
  * puts them under the default `runtime: 'auto'`: compiled for onnxruntime on wasm or cpu (with
  * the next batch passed, as the training loop does), else on the tfjs backend. The peer
  * (bench-synth-peer.py, which defines its model in full) is Debian's python3-torch with OpenBLAS
@@ -22,10 +22,12 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '@scarce/core';
 import { GanTrainer, resolveSynthConfig } from '@scarce/synth';
 
-const steps = Number(process.argv[2] ?? 40);
+const steps = Number(process.argv[2] ?? 64);
 const batchSize = Number(process.argv[3] ?? 32);
 const roundCount = Number(process.argv[4] ?? 3);
-const warmup = 5;
+// Both sides warm up as long. In one process, scarce's steps kept speeding up for their first 150
+// or so (67 steps/s over the first 60, 77 to 81 after 120). A multiple of 16 keeps R1 on the same steps.
+const warmup = 160;
 
 /** Runs the PyTorch peer on `threads` torch threads and returns its steps per second. */
 function runPeer(threads: number): { stepsPerSecond: number; torch: string; threads: number } {
