@@ -9,8 +9,8 @@
  * puts them under the default `runtime: 'auto'`: compiled for onnxruntime on wasm or cpu (with
  * the next batch passed, as the training loop does), else on the tfjs backend. The peer
  * (bench-synth-peer.py, which defines its model in full) is Debian's python3-torch with OpenBLAS
- * on 1 thread, run once with torch on 1 thread and once on 2, and the ratio is taken
- * against the faster: when other jobs keep the cores busy, torch's 2-thread OpenMP steps wait on
+ * on 1 thread, run with torch on 1 thread and on 2, and the ratio is taken against the
+ * faster: when other jobs keep the cores busy, torch's 2-thread OpenMP steps wait on
  * each other and ran about 10 times slower than 1 thread. Each round runs the peer on 1 and on
  * 2 threads, then scarce, so they never compete for the cores. Other load on the machine still
  * moves both, so the last row compares each side's best round.
@@ -25,8 +25,8 @@ import { GanTrainer, resolveSynthConfig } from '@scarce/synth';
 const steps = Number(process.argv[2] ?? 64);
 const batchSize = Number(process.argv[3] ?? 32);
 const roundCount = Number(process.argv[4] ?? 3);
-// Both sides warm up as long. In one process, scarce's steps kept speeding up for their first 150
-// or so (67 steps/s over the first 60, 77 to 81 after 120). A multiple of 16 keeps R1 on the same steps.
+// Both sides warm up for as many steps: alone in one process, scarce ran 67 steps/s over its first 60
+// and 77 to 81 after 120. A multiple of 16 makes every timed run hold the same number of R1 steps.
 const warmup = 160;
 
 /** Runs the PyTorch peer on `threads` torch threads and returns its steps per second. */
@@ -58,10 +58,10 @@ async function timeScarceSteps(): Promise<number> {
 }
 
 // Rounds alternate the runs, so that a burst of other load slows one round rather than one side.
-const rounds: { ours: number; peers: ReturnType<typeof runPeer>[] }[] = [];
+const rounds: { scarce: number; peers: ReturnType<typeof runPeer>[] }[] = [];
 for (let round = 0; round < roundCount; round++) {
   const peers = [runPeer(1), runPeer(2)];
-  rounds.push({ ours: await timeScarceSteps(), peers });
+  rounds.push({ scarce: await timeScarceSteps(), peers });
 }
 tf.dispose([images, labels]);
 trainer.disposeTraining();
@@ -69,7 +69,10 @@ trainer.averagedGenerator.dispose();
 
 console.log(`class-conditional DCGAN, 28x28x1, batch ${batchSize}, ${steps} steps per run, ${roundCount} rounds; scarce's steps in ${runtime === 'onnxruntime' ? 'onnxruntime' : `tfjs (${selection.backend})`}, PyTorch ${rounds[0].peers[0].torch}`);
 console.log('| round | scarce steps/s | PyTorch steps/s (1 thread / 2 threads) | ratio to the faster |\n| --- | ---: | ---: | ---: |');
-const row = (name: string, ours: number, peers: number[]) => console.log(`| ${name} | ${ours.toFixed(2)} | ${peers.map((value) => value.toFixed(2)).join(' / ')} | ${(ours / Math.max(...peers)).toFixed(2)}x |`);
-rounds.forEach((round, i) => row(String(i + 1), round.ours, round.peers.map((peer) => peer.stepsPerSecond)));
+const row = (name: string, scarce: number, peers: number[]) => {
+  const ratio = scarce / Math.max(...peers);
+  console.log(`| ${name} | ${scarce.toFixed(2)} | ${peers.map((value) => value.toFixed(2)).join(' / ')} | ${ratio.toFixed(2)}x |`);
+};
+rounds.forEach((round, i) => row(String(i + 1), round.scarce, round.peers.map((peer) => peer.stepsPerSecond)));
 // The best run of each side is the one least disturbed by other load.
-row('best of each', Math.max(...rounds.map((round) => round.ours)), [0, 1].map((i) => Math.max(...rounds.map((round) => round.peers[i].stepsPerSecond))));
+row('best of each', Math.max(...rounds.map((round) => round.scarce)), [0, 1].map((i) => Math.max(...rounds.map((round) => round.peers[i].stepsPerSecond))));

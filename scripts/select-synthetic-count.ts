@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Random, readShardFolder, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { defaultCacheDirectory, evaluateProbabilities, extractFeaturesCached, FeatureCache, loadBackbone, trainHead, type FeatureSet } from '@scarce/train';
-import { meanAndStd } from '../packages/cli/src/benchmark.js';
+import { meanAndStd, stackFeatures } from '../packages/cli/src/benchmark.js';
 import { loadRunConfig } from '../packages/cli/src/config.js';
 import { loadRunData } from '../packages/cli/src/pipeline.js';
 
@@ -29,8 +29,9 @@ const { values: flags } = parseArgs({
 
 /** Parses a comma-separated list of whole numbers, or stops with a message naming the option. */
 function wholeNumbers(name: string, text: string): number[] {
-  const values = text.split(',').map(Number);
-  if (values.some((value) => !Number.isInteger(value) || value < 0)) {
+  const items = text.split(',');
+  const values = items.map(Number);
+  if (items.some((item) => item.trim() === '') || values.some((value) => !Number.isInteger(value) || value < 0)) {
     console.error(`Invalid --${name} '${text}': expected whole numbers of 0 or more, separated by commas.`);
     process.exit(2);
   }
@@ -51,6 +52,7 @@ const dataset = await loadRunData(runConfig);
 const train = recordsOfSplit(dataset, 'train');
 const validation = recordsOfSplit(dataset, 'val');
 const backbone = await loadBackbone(runConfig.train.backbone, { inputSize: runConfig.train.inputSize, featureLayer: runConfig.train.featureLayer });
+// The script reads every run's features through the cache, even where the config turns the cache off.
 const cache = new FeatureCache(typeof runConfig.train.featureCache === 'string' ? runConfig.train.featureCache : defaultCacheDirectory(), backbone);
 const numClasses = dataset.classNames.length;
 const { head } = runConfig.train;
@@ -63,20 +65,12 @@ for (const folder of runFolders.sort()) {
   const records: ImageRecord[] = [...train, ...validation, ...synthetic];
   const { features } = await extractFeaturesCached(backbone, records, cache, { batchSize: runConfig.train.featureBatchSize, quiet: true });
   const size = backbone.featureSize;
-  const rowOf = new Map(records.map((record, i) => [record, i]));
-  const stack = (rows: ImageRecord[]): FeatureSet => {
-    const matrix = new Float32Array(rows.length * size);
-    rows.forEach((record, i) => {
-      const row = rowOf.get(record)!;
-      matrix.set(features.subarray(row * size, (row + 1) * size), i * size);
-    });
-    return { features: matrix, labels: rows.map((record) => record.label) };
-  };
-  const scored = stack(validation);
+  const featuresOf = new Map(records.map((record, i) => [record, features.subarray(i * size, (i + 1) * size)]));
+  const scored = stackFeatures(validation, featuresOf, size);
   const shuffled = Array.from({ length: numClasses }, (_, label) => new Random(label).shuffle(synthetic.filter((record) => record.label === label)));
 
   for (const count of counts) {
-    const rows = stack([...train, ...shuffled.flatMap((images) => images.slice(0, count))]);
+    const rows = stackFeatures([...train, ...shuffled.flatMap((images) => images.slice(0, count))], featuresOf, size);
     for (const seed of headSeeds) {
       const training = await trainHead(rows, { features: new Float32Array(0), labels: [] }, numClasses, { ...head, ...fixedLength, runtime: runConfig.train.runtime, seed });
       const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, numClasses);

@@ -42,7 +42,8 @@ export interface MixResult {
   memory: { peakRssBytes: number; peakTensorBytes: number };
 }
 
-function stack(rows: readonly ImageRecord[], features: Map<ImageRecord, Float32Array>, featureSize: number): FeatureSet {
+/** Stacks the cached features of `rows` into one matrix, row by row, with their labels. */
+export function stackFeatures(rows: readonly ImageRecord[], features: Map<ImageRecord, Float32Array>, featureSize: number): FeatureSet {
   const matrix = new Float32Array(rows.length * featureSize);
   rows.forEach((row, i) => matrix.set(features.get(row)!, i * featureSize));
   return { features: matrix, labels: rows.map((row) => row.label) };
@@ -92,8 +93,8 @@ function activationsOf(context: FineTuneContext, rows: readonly ImageRecord[]): 
  */
 export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult[]> {
   const { evaluation, features, featureSize, numClasses, settings, fineTuning, log } = inputs;
-  let validation = stack(evaluation.val, features, featureSize);
-  let test = stack(evaluation.test, features, featureSize);
+  let validation = stackFeatures(evaluation.val, features, featureSize);
+  let test = stackFeatures(evaluation.test, features, featureSize);
   const evaluationActivations = fineTuning === undefined ? null : { val: activationsOf(fineTuning, evaluation.val), test: activationsOf(fineTuning, evaluation.test) };
   const results: MixResult[] = [];
 
@@ -102,7 +103,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
     // Validation images join only mixes with real train images, so a synthetic-only mix stays synthetic.
     const joinsValidation = settings.trainOnValidation && mix.rows.some((row) => row.origin === 'real');
     const trainRows = joinsValidation ? [...mix.rows, ...evaluation.val] : mix.rows;
-    const train = stack(trainRows, features, featureSize);
+    const train = stackFeatures(trainRows, features, featureSize);
     const seeds: SeedResult[] = [];
     let peakTensorBytes = tf.memory().numBytes;
     const sampleMemory = () => (peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes));
