@@ -63,7 +63,7 @@ import {
   type Backbone,
   type FeatureSet,
 } from '@scarce/train';
-import { benchmarkMixes, meanAndStd } from '../packages/cli/src/benchmark.js';
+import { benchmarkMixes, meanAndStd, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { loadRunConfig, type RunConfig } from '../packages/cli/src/config.js';
 import { loadRunData } from '../packages/cli/src/pipeline.js';
 
@@ -81,6 +81,7 @@ const { values: flags } = parseArgs({
     'time-budget': { type: 'string' },
     'mnist-time-budget': { type: 'string' },
     'per-class': { type: 'string' },
+    'min-confidence': { type: 'string' },
     'checkpoint-every': { type: 'string' },
     'mnist-checkpoint-every': { type: 'string', default: '1' },
     'select-by': { type: 'string', default: 'frechetDistance' },
@@ -103,6 +104,7 @@ if (flags.help) {
       '  --time-budget S               GAN training seconds per seed (default: the config, 300 in examples/breastmnist.json)',
       '  --mnist-time-budget S         the same for MNIST (default: --time-budget)',
       '  --per-class N                 synthetic BreastMNIST images per class (default: the config\'s synth.perClass)',
+      '  --min-confidence P            leave out synthetic BreastMNIST images whose own class a head of the real train images gives a lower probability (default: the config\'s synth.minConfidence)',
       '  --checkpoint-every N          BreastMNIST epochs between measured checkpoints (default: synth.gan of the config, else 10)',
       '  --mnist-checkpoint-every N    MNIST epochs between measured checkpoints (default 1)',
       `  --select-by SCORE             checkpoint to sample from: ${CHECKPOINT_SCORES.join(', ')} (default frechetDistance)`,
@@ -226,6 +228,8 @@ if (flags['time-budget'] === undefined && configuredBudget === null) {
 const timeBudget = flags['time-budget'] === undefined ? configuredBudget! : integerFlag('time-budget', flags['time-budget'], 1);
 const mnistTimeBudget = flags['mnist-time-budget'] === undefined ? timeBudget : integerFlag('mnist-time-budget', flags['mnist-time-budget'], 1);
 const perClass = flags['per-class'] === undefined ? runConfig.synth.perClass : integerFlag('per-class', flags['per-class'], 1);
+const minConfidence = flags['min-confidence'] === undefined ? runConfig.synth.minConfidence : Number(flags['min-confidence']);
+if (!(minConfidence >= 0 && minConfidence < 1)) throw new InputError(`Invalid --min-confidence '${flags['min-confidence']}': expected a probability in [0, 1).`);
 const checkpointEvery = flags['checkpoint-every'] === undefined ? undefined : integerFlag('checkpoint-every', flags['checkpoint-every'], 1);
 const mnistCheckpointEvery = integerFlag('mnist-checkpoint-every', flags['mnist-checkpoint-every'], 1);
 const mnistValidationShare = Number(flags['mnist-val']);
@@ -253,13 +257,15 @@ interface BreastSeedResult {
   classConsistency: number;
   /** The run config's classifier per mix, head seed = GAN seed. */
   classifiers: Record<'real' | 'real+synthetic' | 'synthetic', TestScores>;
+  /** Synthetic images sampled, and those the classifiers trained on after --min-confidence. */
+  synthetic: { sampled: number; kept: number };
   seconds: { gan: number; features: number; heads: number; total: number };
 }
 
 async function measureBreastSeed(seed: number, backbone: Backbone, cache: FeatureCache | null): Promise<BreastSeedResult> {
   const directory = join(flags.out, 'breastmnist', `seed-${seed}`);
   const ganConfig: Partial<SynthConfig> = { ...ganBase, seed, timeBudgetSeconds: timeBudget, selectCheckpointBy: selectBy, ...(checkpointEvery === undefined ? {} : { checkpointEvery }) };
-  const settings = { version: RESULT_VERSION, ganConfig, perClass, train: runConfig.train, data: runConfig.data };
+  const settings = { version: RESULT_VERSION, ganConfig, perClass, minConfidence, train: runConfig.train, data: runConfig.data };
   const stored = await readStoredResult<BreastSeedResult>(directory, settings);
   if (stored !== null) {
     log(`BreastMNIST seed ${seed}: kept the result in ${directory}`);
@@ -282,8 +288,8 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
   if (tstrTest === undefined) throw new Error(`The chosen GAN checkpoint of seed ${seed} has no TSTR test scores, although ${runConfig.data.path} has a test split.`);
 
   const featuresStartedAt = performance.now();
-  const synthetic = (await readShardFolder(join(directory, 'synthetic'))).records;
-  const records: ImageRecord[] = [...real.train, ...real.val, ...real.test, ...synthetic];
+  const sampled = (await readShardFolder(join(directory, 'synthetic'))).records;
+  const records: ImageRecord[] = [...real.train, ...real.val, ...real.test, ...sampled];
   const featureOptions = { batchSize: runConfig.train.featureBatchSize, quiet: true };
   const extracted =
     cache === null
@@ -295,6 +301,12 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
   log(`  features of ${records.length} images at ${backbone.inputSize} px (${extracted.hits} from the cache) in ${featureSeconds} s`);
 
   const headsStartedAt = performance.now();
+  let synthetic = sampled;
+  if (minConfidence > 0) {
+    const confidence = await syntheticLabelConfidence(sampled, real, features, size, dataset.classNames.length, runConfig.train, seed);
+    synthetic = sampled.filter((_, i) => confidence[i] >= minConfidence);
+    log(`  kept ${synthetic.length} of ${sampled.length} synthetic images at min confidence ${minConfidence}`);
+  }
   const mixes = await benchmarkMixes({
     mixes: [
       { name: 'real', rows: real.train },
@@ -321,6 +333,7 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
     frechetDistance: quality.final.frechetDistance,
     classConsistency: quality.final.classConsistency.accuracy,
     classifiers: { real: scoresOf('real'), 'real+synthetic': scoresOf('real+synthetic'), synthetic: scoresOf('synthetic') },
+    synthetic: { sampled: sampled.length, kept: synthetic.length },
     seconds: { gan: ganSeconds, features: featureSeconds, heads: seconds(headsStartedAt), total: seconds(seedStartedAt) },
   };
 }
@@ -463,7 +476,7 @@ async function writeResults(breast: readonly BreastSeedResult[], mnist: readonly
   const markdown = [
     '# Synthetic image evaluation',
     '',
-    `Settings: seeds ${seeds.join(', ')}; GAN budget ${timeBudget} s (BreastMNIST) and ${mnistTimeBudget} s (MNIST); ${perClass} synthetic images per class; ` +
+    `Settings: seeds ${seeds.join(', ')}; GAN budget ${timeBudget} s (BreastMNIST) and ${mnistTimeBudget} s (MNIST); ${perClass} synthetic images per class${minConfidence > 0 ? ` (those below ${minConfidence} confidence left out)` : ''}; ` +
       `checkpoints chosen by ${selectBy}; classifier settings of ${flags.config}; backend ${selection.backend}. Elapsed ${seconds(startedAt)} s.`,
     '',
     `## BreastMNIST (${breast.length} of ${parts.includes('breastmnist') ? seeds.length : 0} seeds)`,

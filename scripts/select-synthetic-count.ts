@@ -6,15 +6,20 @@
  * each class, in a seeded shuffle, and are scored on the validation split. The test split is
  * never read.
  *
+ * With --min-confidence, a head trained for the config's fixed length on the real train images
+ * alone (seed 0) first scores each synthetic image, and images whose conditioned class gets a
+ * lower probability are left out before the first N of each class are taken.
+ *
  *   node --import tsx scripts/select-synthetic-count.ts [--runs runs/evaluate-synth/breastmnist]
  *     [--counts 0,25,50,100,200,500] [--config examples/breastmnist.json] [--seeds 0,1,2]
+ *     [--min-confidence 0,0.5,0.8]
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Random, readShardFolder, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { defaultCacheDirectory, evaluateProbabilities, extractFeaturesCached, FeatureCache, loadBackbone, trainHead, type FeatureSet } from '@scarce/train';
-import { meanAndStd, stackFeatures } from '../packages/cli/src/benchmark.js';
+import { meanAndStd, stackFeatures, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { loadRunConfig } from '../packages/cli/src/config.js';
 import { loadRunData } from '../packages/cli/src/pipeline.js';
 
@@ -24,6 +29,7 @@ const { values: flags } = parseArgs({
     counts: { type: 'string', default: '0,25,50,100,200,500' },
     config: { type: 'string', default: 'examples/breastmnist.json' },
     seeds: { type: 'string', default: '0,1,2' },
+    'min-confidence': { type: 'string', default: '0' },
   },
 });
 
@@ -40,6 +46,15 @@ function wholeNumbers(name: string, text: string): number[] {
 
 const counts = wholeNumbers('counts', flags.counts);
 const headSeeds = wholeNumbers('seeds', flags.seeds);
+const confidenceText = flags['min-confidence'];
+const minConfidences = confidenceText.split(',').map((item) => {
+  const value = Number(item);
+  if (item.trim() === '' || !(value >= 0 && value < 1)) {
+    console.error(`Invalid --min-confidence '${confidenceText}': expected probabilities in [0, 1), separated by commas.`);
+    process.exit(2);
+  }
+  return value;
+});
 const runFolders = (await readdir(flags.runs, { withFileTypes: true }).catch(() => [])).filter((entry) => entry.isDirectory() && /^seed-\d+$/.test(entry.name)).map((entry) => entry.name);
 if (runFolders.length === 0) {
   console.error(`No seed-N folders in ${flags.runs}: run scripts/evaluate-synth.ts --parts breastmnist first, or pass its breastmnist folder with --runs.`);
@@ -59,7 +74,9 @@ const { head } = runConfig.train;
 // The heads train for a fixed number of epochs and keep their last weights, as the demo's do.
 const fixedLength = { epochs: head.epochs, earlyStopping: { monitor: 'loss', patience: head.epochs, restoreBestWeights: false } };
 
-const scores = new Map<number, { auc: number[]; accuracy: number[] }>(counts.map((count) => [count, { auc: [], accuracy: [] }]));
+type Scores = { auc: number[]; accuracy: number[]; kept: number[] };
+/** Scores by minimum confidence, then by synthetic images per class. */
+const scores = new Map<number, Map<number, Scores>>(minConfidences.map((confidence) => [confidence, new Map(counts.map((count) => [count, { auc: [], accuracy: [], kept: [] }]))]));
 for (const folder of runFolders.sort()) {
   const synthetic = (await readShardFolder(join(flags.runs, folder, 'synthetic'))).records;
   const records: ImageRecord[] = [...train, ...validation, ...synthetic];
@@ -68,15 +85,31 @@ for (const folder of runFolders.sort()) {
   const featuresOf = new Map(records.map((record, i) => [record, features.subarray(i * size, (i + 1) * size)]));
   const scored = stackFeatures(validation, featuresOf, size);
   const shuffled = Array.from({ length: numClasses }, (_, label) => new Random(label).shuffle(synthetic.filter((record) => record.label === label)));
+  const confidence = new Map<ImageRecord, number>();
+  if (minConfidences.some((value) => value > 0)) {
+    // The filter's head sees the train images alone, so the validation split only scores.
+    const scoresOfLabels = await syntheticLabelConfidence(synthetic, { train, val: [] }, featuresOf, size, numClasses, { ...runConfig.train, trainOnValidation: true }, 0);
+    synthetic.forEach((record, i) => confidence.set(record, scoresOfLabels[i]));
+  }
 
-  for (const count of counts) {
-    const rows = stackFeatures([...train, ...shuffled.flatMap((images) => images.slice(0, count))], featuresOf, size);
-    for (const seed of headSeeds) {
-      const training = await trainHead(rows, { features: new Float32Array(0), labels: [] }, numClasses, { ...head, ...fixedLength, runtime: runConfig.train.runtime, seed });
-      const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, numClasses);
-      training.head.dispose();
-      scores.get(count)!.auc.push(report.auc);
-      scores.get(count)!.accuracy.push(report.accuracy);
+  for (const minConfidence of minConfidences) {
+    const kept = shuffled.map((images) => images.filter((record) => minConfidence === 0 || confidence.get(record)! >= minConfidence));
+    for (const count of counts) {
+      // Without synthetic images the filter changes nothing: score that row once.
+      if (count === 0 && minConfidence !== minConfidences[0]) continue;
+      const chosen = kept.flatMap((images) => images.slice(0, count));
+      const rows = stackFeatures([...train, ...chosen], featuresOf, size);
+      const cell = scores.get(minConfidence)!.get(count)!;
+      cell.kept.push(chosen.length);
+      for (const seed of headSeeds) {
+        const training = await trainHead(rows, { features: new Float32Array(0), labels: [] }, numClasses, { ...head, ...fixedLength, runtime: runConfig.train.runtime, seed });
+        const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, numClasses);
+        training.head.dispose();
+        cell.auc.push(report.auc);
+        cell.accuracy.push(report.accuracy);
+      }
+      // A count past every class's kept images repeats the last row's training set.
+      if (kept.every((images) => images.length <= count)) break;
     }
   }
   console.error(`${folder}: ${synthetic.length} synthetic images scored`);
@@ -84,9 +117,14 @@ for (const folder of runFolders.sort()) {
 backbone.model.dispose();
 
 console.log(`Validation split (${validation.length} images), heads of ${flags.config} trained on ${train.length} real train images plus N synthetic per class; GAN runs ${runFolders.join(', ')}; head seeds ${headSeeds.join(', ')}\n`);
-console.log('| synthetic per class | validation AUC | validation accuracy |\n| ---: | --- | --- |');
+console.log('| min confidence | synthetic per class | synthetic used (mean) | validation AUC | validation accuracy |\n| ---: | ---: | ---: | --- | --- |');
 const format = (values: number[]) => {
   const { mean, std } = meanAndStd(values);
   return `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
 };
-for (const [count, { auc, accuracy }] of scores) console.log(`| ${count} | ${format(auc)} | ${format(accuracy)} |`);
+for (const [minConfidence, byCount] of scores) {
+  for (const [count, { auc, accuracy, kept }] of byCount) {
+    if (auc.length === 0) continue;
+    console.log(`| ${minConfidence} | ${count} | ${Math.round(kept.reduce((sum, value) => sum + value, 0) / kept.length)} | ${format(auc)} | ${format(accuracy)} |`);
+  }
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { Random, selectBackend, type ImageRecord, type Origin } from '@scarce/core';
-import { benchmarkMixes } from '../packages/cli/src/benchmark.js';
+import { benchmarkMixes, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { parseRunConfig } from '../packages/cli/src/config.js';
 
 before(async () => {
@@ -71,4 +71,25 @@ test('diverged head is reported', async () => {
   const lines: string[] = [];
   await benchmarkMixes({ mixes: [{ name: 'real', rows: real }], evaluation, features, featureSize: 6, numClasses: 2, settings: config.train, log: (line) => lines.push(line) });
   assert.match(lines.join('\n'), /warning: mix real seed 0: the training loss is not finite from epoch \d+.*lower train\.head\.learningRate/);
+});
+
+test('label confidence flags mislabelled images', async () => {
+  const random = new Random(2);
+  const features = new Map<ImageRecord, Float32Array>();
+  const real = { train: records(40, 'real', 'train', random, features), val: records(10, 'real', 'val', random, features) };
+  const agreeing = records(20, 'synthetic', 'train', random, features);
+  // The agreeing images' features, each labelled as the other class.
+  const mislabelled = agreeing.map((record) => {
+    const flipped = { ...record, label: 1 - record.label };
+    features.set(flipped, features.get(record)!);
+    return flipped;
+  });
+  const config = parseRunConfig({ data: { path: 'x.npz' }, train: { trainOnValidation: false, head: { units: 8, epochs: 40 } } }, 'test.json', '.');
+  const confidence = await syntheticLabelConfidence([...agreeing, ...mislabelled], real, features, 6, 2, config.train, 0);
+  assert.equal(confidence.length, 40);
+  // Each mislabelled image has an agreeing twin's features, so the two confidences are its two class probabilities.
+  for (let i = 0; i < 20; i++) assert.ok(Math.abs(confidence[i] + confidence[20 + i] - 1) < 1e-5, `pair ${i} sums to 1`);
+  const agreeingAbove = confidence.subarray(0, 20).filter((value) => value > 0.5).length;
+  assert.ok(agreeingAbove >= 15, `${agreeingAbove} of 20 agreeing images above 0.5`);
+  for (const value of confidence) assert.ok(value >= 0 && value <= 1);
 });

@@ -20,7 +20,7 @@ test('run writes a report with every mix', async () => {
     output: join(dir, 'runs'),
     data: { path: data, classNames: ['malignant', 'benign'] },
     augment: { viewsPerImage: 2, transforms: { rotation: 10, horizontalFlip: true } },
-    synth: { perClass: 12, gan: { epochs: 2, timeBudgetSeconds: 20, batchSize: 16 } },
+    synth: { perClass: 12, minConfidence: 0.2, gan: { epochs: 2, timeBudgetSeconds: 20, batchSize: 16 } },
     train: { backbone: resolve(MOBILENET), inputSize: 32, seeds: [0, 1], head: { epochs: 8 }, featureCache: join(dir, 'cache') },
   };
   const configPath = join(dir, 'tiny.json');
@@ -48,7 +48,13 @@ test('run writes a report with every mix', async () => {
   }
   const rows = Object.fromEntries(metrics.mixes.map((mix: { mix: string; rows: object }) => [mix.mix, mix.rows]));
   assert.deepEqual(rows['real+augmented'], { real: 48, augmented: 96, synthetic: 0 });
-  assert.deepEqual(rows['synthetic'], { real: 0, augmented: 0, synthetic: 24 });
+  // The filter's head scores all 24 sampled images; the mixes train on those it kept.
+  const { kept, sampled } = metrics.synth.filtered;
+  assert.equal(sampled, 24);
+  assert.ok(kept >= 1 && kept <= 24, `kept ${kept} of 24`);
+  assert.deepEqual(rows['synthetic'], { real: 0, augmented: 0, synthetic: kept });
+  assert.equal(rows['real+synthetic'].synthetic, kept);
+  assert.ok(events.some((event) => event.event === 'log' && (event.message as string).startsWith(`synthetic filter: kept ${kept} of 24 synthetic images`)));
   assert.equal(metrics.backend, 'wasm');
 
   const report = await readFile(join(dir, 'runs', 'tiny', 'report.md'), 'utf8');
@@ -104,6 +110,8 @@ test('run checks settings before writing anything', async () => {
   const cases: Array<[object, RegExp]> = [
     [{ augment: { transforms: { rotation: '10deg' } } }, /Invalid config field 'augment\.transforms'/],
     [{ synth: { gan: { batchSize: 0 } } }, /Invalid config field 'synth\.gan'/],
+    [{ synth: { minConfidence: 1 } }, /synth\.minConfidence: expected a number < 1/],
+    [{ synth: { minConfidence: 0.5 }, train: { mixes: ['synthetic'] } }, /synth\.minConfidence trains its filter on the real train images.*set synth\.minConfidence to 0/],
     [{ train: { backbone: 'no/such/backbone' } }, /Invalid config field 'train\.backbone'/],
     [{ data: { path: resolve(BREASTMNIST), split: { val: 0.1, test: 0.1 } } }, /has its own val or test split/],
   ];

@@ -56,6 +56,42 @@ export function meanAndStd(values: readonly number[]): { mean: number; std: numb
   return { mean, std: Math.sqrt(variance) };
 }
 
+/** Settings that the mixes' heads and the synthetic-image filter share. */
+type HeadSettings = Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds' | 'runtime' | 'trainOnValidation'>;
+
+/** Returns a head's early stopping: none when it trains on the validation images, else the run's. */
+function headStopping(settings: HeadSettings) {
+  // With nothing held out, training runs all head.epochs epochs and keeps the last weights.
+  return settings.trainOnValidation ? { monitor: 'loss', patience: settings.head.epochs, restoreBestWeights: false } : settings.earlyStopping;
+}
+
+/**
+ * Returns, for each synthetic image, the probability of its own class under a head of the real
+ * train images. The head has the run's settings. It stops early on `real.val`, or trains the
+ * fixed length on `real.train` alone when the run trains on the validation images.
+ */
+export async function syntheticLabelConfidence(
+  synthetic: readonly ImageRecord[],
+  real: { train: readonly ImageRecord[]; val: readonly ImageRecord[] },
+  features: Map<ImageRecord, Float32Array>,
+  featureSize: number,
+  numClasses: number,
+  settings: HeadSettings,
+  seed: number,
+): Promise<Float32Array> {
+  const validation = settings.trainOnValidation ? { features: new Float32Array(0), labels: [] } : stackFeatures(real.val, features, featureSize);
+  const training = await trainHead(stackFeatures(real.train, features, featureSize), validation, numClasses, {
+    ...settings.head,
+    earlyStopping: headStopping(settings),
+    reduceLrOnPlateau: settings.reduceLrOnPlateau,
+    runtime: settings.runtime,
+    seed,
+  });
+  const probabilities = training.head.predict(stackFeatures(synthetic, features, featureSize).features);
+  training.head.dispose();
+  return Float32Array.from(synthetic, (record, i) => probabilities[i * numClasses + record.label]);
+}
+
 /** The fine-tuning phase: the split backbone, every record's frozen activations, and the settings. */
 export interface FineTuneContext {
   split: SplitBackbone;
@@ -73,7 +109,7 @@ export interface BenchmarkInputs {
   features: Map<ImageRecord, Float32Array>;
   featureSize: number;
   numClasses: number;
-  settings: Pick<RunConfig['train'], 'head' | 'earlyStopping' | 'reduceLrOnPlateau' | 'seeds' | 'runtime' | 'trainOnValidation'>;
+  settings: HeadSettings;
   /** When given, each head is then fine-tuned together with the backbone's last blocks. */
   fineTuning?: FineTuneContext;
   log: (line: string) => void;
@@ -110,8 +146,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
     for (const seed of settings.seeds) {
       const training = await trainHead(train, validation, numClasses, {
         ...settings.head,
-        // With nothing held out, training runs all head.epochs epochs and keeps the last weights.
-        earlyStopping: settings.trainOnValidation ? { monitor: 'loss', patience: settings.head.epochs, restoreBestWeights: false } : settings.earlyStopping,
+        earlyStopping: headStopping(settings),
         reduceLrOnPlateau: settings.reduceLrOnPlateau,
         runtime: settings.runtime,
         seed,

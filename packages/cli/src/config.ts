@@ -73,6 +73,11 @@ export const runConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         perClass: z.number().int().positive().default(500),
+        /**
+         * Leaves out synthetic train rows whose own class gets a probability below this from a
+         * head trained on the real train images (the run's head settings). 0 keeps every row.
+         */
+        minConfidence: z.number().min(0).lt(1).default(0),
         gan: z.record(z.string(), z.unknown()).default({}),
       })
       .strict()

@@ -21,7 +21,7 @@ import { resolveSynthConfig, runSynth, type QualitySummary, type SynthConfig } f
 import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeaturesCached, extractFeaturesParallel, FeatureCache, FeatureLayerError, loadBackbone, resolveInferenceRuntime, resolveTrainingRuntime, type Backbone, type MixRecipe } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
-import { benchmarkMixes, type FineTuneContext, type MixResult } from './benchmark.js';
+import { benchmarkMixes, syntheticLabelConfidence, type FineTuneContext, type MixResult } from './benchmark.js';
 import { writeReport } from './report.js';
 import { verifyAugmentedSources } from './verify-views.js';
 import { writeRunFigures } from './report-figures.js';
@@ -49,7 +49,16 @@ export interface RunMetrics {
   timings: Record<string, number>;
   dataset: { path: string; classNames: string[]; splits: Record<string, number> };
   /** GAN training summary. `quality` contains every checkpoint's quality record and the chosen one's, or null when not measured. */
-  synth: { epochsCompleted: number; steps: number; stoppedBy: string; seconds: number; trainingRuntime?: 'onnxruntime' | 'tfjs'; quality: QualitySummary | null } | null;
+  synth: {
+    epochsCompleted: number;
+    steps: number;
+    stoppedBy: string;
+    seconds: number;
+    trainingRuntime?: 'onnxruntime' | 'tfjs';
+    quality: QualitySummary | null;
+    /** Synthetic train rows sampled, and those that `synth.minConfidence` kept. Absent when it is 0. */
+    filtered?: { kept: number; sampled: number };
+  } | null;
   mixes: MixResult[];
   config: RunConfig;
 }
@@ -85,6 +94,9 @@ function checkSetting<T>(field: string, check: () => T): T {
  */
 export function preflight(config: RunConfig, dataset: LabelledDataset, needs: Set<string>): void {
   if (needs.has('augmented')) checkSetting('augment.transforms', () => resolveTransformConfig(config.augment.transforms as TransformOptions));
+  if (needs.has('synthetic') && config.synth.minConfidence > 0 && !needs.has('real')) {
+    throw new InputError(`synth.minConfidence trains its filter on the real train images, but no mix in train.mixes uses real rows. Add a mix with real rows, or set synth.minConfidence to 0.`);
+  }
   if (needs.has('synthetic')) {
     checkSetting('synth.gan', () => resolveSynthConfig({ seed: config.seed, ...(config.synth.gan as Partial<SynthConfig>) }));
     const { height, width } = dataset.records[0];
@@ -184,6 +196,24 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
 
   const features = await timed(timings, 'features', () => featuresByRecord(backbone, records, config, log, options.quiet));
 
+  let runTrainRows = runRecords.filter((record) => record.split === 'train');
+  // The summary is filled inside a callback, which hides its assignment from the compiler's narrowing.
+  const synthResult = synthSummary as RunMetrics['synth'];
+  if (synthResult !== null && config.synth.minConfidence > 0) {
+    const synthetic = runTrainRows.filter((record) => record.origin === 'synthetic');
+    const real = { train: runTrainRows.filter((record) => record.origin === 'real'), val: evaluation.filter((record) => record.split === 'val') };
+    const confidence = await timed(timings, 'synthetic filter', () =>
+      syntheticLabelConfidence(synthetic, real, features, backbone.featureSize, dataset.classNames.length, config.train, config.seed),
+    );
+    const dropped = new Set(synthetic.filter((_, i) => confidence[i] < config.synth.minConfidence));
+    if (dropped.size === synthetic.length) {
+      throw new InputError(`synth.minConfidence ${config.synth.minConfidence} left none of the ${synthetic.length} synthetic images in ${join(runDir, 'synthetic')}: a head of the real train images gives every one a lower probability for its own class. Lower synth.minConfidence, or train the GAN longer.`);
+    }
+    runTrainRows = runTrainRows.filter((record) => !dropped.has(record));
+    synthResult.filtered = { kept: synthetic.length - dropped.size, sampled: synthetic.length };
+    log(`synthetic filter: kept ${synthResult.filtered.kept} of ${synthetic.length} synthetic images, those whose own class a head of the real train images gives a probability of ${config.synth.minConfidence} or more`);
+  }
+
   const fineTuning = config.train.strategy !== 'feature-extraction' ? await prepareFineTuning(backbone, records, config, options.quiet) : undefined;
   const evaluationSplits = {
     val: records.filter((record) => record.split === 'val'),
@@ -191,7 +221,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   };
   const results = await timed(timings, 'train', () =>
     benchmarkMixes({
-      mixes: composeMixes(mixes, runRecords.filter((record) => record.split === 'train'), folders, config.seed),
+      mixes: composeMixes(mixes, runTrainRows, folders, config.seed),
       evaluation: evaluationSplits,
       features,
       featureSize: backbone.featureSize,

@@ -65,7 +65,9 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
   if (metrics.synth !== null) {
     lines.push(
       `GAN: ${metrics.synth.epochsCompleted} ${metrics.synth.epochsCompleted === 1 ? 'epoch' : 'epochs'}, ${metrics.synth.steps} steps in ${metrics.synth.seconds} s in ${metrics.synth.trainingRuntime ?? 'tfjs'} (stopped by ${metrics.synth.stoppedBy === 'timeBudget' ? 'the time budget' : 'the epoch limit'}); ` +
-        `${config.synth.perClass} synthetic images per class. Samples: \`synthetic/samples.png\`.`,
+        `${config.synth.perClass} synthetic images per class` +
+        (metrics.synth.filtered === undefined ? '' : `, of which ${metrics.synth.filtered.kept} of ${metrics.synth.filtered.sampled} passed \`synth.minConfidence\` ${config.synth.minConfidence}`) +
+        `. Samples: \`synthetic/samples.png\`.`,
     );
   }
   if (config.augment.enabled) lines.push(`Augmentation: ${config.augment.viewsPerImage} views per real train image. Examples: \`augmented/examples.png\`.`);
