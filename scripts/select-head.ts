@@ -3,16 +3,22 @@
  * cross-validation on the train and validation splits together. The test split is never read.
  * Inside each fold the head trains either with early stopping, on 85% of the training part with
  * the other 15% held out to stop on, or for a fixed number of epochs on all of it. The held-out
- * fold is scored.
+ * fold is scored. With `--views`, each training row also brings that many augmented views, drawn
+ * with a named set of transforms. The scored fold and the rows held out for early stopping get no views.
  *
  *   node --import tsx scripts/select-head.ts [--data data.npz] [--sizes 96,128,160,224]
  *     [--layers out,block_16_expand_relu,block_6_expand_relu+block_16_expand_relu] [--folds 5]
  *     [--heads 64x1,64x5,256x1,256x5] [--epochs early,8,30] [--rates 0.001,0.0003]
+ *     [--views 0,4,8] [--transforms sets.json] [--transform-sets flip,mild] [--fold-seed 7]
  *
  * A layer set joins layer names with `+`: their pooled outputs are concatenated. A head is
  * hidden units x ensemble members. `early` stops early; a number trains that many epochs.
+ * `--transforms` names a JSON file that maps set names to augment transform options. Without it,
+ * the one set is `demo`: the transforms of examples/breastmnist.json.
  */
+import { readFile } from 'node:fs/promises';
 import { loadDataset, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
+import { augmentRecord, viewSeed, type TransformOptions } from '@scarce/augment';
 import { evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
 
 function option(name: string, fallback: string): string {
@@ -43,6 +49,7 @@ const dataPath = option('data', 'fixtures/breastmnist/breastmnist.npz');
 const sizes = numbers('sizes', '96,128,160,224', (value) => Number.isInteger(value) && value >= 32, 'input sizes of 32 px or more, separated by commas');
 /** `out` is the backbone's own output; `+` joins layers whose pooled outputs are concatenated. */
 const layers = option('layers', 'out,block_16_expand_relu').split(',');
+const [foldSeed] = numbers('fold-seed', '7', (value) => Number.isInteger(value) && value >= 0, 'a whole number');
 const [folds] = numbers('folds', '5', (value) => positiveInteger(value) && value >= 2, 'a whole number of folds, 2 or more');
 const headText = option('heads', '64x1,64x5,256x1,256x5');
 const heads: HeadOptions[] = headText.split(',').map((head) => {
@@ -56,6 +63,17 @@ const epochChoices = epochText.split(',').map((item) => {
   return item;
 });
 const rates = numbers('rates', '0.001', (value) => Number.isFinite(value) && value > 0, 'learning rates above 0, separated by commas');
+const viewCounts = numbers('views', '0', (value) => Number.isInteger(value) && value >= 0, 'whole numbers of augmented views per image, separated by commas');
+const maxViews = Math.max(...viewCounts);
+const transformsPath = option('transforms', '');
+const transformSets: Record<string, TransformOptions> =
+  transformsPath === ''
+    ? { demo: JSON.parse(await readFile('examples/breastmnist.json', 'utf8')).augment.transforms }
+    : JSON.parse(await readFile(transformsPath, 'utf8'));
+const setNames = maxViews === 0 ? ['none'] : option('transform-sets', Object.keys(transformSets).join(',')).split(',');
+for (const name of setNames) {
+  if (maxViews > 0 && transformSets[name] === undefined) fail(`Transform set '${name}' is not in ${transformsPath || 'examples/breastmnist.json'}; it has ${Object.keys(transformSets).join(', ')}`);
+}
 
 await selectBackend();
 const dataset = await loadDataset(dataPath);
@@ -63,7 +81,7 @@ const pool: ImageRecord[] = [...recordsOfSplit(dataset, 'train'), ...recordsOfSp
 const labels = pool.map((record) => record.label);
 
 // Stratified folds: each class is shuffled and dealt round-robin.
-const random = new Random(7);
+const random = new Random(foldSeed);
 const foldRows: number[][] = Array.from({ length: folds }, () => []);
 for (let label = 0; label < dataset.classNames.length; label++) {
   const rows = random.shuffle(labels.flatMap((value, row) => (value === label ? [row] : [])));
@@ -71,43 +89,65 @@ for (let label = 0; label < dataset.classNames.length; label++) {
 }
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
-console.log(`${folds}-fold cross-validation on ${pool.length} train + val images of ${dataPath}\n`);
-console.log('| input px | feature layer | units | ensemble | epochs | learning rate | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log(`${folds}-fold cross-validation (fold seed ${foldSeed}) on ${pool.length} train + val images of ${dataPath}\n`);
+console.log('| input px | feature layer | transforms | views | units | ensemble | epochs | learning rate | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const inputSize of sizes) {
   for (const layer of layers) {
     const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer: layer === 'out' ? undefined : layer.split('+') });
     const features = await extractFeaturesParallel(backbone, pool, { quiet: true });
     const size = backbone.featureSize;
-    const pick = (rows: number[]): FeatureSet => {
-      const matrix = new Float32Array(rows.length * size);
-      rows.forEach((row, i) => matrix.set(features.subarray(row * size, (row + 1) * size), i * size));
-      return { features: matrix, labels: rows.map((row) => labels[row]) };
-    };
-
-    for (const head of heads) {
-      for (const epochs of epochChoices) {
-        for (const learningRate of rates) {
-          const accuracies: number[] = [];
-          const aucs: number[] = [];
-          for (let fold = 0; fold < folds; fold++) {
-            const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
-            const options = { ...head, learningRate, seed: fold };
-            let training;
-            if (epochs === 'early') {
-              const stopRows = Math.round(rest.length * 0.15);
-              training = await trainHead(pick(rest.slice(stopRows)), pick(rest.slice(0, stopRows)), dataset.classNames.length, options);
-            } else {
-              // A fixed length: no rows are held out, and the training loss is only logged.
-              const fixed = { epochs: Number(epochs), earlyStopping: { monitor: 'loss', patience: Number(epochs), restoreBestWeights: false } };
-              training = await trainHead(pick(rest), { features: new Float32Array(0), labels: [] }, dataset.classNames.length, { ...options, ...fixed });
-            }
-            const scored = pick(foldRows[fold]);
-            const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, dataset.classNames.length);
-            accuracies.push(report.accuracy);
-            aucs.push(report.auc);
-            training.head.dispose();
+    for (const setName of setNames) {
+      // View v of pool row r sits at r * maxViews + v. Each view is drawn once and reused by every fold.
+      const views = maxViews === 0
+        ? new Float32Array(0)
+        : await extractFeaturesParallel(
+            backbone,
+            await Promise.all(pool.flatMap((record, row) => Array.from({ length: maxViews }, (_, v) => augmentRecord({ ...record, split: 'train', sourceIndex: row }, transformSets[setName], viewSeed(3, row, v + 1), v + 1)))),
+            { quiet: true },
+          );
+      /** Features of `rows`, followed by the first `viewCount` augmented views of each. */
+      const pick = (rows: number[], viewCount = 0): FeatureSet => {
+        const matrix = new Float32Array(rows.length * (1 + viewCount) * size);
+        rows.forEach((row, i) => matrix.set(features.subarray(row * size, (row + 1) * size), i * size));
+        rows.forEach((row, i) => {
+          for (let v = 0; v < viewCount; v++) {
+            const from = (row * maxViews + v) * size;
+            matrix.set(views.subarray(from, from + size), (rows.length + i * viewCount + v) * size);
           }
-          console.log(`| ${inputSize} | ${layer} | ${head.units} | ${head.ensemble} | ${epochs} | ${learningRate} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
+        });
+        return { features: matrix, labels: [...rows.map((row) => labels[row]), ...rows.flatMap((row) => Array<number>(viewCount).fill(labels[row]))] };
+      };
+
+      for (const viewCount of viewCounts) {
+        // Rows without views do not depend on the transform set: score them once.
+        if (viewCount === 0 && setName !== setNames[0]) continue;
+        for (const head of heads) {
+          for (const epochs of epochChoices) {
+            for (const learningRate of rates) {
+              const accuracies: number[] = [];
+              const aucs: number[] = [];
+              for (let fold = 0; fold < folds; fold++) {
+                const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
+                const options = { ...head, learningRate, seed: fold };
+                let training;
+                if (epochs === 'early') {
+                  const stopRows = Math.round(rest.length * 0.15);
+                  training = await trainHead(pick(rest.slice(stopRows), viewCount), pick(rest.slice(0, stopRows)), dataset.classNames.length, options);
+                } else {
+                  // A fixed length: no rows are held out, and the training loss is only logged.
+                  const fixed = { epochs: Number(epochs), earlyStopping: { monitor: 'loss', patience: Number(epochs), restoreBestWeights: false } };
+                  training = await trainHead(pick(rest, viewCount), { features: new Float32Array(0), labels: [] }, dataset.classNames.length, { ...options, ...fixed });
+                }
+                const scored = pick(foldRows[fold]);
+                const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, dataset.classNames.length);
+                accuracies.push(report.accuracy);
+                aucs.push(report.auc);
+                training.head.dispose();
+              }
+              const transforms = viewCount === 0 ? 'none' : setName;
+              console.log(`| ${inputSize} | ${layer} | ${transforms} | ${viewCount} | ${head.units} | ${head.ensemble} | ${epochs} | ${learningRate} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
+            }
+          }
         }
       }
     }
