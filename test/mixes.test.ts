@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ImageRecord, Origin } from '@scarce/core';
-import { composeRecipe, recipeOfName, type MixRecipe } from '@scarce/train';
+import { checkNoLeakage, composeRecipe, recipeOfName, type MixRecipe } from '@scarce/train';
 import { parseRunConfig } from '../packages/cli/src/config.js';
 
 function rows(origin: Origin, count: number): ImageRecord[] {
@@ -66,4 +66,29 @@ test('config names a bad mix', () => {
     () => parseRunConfig({ data: { path: 'x.npz' }, train: { mixes: [{ name: 'x', sources: [{ from: 'real', count: 1, ratio: 1 }] }] } }, 'run.json', '/base'),
     /train\.mixes.*give count or ratio, not both/s,
   );
+});
+
+test('leakage check allows unchanged views', () => {
+  const image = (pixel: number, origin: Origin, split: ImageRecord['split'], sourceIndex: number): ImageRecord => ({
+    pixels: new Uint8Array([pixel, pixel]),
+    height: 1,
+    width: 2,
+    channels: 1,
+    label: 0,
+    origin,
+    split,
+    sourceIndex,
+    view: origin === 'augmented' ? 1 : 0,
+    seed: 0,
+    params: null,
+  });
+  // Train image 0 repeats test image 5, as BreastMNIST's official splits do once.
+  const testRows = [image(7, 'real', 'test', 5)];
+  const real = [image(7, 'real', 'train', 0), image(9, 'real', 'train', 1)];
+
+  const unchangedView = image(7, 'augmented', 'train', 0);
+  assert.deepEqual(checkNoLeakage([...real, unchangedView], testRows), ['real train image 0 equals test image 5']);
+
+  const viewOfOtherImage = image(7, 'augmented', 'train', 1);
+  assert.throws(() => checkNoLeakage([...real, viewOfOtherImage], testRows), /could leak evaluation data: augmented train image 1 equals test image 5/);
 });

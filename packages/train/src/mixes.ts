@@ -77,7 +77,8 @@ function pixelDigest(record: ImageRecord): string {
  * train split, augmented rows whose source is not a real train record, and augmented or
  * synthetic rows whose pixels equal a validation or test image. Real training images that equal
  * an evaluation image are returned rather than rejected, because public benchmarks ship such
- * duplicates in their official splits (BreastMNIST has one between train and test).
+ * duplicates in their official splits (BreastMNIST has one between train and test). An augmented
+ * view that left its source unchanged, such as an undrawn flip, counts as that real image.
  */
 export function checkNoLeakage(trainRows: readonly ImageRecord[], evaluationRows: readonly ImageRecord[]): string[] {
   const realTrainIndices = new Set(trainRows.filter((row) => row.origin === 'real').map((row) => row.sourceIndex));
@@ -97,10 +98,14 @@ export function checkNoLeakage(trainRows: readonly ImageRecord[], evaluationRows
   }
 
   const evaluationDigests = new Map(evaluationRows.map((row) => [pixelDigest(row), row]));
+  const realDigests = new Map(trainRows.filter((row) => row.origin === 'real').map((row) => [row.sourceIndex, pixelDigest(row)]));
   const duplicates: string[] = [];
   for (const row of trainRows) {
-    const match = evaluationDigests.get(pixelDigest(row));
+    const digest = pixelDigest(row);
+    const match = evaluationDigests.get(digest);
     if (match === undefined) continue;
+    // An unchanged view repeats its source, and the source's own row reports the duplicate.
+    if (row.origin === 'augmented' && realDigests.get(row.sourceIndex) === digest) continue;
     const description = `${row.origin} train image ${row.sourceIndex ?? '(synthetic)'} equals ${match.split} image ${match.sourceIndex}`;
     if (row.origin !== 'real') throw new InputError(`A training row could leak evaluation data: ${description}.`);
     duplicates.push(description);
