@@ -13,7 +13,7 @@
  *   is reported beside it.
  *
  *   node --import tsx scripts/evaluate-synth.ts [--seeds 0,1,2] [--time-budget 300]
- *     [--mnist-time-budget S] [--per-class 500] [--out runs/evaluate-synth] [--parts breastmnist,mnist]
+ *     [--mnist-time-budget S] [--per-class 500] [--min-confidence P] [--out runs/evaluate-synth] [--parts breastmnist,mnist]
  *     [--checkpoint-every N] [--mnist-checkpoint-every 1] [--select-by frechetDistance]
  *     [--mnist-val 0.1] [--config examples/breastmnist.json] [--backend auto] [--force]
  *
@@ -228,8 +228,9 @@ if (flags['time-budget'] === undefined && configuredBudget === null) {
 const timeBudget = flags['time-budget'] === undefined ? configuredBudget! : integerFlag('time-budget', flags['time-budget'], 1);
 const mnistTimeBudget = flags['mnist-time-budget'] === undefined ? timeBudget : integerFlag('mnist-time-budget', flags['mnist-time-budget'], 1);
 const perClass = flags['per-class'] === undefined ? runConfig.synth.perClass : integerFlag('per-class', flags['per-class'], 1);
-const minConfidence = flags['min-confidence'] === undefined ? runConfig.synth.minConfidence : Number(flags['min-confidence']);
-if (!(minConfidence >= 0 && minConfidence < 1)) throw new InputError(`Invalid --min-confidence '${flags['min-confidence']}': expected a probability in [0, 1).`);
+const minConfidenceText = flags['min-confidence'];
+const minConfidence = minConfidenceText === undefined ? runConfig.synth.minConfidence : Number(minConfidenceText);
+if (minConfidenceText?.trim() === '' || !(minConfidence >= 0 && minConfidence < 1)) throw new InputError(`Invalid --min-confidence '${flags['min-confidence']}': expected a probability in [0, 1).`);
 const checkpointEvery = flags['checkpoint-every'] === undefined ? undefined : integerFlag('checkpoint-every', flags['checkpoint-every'], 1);
 const mnistCheckpointEvery = integerFlag('mnist-checkpoint-every', flags['mnist-checkpoint-every'], 1);
 const mnistValidationShare = Number(flags['mnist-val']);
@@ -305,6 +306,9 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
   if (minConfidence > 0) {
     const confidence = await syntheticLabelConfidence(sampled, real, features, size, dataset.classNames.length, runConfig.train, seed);
     synthetic = sampled.filter((_, i) => confidence[i] >= minConfidence);
+    if (synthetic.length === 0) {
+      throw new InputError(`--min-confidence ${minConfidence} left none of the ${sampled.length} synthetic images of GAN seed ${seed} in ${join(directory, 'synthetic')}. Pass a lower --min-confidence.`);
+    }
     log(`  kept ${synthetic.length} of ${sampled.length} synthetic images at min confidence ${minConfidence}`);
   }
   const mixes = await benchmarkMixes({
@@ -436,6 +440,7 @@ function breastTable(results: readonly BreastSeedResult[]): string[] {
     row('real + synthetic: accuracy', '', (result) => result.classifiers['real+synthetic'].accuracy),
     row('real + synthetic: AUC', '≥ real only', (result) => result.classifiers['real+synthetic'].auc),
     row('AUC of real + synthetic minus real only', '≥ 0', (result) => result.classifiers['real+synthetic'].auc - result.classifiers.real.auc),
+    row('synthetic images the classifiers used', '', (result) => result.synthetic.kept),
     row('class consistency', '', (result) => result.classConsistency),
     row('Fréchet distance (64 px features)', '', (result) => result.frechetDistance),
   ];

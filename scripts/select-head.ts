@@ -18,8 +18,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { loadDataset, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
-import { augmentRecord, viewSeed, type TransformOptions } from '@scarce/augment';
+import { augmentRecord, resolveTransformConfig, viewSeed, type TransformOptions } from '@scarce/augment';
 import { evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
+
+const OPTIONS = ['data', 'sizes', 'layers', 'folds', 'heads', 'epochs', 'rates', 'views', 'transforms', 'transform-sets', 'fold-seed'];
+for (const argument of process.argv.slice(2)) {
+  if (argument.startsWith('--') && !OPTIONS.includes(argument.slice(2))) fail(`Unknown option ${argument}; the options are --${OPTIONS.join(', --')}`);
+}
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -30,7 +35,7 @@ function option(name: string, fallback: string): string {
 }
 
 function fail(message: string): never {
-  console.error(`${message}. Usage is in the header of scripts/select-head.ts.`);
+  console.error(`${message.replace(/\.$/, '')}. Usage is in the header of scripts/select-head.ts.`);
   process.exit(2);
 }
 
@@ -39,9 +44,17 @@ function numbers(name: string, fallback: string, valid: (value: number) => boole
   const text = option(name, fallback);
   return text.split(',').map((item) => {
     const value = Number(item);
-    if (item.trim() === '' || !valid(value)) fail(`Invalid --${name} '${text}': expected ${expected}`);
+    // Decimal notation only, so '0x10' and '' are rejected rather than read as 16 and 0.
+    if (!/^\d*\.?\d+(e-?\d+)?$/i.test(item.trim()) || !valid(value)) fail(`Invalid --${name} '${text}': expected ${expected}`);
     return value;
   });
+}
+
+/** Reads an option that takes one number. */
+function oneNumber(name: string, fallback: string, valid: (value: number) => boolean, expected: string): number {
+  const values = numbers(name, fallback, valid, expected);
+  if (values.length > 1) fail(`Invalid --${name} '${option(name, fallback)}': expected ${expected}, not a list`);
+  return values[0];
 }
 
 const positiveInteger = (value: number) => Number.isInteger(value) && value > 0;
@@ -49,8 +62,8 @@ const dataPath = option('data', 'fixtures/breastmnist/breastmnist.npz');
 const sizes = numbers('sizes', '96,128,160,224', (value) => Number.isInteger(value) && value >= 32, 'input sizes of 32 px or more, separated by commas');
 /** `out` is the backbone's own output; `+` joins layers whose pooled outputs are concatenated. */
 const layers = option('layers', 'out,block_16_expand_relu').split(',');
-const [foldSeed] = numbers('fold-seed', '7', (value) => Number.isInteger(value) && value >= 0, 'a whole number');
-const [folds] = numbers('folds', '5', (value) => positiveInteger(value) && value >= 2, 'a whole number of folds, 2 or more');
+const foldSeed = oneNumber('fold-seed', '7', (value) => Number.isInteger(value) && value >= 0 && value < 2 ** 32, 'a whole number from 0 to 4294967295');
+const folds = oneNumber('folds', '5', (value) => positiveInteger(value) && value >= 2, 'a whole number of folds, 2 or more');
 const headText = option('heads', '64x1,64x5,256x1,256x5');
 const heads: HeadOptions[] = headText.split(',').map((head) => {
   const [units, ensemble, ...rest] = head.split('x').map(Number);
@@ -63,16 +76,40 @@ const epochChoices = epochText.split(',').map((item) => {
   return item;
 });
 const rates = numbers('rates', '0.001', (value) => Number.isFinite(value) && value > 0, 'learning rates above 0, separated by commas');
-const viewCounts = numbers('views', '0', (value) => Number.isInteger(value) && value >= 0, 'whole numbers of augmented views per image, separated by commas');
+const MAX_VIEWS = 64;
+const viewCounts = numbers('views', '0', (value) => Number.isInteger(value) && value >= 0 && value <= MAX_VIEWS, `whole numbers of augmented views per image from 0 to ${MAX_VIEWS}, separated by commas`);
 const maxViews = Math.max(...viewCounts);
 const transformsPath = option('transforms', '');
-const transformSets: Record<string, TransformOptions> =
-  transformsPath === ''
-    ? { demo: JSON.parse(await readFile('examples/breastmnist.json', 'utf8')).augment.transforms }
-    : JSON.parse(await readFile(transformsPath, 'utf8'));
-const setNames = maxViews === 0 ? ['none'] : option('transform-sets', Object.keys(transformSets).join(',')).split(',');
+const transformSets = maxViews === 0 ? {} : await readTransformSets(transformsPath);
+const setNames = maxViews === 0 ? ['none'] : [...new Set(option('transform-sets', Object.keys(transformSets).join(',')).split(','))];
 for (const name of setNames) {
-  if (maxViews > 0 && transformSets[name] === undefined) fail(`Transform set '${name}' is not in ${transformsPath || 'examples/breastmnist.json'}; it has ${Object.keys(transformSets).join(', ')}`);
+  if (maxViews > 0 && !Object.hasOwn(transformSets, name)) fail(`Transform set '${name}' is not in ${transformsPath || 'examples/breastmnist.json'}; it has ${Object.keys(transformSets).join(', ')}`);
+}
+
+/**
+ * Reads the named transform sets of `--transforms`, or the demo config's transforms as `demo`,
+ * and checks each set before any work starts.
+ */
+async function readTransformSets(path: string): Promise<Record<string, TransformOptions>> {
+  const file = path === '' ? 'examples/breastmnist.json' : path;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    fail(`Cannot read --transforms ${file}: ${(error as Error).message}. Give a JSON file that maps set names to augment transform options`);
+  }
+  const sets = path === '' ? { demo: (parsed as { augment: { transforms: TransformOptions } }).augment.transforms } : parsed;
+  if (typeof sets !== 'object' || sets === null || Array.isArray(sets) || Object.keys(sets).length === 0) {
+    fail(`Invalid --transforms ${file}: expected a JSON object that maps set names to augment transform options, e.g. { "flip": { "horizontalFlip": true } }`);
+  }
+  for (const [name, transforms] of Object.entries(sets)) {
+    try {
+      resolveTransformConfig(transforms as TransformOptions);
+    } catch (error) {
+      fail(`Invalid transform set '${name}' in ${file}: ${(error as Error).message}`);
+    }
+  }
+  return sets as Record<string, TransformOptions>;
 }
 
 await selectBackend();

@@ -6,8 +6,8 @@
  * each class, in a seeded shuffle, and are scored on the validation split. The test split is
  * never read.
  *
- * With --min-confidence, a head trained for the config's fixed length on the real train images
- * alone (seed 0) first scores each synthetic image, and images whose conditioned class gets a
+ * With --min-confidence, a head first trains for the config's fixed length on the real train
+ * images alone (seed 0) and scores each synthetic image. Images whose conditioned class gets a
  * lower probability are left out before the first N of each class are taken.
  *
  *   node --import tsx scripts/select-synthetic-count.ts [--runs runs/evaluate-synth/breastmnist]
@@ -47,7 +47,7 @@ function wholeNumbers(name: string, text: string): number[] {
 const counts = wholeNumbers('counts', flags.counts);
 const headSeeds = wholeNumbers('seeds', flags.seeds);
 const confidenceText = flags['min-confidence'];
-const minConfidences = confidenceText.split(',').map((item) => {
+const minConfidences = [...new Set(confidenceText.split(','))].map((item) => {
   const value = Number(item);
   if (item.trim() === '' || !(value >= 0 && value < 1)) {
     console.error(`Invalid --min-confidence '${confidenceText}': expected probabilities in [0, 1), separated by commas.`);
@@ -74,9 +74,9 @@ const { head } = runConfig.train;
 // The heads train for a fixed number of epochs and keep their last weights, as the demo's do.
 const fixedLength = { epochs: head.epochs, earlyStopping: { monitor: 'loss', patience: head.epochs, restoreBestWeights: false } };
 
-type Scores = { auc: number[]; accuracy: number[]; kept: number[] };
+type Scores = { auc: number[]; accuracy: number[]; syntheticUsed: number[] };
 /** Scores by minimum confidence, then by synthetic images per class. */
-const scores = new Map<number, Map<number, Scores>>(minConfidences.map((confidence) => [confidence, new Map(counts.map((count) => [count, { auc: [], accuracy: [], kept: [] }]))]));
+const scores = new Map<number, Map<number, Scores>>(minConfidences.map((confidence) => [confidence, new Map(counts.map((count) => [count, { auc: [], accuracy: [], syntheticUsed: [] }]))]));
 for (const folder of runFolders.sort()) {
   const synthetic = (await readShardFolder(join(flags.runs, folder, 'synthetic'))).records;
   const records: ImageRecord[] = [...train, ...validation, ...synthetic];
@@ -87,20 +87,20 @@ for (const folder of runFolders.sort()) {
   const shuffled = Array.from({ length: numClasses }, (_, label) => new Random(label).shuffle(synthetic.filter((record) => record.label === label)));
   const confidence = new Map<ImageRecord, number>();
   if (minConfidences.some((value) => value > 0)) {
-    // The filter's head sees the train images alone, so the validation split only scores.
+    // The filter's head trains on the train images alone, so the validation split only measures.
     const scoresOfLabels = await syntheticLabelConfidence(synthetic, { train, val: [] }, featuresOf, size, numClasses, { ...runConfig.train, trainOnValidation: true }, 0);
     synthetic.forEach((record, i) => confidence.set(record, scoresOfLabels[i]));
   }
 
   for (const minConfidence of minConfidences) {
-    const kept = shuffled.map((images) => images.filter((record) => minConfidence === 0 || confidence.get(record)! >= minConfidence));
+    const keptByClass = shuffled.map((images) => images.filter((record) => minConfidence === 0 || confidence.get(record)! >= minConfidence));
     for (const count of counts) {
       // Without synthetic images the filter changes nothing: score that row once.
       if (count === 0 && minConfidence !== minConfidences[0]) continue;
-      const chosen = kept.flatMap((images) => images.slice(0, count));
+      const chosen = keptByClass.flatMap((images) => images.slice(0, count));
       const rows = stackFeatures([...train, ...chosen], featuresOf, size);
       const cell = scores.get(minConfidence)!.get(count)!;
-      cell.kept.push(chosen.length);
+      cell.syntheticUsed.push(chosen.length);
       for (const seed of headSeeds) {
         const training = await trainHead(rows, { features: new Float32Array(0), labels: [] }, numClasses, { ...head, ...fixedLength, runtime: runConfig.train.runtime, seed });
         const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, numClasses);
@@ -108,8 +108,6 @@ for (const folder of runFolders.sort()) {
         cell.auc.push(report.auc);
         cell.accuracy.push(report.accuracy);
       }
-      // A count past every class's kept images repeats the last row's training set.
-      if (kept.every((images) => images.length <= count)) break;
     }
   }
   console.error(`${folder}: ${synthetic.length} synthetic images scored`);
@@ -123,8 +121,8 @@ const format = (values: number[]) => {
   return `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
 };
 for (const [minConfidence, byCount] of scores) {
-  for (const [count, { auc, accuracy, kept }] of byCount) {
+  for (const [count, { auc, accuracy, syntheticUsed }] of byCount) {
     if (auc.length === 0) continue;
-    console.log(`| ${minConfidence} | ${count} | ${Math.round(kept.reduce((sum, value) => sum + value, 0) / kept.length)} | ${format(auc)} | ${format(accuracy)} |`);
+    console.log(`| ${count === 0 ? 'none' : minConfidence} | ${count} | ${Math.round(syntheticUsed.reduce((sum, value) => sum + value, 0) / syntheticUsed.length)} | ${format(auc)} | ${format(accuracy)} |`);
   }
 }

@@ -48,18 +48,21 @@ test('run writes a report with every mix', async () => {
   }
   const rows = Object.fromEntries(metrics.mixes.map((mix: { mix: string; rows: object }) => [mix.mix, mix.rows]));
   assert.deepEqual(rows['real+augmented'], { real: 48, augmented: 96, synthetic: 0 });
-  // The filter's head scores all 24 sampled images; the mixes train on those it kept.
+  // The filter's head scores all 24 sampled images, and the mixes train on those it kept.
   const { kept, sampled } = metrics.synth.filtered;
   assert.equal(sampled, 24);
-  assert.ok(kept >= 1 && kept <= 24, `kept ${kept} of 24`);
+  assert.ok(kept >= 1, `kept ${kept} of 24`);
+  assert.ok(kept <= 24, `kept ${kept} of 24`);
   assert.deepEqual(rows['synthetic'], { real: 0, augmented: 0, synthetic: kept });
   assert.equal(rows['real+synthetic'].synthetic, kept);
+  assert.equal(metrics.synth.filtered.keptPerClass.reduce((sum: number, count: number) => sum + count, 0), kept);
   assert.ok(events.some((event) => event.event === 'log' && (event.message as string).startsWith(`synthetic filter: kept ${kept} of 24 synthetic images`)));
   assert.equal(metrics.backend, 'wasm');
 
   const report = await readFile(join(dir, 'runs', 'tiny', 'report.md'), 'utf8');
   for (const mix of ['| real |', '| real+augmented |', '| real+synthetic |', '| real+augmented+synthetic |', '| synthetic |']) assert.ok(report.includes(mix), mix);
   const html = await readFile(join(dir, 'runs', 'tiny', 'report.html'), 'utf8');
+  assert.ok(html.includes(`The mixes used ${kept} of its 24 synthetic images: those that passed <code>synth.minConfidence</code> 0.2.`));
   assert.deepEqual([...html.matchAll(/data-plot="([^"]+)"/g)].map((match) => match[1]), ['scores', 'loss', 'validation', 'confusion', 'gan']);
   const images = [...html.matchAll(/<img src="data:image\/png;base64,[^"]+" alt="([^"]+)"/g)].map((match) => match[1]);
   const expectedImages = ['Real train images', 'Synthetic images', 'Augmented views', 'Real and synthetic: malignant', 'Real and synthetic: benign', 'Nearest real images'];
@@ -67,6 +70,10 @@ test('run writes a report with every mix', async () => {
   const synthetic = await readShardFolder(join(dir, 'runs', 'tiny', 'synthetic'));
   assert.equal(synthetic.records.length, 24);
   assert.ok(synthetic.records.every((record) => record.origin === 'synthetic' && record.sourceIndex === null));
+
+  const plan = runCli(['run', configPath, '--dry-run', '--force']);
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.match(plan.stdout, /less than 0\.2 for their own class are left out, so mixes may get fewer synthetic rows than planned/);
 
   const again = runCli(['run', configPath, '--quiet']);
   assert.equal(again.status, 2, 'an existing run is not overwritten without --force');

@@ -56,8 +56,8 @@ export interface RunMetrics {
     seconds: number;
     trainingRuntime?: 'onnxruntime' | 'tfjs';
     quality: QualitySummary | null;
-    /** Synthetic train rows sampled, and those that `synth.minConfidence` kept. Absent when it is 0. */
-    filtered?: { kept: number; sampled: number };
+    /** Synthetic train rows sampled, and those that `synth.minConfidence` kept, in all and per class. Absent when it is 0. */
+    filtered?: { kept: number; sampled: number; keptPerClass: number[] };
   } | null;
   mixes: MixResult[];
   config: RunConfig;
@@ -196,22 +196,36 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
 
   const features = await timed(timings, 'features', () => featuresByRecord(backbone, records, config, log, options.quiet));
 
-  let runTrainRows = runRecords.filter((record) => record.split === 'train');
-  // The summary is filled inside a callback, which hides its assignment from the compiler's narrowing.
-  const synthResult = synthSummary as RunMetrics['synth'];
-  if (synthResult !== null && config.synth.minConfidence > 0) {
-    const synthetic = runTrainRows.filter((record) => record.origin === 'synthetic');
-    const real = { train: runTrainRows.filter((record) => record.origin === 'real'), val: evaluation.filter((record) => record.split === 'val') };
+  /** Leaves out the run's synthetic rows below synth.minConfidence, and records and logs what it kept. */
+  async function filterSynthetic(rows: ImageRecord[], summary: NonNullable<RunMetrics['synth']>): Promise<ImageRecord[]> {
+    const { minConfidence } = config.synth;
+    const synthetic = rows.filter((record) => record.origin === 'synthetic');
+    const real = { train: rows.filter((record) => record.origin === 'real'), val: evaluation.filter((record) => record.split === 'val') };
     const confidence = await timed(timings, 'synthetic filter', () =>
       syntheticLabelConfidence(synthetic, real, features, backbone.featureSize, dataset.classNames.length, config.train, config.seed),
     );
-    const dropped = new Set(synthetic.filter((_, i) => confidence[i] < config.synth.minConfidence));
+    const dropped = new Set(synthetic.filter((_, i) => confidence[i] < minConfidence));
     if (dropped.size === synthetic.length) {
-      throw new InputError(`synth.minConfidence ${config.synth.minConfidence} left none of the ${synthetic.length} synthetic images in ${join(runDir, 'synthetic')}: a head of the real train images gives every one a lower probability for its own class. Lower synth.minConfidence, or train the GAN longer.`);
+      throw new InputError(`synth.minConfidence ${minConfidence} left none of the ${synthetic.length} synthetic images in ${join(runDir, 'synthetic')}: a head of the real train images gives every one a lower probability for its own class. Lower synth.minConfidence, or train the GAN longer.`);
     }
-    runTrainRows = runTrainRows.filter((record) => !dropped.has(record));
-    synthResult.filtered = { kept: synthetic.length - dropped.size, sampled: synthetic.length };
-    log(`synthetic filter: kept ${synthResult.filtered.kept} of ${synthetic.length} synthetic images, those whose own class a head of the real train images gives a probability of ${config.synth.minConfidence} or more`);
+    const keptPerClass = dataset.classNames.map((_, label) => synthetic.filter((record) => record.label === label && !dropped.has(record)).length);
+    summary.filtered = { kept: synthetic.length - dropped.size, sampled: synthetic.length, keptPerClass };
+    log(`synthetic filter: kept ${summary.filtered.kept} of ${synthetic.length} synthetic images (${dataset.classNames.map((name, label) => `${name} ${keptPerClass[label]}`).join(', ')}), those whose own class a head of the real train images gives a probability of ${minConfidence} or more`);
+    const emptied = dataset.classNames.filter((_, label) => keptPerClass[label] === 0);
+    if (emptied.length > 0) {
+      log(`warning: synth.minConfidence ${minConfidence} left no synthetic image of class ${emptied.map((name) => `'${name}'`).join(', ')}, so the synthetic rows of every mix miss it. Lower synth.minConfidence, or train the GAN longer.`);
+    }
+    return rows.filter((record) => !dropped.has(record));
+  }
+
+  let runTrainRows = runRecords.filter((record) => record.split === 'train');
+  // The summary is filled inside a callback, which hides its assignment from the compiler's narrowing.
+  const synthResult = synthSummary as RunMetrics['synth'];
+  if (config.synth.minConfidence > 0 && synthResult === null) {
+    log(`warning: synth.minConfidence ${config.synth.minConfidence} filters only the synthetic images this run samples, and no mix uses them; shard folders given as mix sources are not filtered`);
+  }
+  if (synthResult !== null && config.synth.minConfidence > 0) {
+    runTrainRows = await filterSynthetic(runTrainRows, synthResult);
   }
 
   const fineTuning = config.train.strategy !== 'feature-extraction' ? await prepareFineTuning(backbone, records, config, options.quiet) : undefined;
@@ -219,9 +233,17 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
     val: records.filter((record) => record.split === 'val'),
     test: records.filter((record) => record.split === 'test'),
   };
+  let composed: ReturnType<typeof composeMixes>;
+  try {
+    composed = composeMixes(mixes, runTrainRows, folders, config.seed);
+  } catch (error) {
+    const filtered = synthResult?.filtered;
+    if (!(error instanceof InputError) || filtered === undefined) throw error;
+    throw new InputError(`${error.message} synth.minConfidence ${config.synth.minConfidence} kept ${filtered.kept} of the ${filtered.sampled} synthetic images; lower it, or ask the mix for fewer synthetic rows.`);
+  }
   const results = await timed(timings, 'train', () =>
     benchmarkMixes({
-      mixes: composeMixes(mixes, runTrainRows, folders, config.seed),
+      mixes: composed,
       evaluation: evaluationSplits,
       features,
       featureSize: backbone.featureSize,

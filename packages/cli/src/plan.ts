@@ -66,7 +66,11 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
     stages.push({ stage: 'augment', detail: `${views} ${views === 1 ? 'view' : 'views'} of each of ${splits.train} train images (${transforms})`, output: join(runDir, 'augmented') });
   }
   if (needs.has('synthetic')) {
-    stages.push({ stage: 'synth', detail: `GAN on ${splits.train} train images for ${ganLimit}, then ${config.synth.perClass} images per class`, output: join(runDir, 'synthetic') });
+    const filter =
+      config.synth.minConfidence > 0
+        ? `; images that a head of the real train images gives less than ${config.synth.minConfidence} for their own class are left out, so mixes may get fewer synthetic rows than planned`
+        : '';
+    stages.push({ stage: 'synth', detail: `GAN on ${splits.train} train images for ${ganLimit}, then ${config.synth.perClass} images per class${filter}`, output: join(runDir, 'synthetic') });
   }
   stages.push(
     { stage: 'features', detail: `backbone features of every image at ${config.train.inputSize} px`, output: config.train.featureCache === false ? null : (config.train.featureCache ?? defaultCacheDirectory()) },

@@ -159,7 +159,7 @@ export function renderHtmlReport(metrics: RunMetrics, plots: readonly ReportPlot
     byId.has('confusion') ? `<section id="confusion"><h2>Confusion matrices</h2>\n${plotFigure(byId.get('confusion')!)}</section>` : '',
     images.length > 0 ? `<section id="images"><h2>Images</h2>\n${images.map(imageFigure).join('\n')}</section>` : '',
     quality.length > 0 || byId.has('gan')
-      ? `<section id="gan"><h2>GAN and synthetic quality</h2>\n${metrics.synth === null ? '' : `<p>GAN: ${metrics.synth.epochsCompleted} epochs, ${metrics.synth.steps} steps in ${metrics.synth.seconds} s in ${escapeHtml(metrics.synth.trainingRuntime ?? 'tfjs')}, stopped by ${metrics.synth.stoppedBy === 'timeBudget' ? 'the time budget' : 'the epoch limit'}.</p>`}\n` +
+      ? `<section id="gan"><h2>GAN and synthetic quality</h2>\n${metrics.synth === null ? '' : `<p>GAN: ${metrics.synth.epochsCompleted} epochs, ${metrics.synth.steps} steps in ${metrics.synth.seconds} s in ${escapeHtml(metrics.synth.trainingRuntime ?? 'tfjs')}, stopped by ${metrics.synth.stoppedBy === 'timeBudget' ? 'the time budget' : 'the epoch limit'}.${metrics.synth.filtered === undefined ? '' : ` The mixes used ${metrics.synth.filtered.kept} of its ${metrics.synth.filtered.sampled} synthetic images: those that passed <code>synth.minConfidence</code> ${metrics.config.synth.minConfidence}.`}</p>`}\n` +
         `${quality.map((section) => `<h3>${escapeHtml(section.name)}</h3>\n${renderValue(section.value)}`).join('\n')}\n${byId.has('gan') ? plotFigure(byId.get('gan')!) : ''}</section>`
       : '',
     `<section id="config"><h2>Config</h2>\n<pre>${escapeHtml(JSON.stringify(metrics.config, null, 2))}</pre></section>`,
