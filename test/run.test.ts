@@ -164,6 +164,25 @@ test('train rejects views of other images', async () => {
   assert.match(honest.stderr, /real\+augmented: test accuracy/);
 });
 
+test('run trains a mix without real rows', async () => {
+  const dir = await temporaryFolder();
+  const data = await writeBreastMnistSubset(dir);
+  const config = {
+    name: 'views-only',
+    output: join(dir, 'runs'),
+    data: { path: data },
+    augment: { viewsPerImage: 1, transforms: { horizontalFlip: true } },
+    synth: { enabled: false },
+    train: { backbone: resolve(MOBILENET), inputSize: 32, seeds: [0], head: { epochs: 2 }, featureCache: false, mixes: ['augmented'] },
+  };
+  await writeFile(join(dir, 'views.json'), JSON.stringify(config));
+  const result = runCli(['run', join(dir, 'views.json'), '--quiet']);
+  assert.equal(result.status, 0, result.stderr);
+  const metrics = JSON.parse(await readFile(join(dir, 'runs', 'views-only', 'metrics.json'), 'utf8'));
+  assert.deepEqual(metrics.mixes[0].rows, { real: 0, augmented: 48, synthetic: 0 });
+  assert.equal(metrics.mixes[0].seeds[0].test.confusion.flat().reduce((sum: number, count: number) => sum + count, 0), 24, 'every test image is scored');
+});
+
 test('train concatenates several feature layers', async () => {
   const dir = await temporaryFolder();
   const common = ['--input-size', '32', '--seeds', '0', '--quiet', '--out', join(dir, 'run')];

@@ -188,7 +188,9 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   }
 
   // Training reads everything back from the shards, so the classifiers see exactly what was written.
-  const runRecords = await timed(timings, 'read shards', () => readRunShards(runDir, needs));
+  // The real shards contain the validation and test images and the sources of augmented views,
+  // so they are read even when no mix trains on real rows.
+  const runRecords = await timed(timings, 'read shards', () => readRunShards(runDir, new Set([...needs, 'real'])));
   const records = [...runRecords, ...[...folders.values()].flat()];
   const evaluation = records.filter((record) => record.split !== 'train');
   const trainRows = records.filter((record) => record.split === 'train');
