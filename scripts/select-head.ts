@@ -96,7 +96,7 @@ async function readTransformSets(path: string): Promise<Record<string, Transform
   try {
     parsed = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    fail(`Cannot read --transforms ${file}: ${(error as Error).message}. Give a JSON file that maps set names to augment transform options`);
+    fail(`Failed to read --transforms ${file}: ${(error as Error).message}. Give a JSON file that maps set names to augment transform options`);
   }
   const sets = path === '' ? { demo: (parsed as { augment: { transforms: TransformOptions } }).augment.transforms } : parsed;
   if (typeof sets !== 'object' || sets === null || Array.isArray(sets) || Object.keys(sets).length === 0) {

@@ -224,7 +224,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   // The summary is filled inside a callback, which hides its assignment from the compiler's narrowing.
   const synthResult = synthSummary as RunMetrics['synth'];
   if (config.synth.minConfidence > 0 && synthResult === null) {
-    log(`warning: synth.minConfidence ${config.synth.minConfidence} filters only the synthetic images this run samples, and no mix uses them; shard folders given as mix sources are not filtered`);
+    log(`warning: synth.minConfidence ${config.synth.minConfidence} filters only the synthetic images this run samples, and no mix uses them. Shard folders given as mix sources are not filtered.`);
   }
   if (synthResult !== null && config.synth.minConfidence > 0) {
     runTrainRows = await filterSynthetic(runTrainRows, synthResult);
@@ -241,7 +241,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   } catch (error) {
     const filtered = synthResult?.filtered;
     if (!(error instanceof InputError) || filtered === undefined) throw error;
-    throw new InputError(`${error.message} synth.minConfidence ${config.synth.minConfidence} kept ${filtered.kept} of the ${filtered.sampled} synthetic images; lower it, or ask the mix for fewer synthetic rows.`);
+    throw new InputError(`${error.message} synth.minConfidence ${config.synth.minConfidence} kept ${filtered.kept} of the ${filtered.sampled} synthetic images. Lower synth.minConfidence, or request fewer synthetic rows in the mix.`);
   }
   const results = await timed(timings, 'train', () =>
     benchmarkMixes({
