@@ -5,11 +5,14 @@
  * the other 15% held out to stop on, or for a fixed number of epochs on all of it. The held-out
  * fold is scored. With `--views`, each training row also brings that many augmented views, drawn
  * with a named set of transforms. The scored fold and the rows held out for early stopping get no views.
+ * With `--test-time-flip`, every head is scored twice: on the scored fold's images, and on the
+ * mean of its probabilities for each image and the image's mirror.
  *
  *   node --import tsx scripts/select-head.ts [--data data.npz] [--sizes 96,128,160,224]
  *     [--layers out,block_16_expand_relu,block_6_expand_relu+block_16_expand_relu] [--folds 5]
  *     [--heads 64x1,64x5,256x1,256x5] [--epochs early,8,30] [--rates 0.001,0.0003]
  *     [--views 0,4,8] [--transforms sets.json] [--transform-sets flip,mild] [--fold-seed 7]
+ *     [--test-time-flip]
  *
  * A layer set joins layer names with `+`: their pooled outputs are concatenated. A head is
  * hidden units x ensemble members. `early` stops early; a number trains that many epochs.
@@ -17,13 +20,17 @@
  * the one set is `demo`: the transforms of examples/breastmnist.json.
  */
 import { readFile } from 'node:fs/promises';
-import { loadDataset, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
+import { loadDataset, mirrorImage, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { augmentRecord, resolveTransformConfig, viewSeed, type TransformOptions } from '@scarce/augment';
 import { evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
 
 const OPTIONS = ['data', 'sizes', 'layers', 'folds', 'heads', 'epochs', 'rates', 'views', 'transforms', 'transform-sets', 'fold-seed'];
+/** Options that take no value. */
+const FLAGS = ['test-time-flip'];
 for (const argument of process.argv.slice(2)) {
-  if (argument.startsWith('--') && !OPTIONS.includes(argument.slice(2))) fail(`Unknown option ${argument}; the options are --${OPTIONS.join(', --')}`);
+  if (argument.startsWith('--') && !OPTIONS.includes(argument.slice(2)) && !FLAGS.includes(argument.slice(2))) {
+    fail(`Unknown option ${argument}; the options are --${[...OPTIONS, ...FLAGS].join(', --')}`);
+  }
 }
 
 function option(name: string, fallback: string): string {
@@ -58,6 +65,7 @@ function oneNumber(name: string, fallback: string, valid: (value: number) => boo
 }
 
 const positiveInteger = (value: number) => Number.isInteger(value) && value > 0;
+const testTimeFlip = process.argv.includes('--test-time-flip');
 const dataPath = option('data', 'fixtures/breastmnist/breastmnist.npz');
 const sizes = numbers('sizes', '96,128,160,224', (value) => Number.isInteger(value) && value >= 32, 'input sizes of 32 px or more, separated by commas');
 /** `out` is the backbone's own output; `+` joins layers whose pooled outputs are concatenated. */
@@ -127,11 +135,12 @@ for (let label = 0; label < dataset.classNames.length; label++) {
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 console.log(`${folds}-fold cross-validation (fold seed ${foldSeed}) on ${pool.length} train + val images of ${dataPath}\n`);
-console.log('| input px | feature layer | transforms | views | units | ensemble | epochs | learning rate | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log('| input px | feature layer | transforms | views | units | ensemble | epochs | learning rate | test-time flip | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const inputSize of sizes) {
   for (const layer of layers) {
     const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer: layer === 'out' ? undefined : layer.split('+') });
     const features = await extractFeaturesParallel(backbone, pool, { quiet: true });
+    const mirroredFeatures = testTimeFlip ? await extractFeaturesParallel(backbone, pool.map(mirrorImage), { quiet: true }) : null;
     const size = backbone.featureSize;
     for (const setName of setNames) {
       // View v of pool row r sits at r * maxViews + v. Each view is drawn once and reused by every fold.
@@ -142,10 +151,10 @@ for (const inputSize of sizes) {
             await Promise.all(pool.flatMap((record, row) => Array.from({ length: maxViews }, (_, v) => augmentRecord({ ...record, split: 'train', sourceIndex: row }, transformSets[setName], viewSeed(3, row, v + 1), v + 1)))),
             { quiet: true },
           );
-      /** Features of `rows`, followed by the first `viewCount` augmented views of each. */
-      const pick = (rows: number[], viewCount = 0): FeatureSet => {
+      /** Features of `rows` (taken from `source`), followed by the first `viewCount` augmented views of each. */
+      const pick = (rows: number[], viewCount = 0, source = features): FeatureSet => {
         const matrix = new Float32Array(rows.length * (1 + viewCount) * size);
-        rows.forEach((row, i) => matrix.set(features.subarray(row * size, (row + 1) * size), i * size));
+        rows.forEach((row, i) => matrix.set(source.subarray(row * size, (row + 1) * size), i * size));
         rows.forEach((row, i) => {
           for (let v = 0; v < viewCount; v++) {
             const from = (row * maxViews + v) * size;
@@ -161,8 +170,8 @@ for (const inputSize of sizes) {
         for (const head of heads) {
           for (const epochs of epochChoices) {
             for (const learningRate of rates) {
-              const accuracies: number[] = [];
-              const aucs: number[] = [];
+              // Scores without test-time flips, then, with --test-time-flip, with them.
+              const scores = (testTimeFlip ? [false, true] : [false]).map(() => ({ accuracies: [] as number[], aucs: [] as number[] }));
               for (let fold = 0; fold < folds; fold++) {
                 const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
                 const options = { ...head, learningRate, seed: fold };
@@ -176,13 +185,23 @@ for (const inputSize of sizes) {
                   training = await trainHead(pick(rest, viewCount), { features: new Float32Array(0), labels: [] }, dataset.classNames.length, { ...options, ...fixed });
                 }
                 const scored = pick(foldRows[fold]);
-                const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, dataset.classNames.length);
-                accuracies.push(report.accuracy);
-                aucs.push(report.auc);
+                const plain = training.head.predict(scored.features);
+                const probabilities = [plain];
+                if (mirroredFeatures !== null) {
+                  const mirrored = training.head.predict(pick(foldRows[fold], 0, mirroredFeatures).features);
+                  probabilities.push(plain.map((value, i) => (value + mirrored[i]) / 2));
+                }
+                probabilities.forEach((values, i) => {
+                  const report = evaluateProbabilities(values, scored.labels, dataset.classNames.length);
+                  scores[i].accuracies.push(report.accuracy);
+                  scores[i].aucs.push(report.auc);
+                });
                 training.head.dispose();
               }
               const transforms = viewCount === 0 ? 'none' : setName;
-              console.log(`| ${inputSize} | ${layer} | ${transforms} | ${viewCount} | ${head.units} | ${head.ensemble} | ${epochs} | ${learningRate} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
+              scores.forEach(({ accuracies, aucs }, flipped) => {
+                console.log(`| ${inputSize} | ${layer} | ${transforms} | ${viewCount} | ${head.units} | ${head.ensemble} | ${epochs} | ${learningRate} | ${flipped ? 'yes' : 'no'} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
+              });
             }
           }
         }

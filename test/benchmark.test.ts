@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { Random, selectBackend, type ImageRecord, type Origin } from '@scarce/core';
+import { evaluateProbabilities } from '@scarce/train';
 import { benchmarkMixes, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { parseRunConfig } from '../packages/cli/src/config.js';
 
@@ -60,6 +61,41 @@ test('validation images join only real mixes', async () => {
       `${mix.mix}: the kept weights are the last epoch's`,
     );
   }
+});
+
+test('test-time flips score each val and test image with its mirror', async () => {
+  const random = new Random(3);
+  const features = new Map<ImageRecord, Float32Array>();
+  const real = records(30, 'real', 'train', random, features);
+  const evaluation = { val: records(10, 'real', 'val', random, features), test: records(12, 'real', 'test', random, features) };
+  // Stand-ins for the mirrors, with features of their own.
+  const mirrors = new Map([...evaluation.val, ...evaluation.test].map((record) => [record, records(1, 'real', record.split, random, features)[0]]));
+  const config = parseRunConfig({ data: { path: 'x.npz' }, train: { seeds: [0], head: { units: 8, epochs: 10 } } }, 'test.json', '.');
+  let checked = 0;
+  const featuresOf = (rows: ImageRecord[]) => Float32Array.from(rows.flatMap((row) => [...features.get(row)!]));
+  await benchmarkMixes({
+    mixes: [{ name: 'real', rows: real }],
+    evaluation,
+    features,
+    featureSize: 6,
+    numClasses: 2,
+    settings: config.train,
+    mirrors,
+    log: () => {},
+    keepFirstHead: async (_, head, result) => {
+      for (const [split, report] of [['val', result.val], ['test', result.test]] as const) {
+        const rows = evaluation[split];
+        const plain = head.predict(featuresOf(rows));
+        const mirrored = head.predict(featuresOf(rows.map((row) => mirrors.get(row)!)));
+        const expected = evaluateProbabilities(plain.map((value, i) => (value + mirrored[i]) / 2), rows.map((row) => row.label), 2);
+        assert.equal(report.loss, expected.loss, `${split} loss`);
+        assert.equal(report.auc, expected.auc, `${split} AUC`);
+        assert.notEqual(report.loss, evaluateProbabilities(plain, rows.map((row) => row.label), 2).loss, `${split}: the mirrors changed the scores`);
+        checked++;
+      }
+    },
+  });
+  assert.equal(checked, 2);
 });
 
 test('diverged head is reported', async () => {

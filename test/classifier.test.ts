@@ -4,7 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
-import { readMedMnistNpz, recordsOfSplit, selectBackend } from '@scarce/core';
+import { mirrorImage, readMedMnistNpz, recordsOfSplit, selectBackend } from '@scarce/core';
 import { composeClassifier, extractFeatures, loadBackbone, loadClassifier, predictImages, saveClassifier, trainHead } from '@scarce/train';
 import { BREASTMNIST, MOBILENET, temporaryFolder } from './helpers.js';
 
@@ -24,7 +24,20 @@ test('saved classifier on two feature layers', async () => {
   await checkRoundTrip(1, ['block_13_expand_relu', 'block_16_expand_relu']);
 });
 
-async function checkRoundTrip(ensemble: number, featureLayer?: string[]): Promise<void> {
+test('saved classifier with test-time flips averages each image with its mirror', async () => {
+  await checkRoundTrip(1, undefined, true);
+});
+
+test('mirrorImage reverses each row and keeps channels together', () => {
+  const image = { height: 2, width: 3, channels: 2, pixels: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), label: 1 };
+  const mirrored = mirrorImage(image);
+  assert.deepEqual([...mirrored.pixels], [5, 6, 3, 4, 1, 2, 11, 12, 9, 10, 7, 8]);
+  assert.equal(mirrored.label, 1);
+  assert.deepEqual([...image.pixels], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'the source is left as it was');
+  assert.deepEqual([...mirrorImage(mirrored).pixels], [...image.pixels]);
+});
+
+async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTimeFlip = false): Promise<void> {
   const dataset = await readMedMnistNpz(BREASTMNIST, { classNames: ['malignant', 'benign'] });
   const train = recordsOfSplit(dataset, 'train').slice(0, 60);
   const validation = recordsOfSplit(dataset, 'val').slice(0, 20);
@@ -32,7 +45,12 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[]): Promis
   const backbone = await loadBackbone(MOBILENET, { inputSize: 32, featureLayer });
   const features = (records: typeof train) => ({ features: extractFeatures(backbone, records, { quiet: true }), labels: records.map((record) => record.label) });
   const training = await trainHead(features(train), features(validation), 2, { epochs: 5, units: 16, ensemble });
-  const expected = training.head.predict(features(test).features);
+  let expected = training.head.predict(features(test).features);
+  if (testTimeFlip) {
+    const mirrored = training.head.predict(features(test.map(mirrorImage)).features);
+    assert.ok(mirrored.some((value, i) => Math.abs(value - expected[i]) > 1e-3), 'the mirrors score differently, so the average is seen');
+    expected = expected.map((value, i) => (value + mirrored[i]) / 2);
+  }
 
   const dir = await temporaryFolder();
   const path = await saveClassifier(join(dir, 'model'), composeClassifier(backbone, training.head), {
@@ -41,6 +59,7 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[]): Promis
     spec: backbone.spec,
     backbone: { source: MOBILENET, fingerprint: backbone.fingerprint },
     preprocess: { size: [28, 28], channels: 1 },
+    testTimeFlip,
   });
   assert.equal(path, join(dir, 'model', 'model.json'));
 

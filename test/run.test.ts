@@ -198,11 +198,12 @@ test('train concatenates several feature layers', async () => {
 test('train trains on validation images for fixed epochs', async () => {
   const dir = await temporaryFolder();
   const common = ['--input-size', '32', '--seeds', '0', '--quiet'];
-  const result = runCli(['train', BREASTMNIST, ...common, '--train-on-validation', '--epochs', '3', '--runtime', 'tfjs', '--out', join(dir, 'run')]);
+  const result = runCli(['train', BREASTMNIST, ...common, '--train-on-validation', '--epochs', '3', '--runtime', 'tfjs', '--test-time-flip', '--out', join(dir, 'run')]);
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stderr, /trained 3 epochs on the mix and the validation images/);
   const metrics = JSON.parse(await readFile(join(dir, 'run', 'metrics.json'), 'utf8'));
   assert.equal(metrics.settings.runtime, 'tfjs');
+  assert.equal(metrics.settings.testTimeFlip, true);
   assert.deepEqual(metrics.results[0].rows, { real: 624, augmented: 0, synthetic: 0 });
   assert.equal(metrics.results[0].seeds[0].epochsRun, 3);
 

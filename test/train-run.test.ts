@@ -36,6 +36,7 @@ test('full training with recipe mixes', async () => {
       seeds: [0],
       head: { epochs: 3, ensemble: 2 },
       fineTune: { epochs: 2 },
+      testTimeFlip: true,
       featureCache: false,
       mixes: ['real', { name: 'real + 30 views', sources: [{ from: 'real' }, { from: 'aug', count: 30 }] }, { name: 'views only', sources: [{ from: 'aug', ratio: 0.5 }] }],
     },
@@ -58,8 +59,10 @@ test('full training with recipe mixes', async () => {
     assert.ok(mix.memory.peakTensorBytes > 1.5e6, `${mix.mix} peak tensor bytes ${mix.memory.peakTensorBytes}`);
     assert.ok(mix.memory.peakRssBytes >= mix.memory.peakTensorBytes, `${mix.mix} peak RSS ${mix.memory.peakRssBytes}`);
   }
-  assert.ok((await stat(join(dir, 'runs', 'full', 'models', 'real', 'model.json'))).isFile());
+  const model = JSON.parse(await readFile(join(dir, 'runs', 'full', 'models', 'real', 'model.json'), 'utf8'));
+  assert.equal(model.userDefinedMetadata.scarceClassifier.testTimeFlip, true, 'the saved classifier predicts with test-time flips, as it was scored');
   const report = await readFile(join(dir, 'runs', 'full', 'report.md'), 'utf8');
+  assert.match(report, /each image scored by the mean of its probabilities and its mirror's \(test-time flips\)/);
   assert.match(report, /\| `train\.inputSize` \| `32` \| 5-fold cross-validation on train \+ val \|/);
 });
 

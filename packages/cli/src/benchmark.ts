@@ -1,5 +1,5 @@
 import type { ImageRecord, Origin } from '@scarce/core';
-import { countByOrigin } from '@scarce/core';
+import { countByOrigin, mirrorImage } from '@scarce/core';
 import * as tf from '@tensorflow/tfjs';
 import {
   evaluateProbabilities,
@@ -101,6 +101,22 @@ export interface FineTuneContext {
   options: FineTuneOptions;
 }
 
+/** Mirrors of the val and test images, which test-time flips score beside each image. */
+export function evaluationMirrors(evaluation: { val: readonly ImageRecord[]; test: readonly ImageRecord[] }): Map<ImageRecord, ImageRecord> {
+  return new Map([...evaluation.val, ...evaluation.test].map((record) => [record, mirrorImage(record)]));
+}
+
+/**
+ * Class probabilities of a head, row-major. With mirrored features, each row is the mean of the
+ * probabilities for the image and for its mirror (test-time flips).
+ */
+function scoreHead(head: ClassifierHead, features: Float32Array, mirrored: Float32Array | null): Float32Array {
+  const plain = head.predict(features);
+  if (mirrored === null) return plain;
+  const flipped = head.predict(mirrored);
+  return plain.map((value, i) => (value + flipped[i]) / 2);
+}
+
 /** Inputs of `benchmarkMixes`. */
 export interface BenchmarkInputs {
   mixes: Array<{ name: string; rows: ImageRecord[] }>;
@@ -112,6 +128,12 @@ export interface BenchmarkInputs {
   settings: HeadSettings;
   /** When given, each head is then fine-tuned together with the backbone's last blocks. */
   fineTuning?: FineTuneContext;
+  /**
+   * The mirror of each val and test image (`evaluationMirrors`), for test-time flips: their
+   * scores then average each image's probabilities with its mirror's. The mirrors' features, and
+   * with fine-tuning their activations, must be in `features` and `fineTuning` too.
+   */
+  mirrors?: Map<ImageRecord, ImageRecord>;
   log: (line: string) => void;
   /** Called with each mix's head of its first seed before the head is freed, e.g. to save it. */
   keepFirstHead?: (mix: string, head: ClassifierHead, result: SeedResult) => Promise<void>;
@@ -128,10 +150,19 @@ function activationsOf(context: FineTuneContext, rows: readonly ImageRecord[]): 
  * Fine-tuning changes the backbone's weights, so they are restored after every classifier.
  */
 export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult[]> {
-  const { evaluation, features, featureSize, numClasses, settings, fineTuning, log } = inputs;
-  let validation = stackFeatures(evaluation.val, features, featureSize);
-  let test = stackFeatures(evaluation.test, features, featureSize);
-  const evaluationActivations = fineTuning === undefined ? null : { val: activationsOf(fineTuning, evaluation.val), test: activationsOf(fineTuning, evaluation.test) };
+  const { evaluation, features, featureSize, numClasses, settings, fineTuning, mirrors, log } = inputs;
+  const validation = stackFeatures(evaluation.val, features, featureSize);
+  const test = stackFeatures(evaluation.test, features, featureSize);
+  const mirrorsOf = (rows: readonly ImageRecord[]) => rows.map((row) => mirrors!.get(row)!);
+  const mirrored = mirrors === undefined ? null : { val: stackFeatures(mirrorsOf(evaluation.val), features, featureSize).features, test: stackFeatures(mirrorsOf(evaluation.test), features, featureSize).features };
+  const evaluationActivations =
+    fineTuning === undefined
+      ? null
+      : {
+          val: activationsOf(fineTuning, evaluation.val),
+          test: activationsOf(fineTuning, evaluation.test),
+          mirrored: mirrors === undefined ? null : { val: activationsOf(fineTuning, mirrorsOf(evaluation.val)), test: activationsOf(fineTuning, mirrorsOf(evaluation.test)) },
+        };
   const results: MixResult[] = [];
 
   for (const mix of inputs.mixes) {
@@ -159,7 +190,7 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
         : training.summary;
       let fineTuneResult: SeedResult['fineTune'] = null;
       let pretrained: tf.Tensor[] = [];
-      let scored = { validation, test };
+      let scored = { validation: validation.features, test: test.features, mirrored };
 
       if (fineTuning !== undefined && evaluationActivations !== null) {
         pretrained = fineTuning.split.tail.trainableWeights.map((weight) => weight.read().clone());
@@ -168,14 +199,17 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
         trainActivations.dispose();
         fineTuneResult = { epochsRun: tuned.epochsRun, bestEpoch: tuned.bestEpoch, stoppedEpoch: tuned.stoppedEpoch, history: tuned.history };
         summary = `head: ${training.summary}; fine-tuning: ${tuned.summary}`;
+        const tunedFeatures = (activations: tf.Tensor) => tailFeatures(fineTuning.split, activations, { runtime: fineTuning.options.runtime });
+        const mirroredActivations = evaluationActivations.mirrored;
         scored = {
-          validation: { features: await tailFeatures(fineTuning.split, evaluationActivations.val, { runtime: fineTuning.options.runtime }), labels: validation.labels },
-          test: { features: await tailFeatures(fineTuning.split, evaluationActivations.test, { runtime: fineTuning.options.runtime }), labels: test.labels },
+          validation: await tunedFeatures(evaluationActivations.val),
+          test: await tunedFeatures(evaluationActivations.test),
+          mirrored: mirroredActivations === null ? null : { val: await tunedFeatures(mirroredActivations.val), test: await tunedFeatures(mirroredActivations.test) },
         };
       }
 
-      const valReport = evaluateProbabilities(training.head.predict(scored.validation.features), scored.validation.labels, numClasses);
-      const testReport = evaluateProbabilities(training.head.predict(scored.test.features), scored.test.labels, numClasses);
+      const valReport = evaluateProbabilities(scoreHead(training.head, scored.validation, scored.mirrored?.val ?? null), validation.labels, numClasses);
+      const testReport = evaluateProbabilities(scoreHead(training.head, scored.test, scored.mirrored?.test ?? null), test.labels, numClasses);
       const seedResult: SeedResult = {
         seed,
         epochsRun: training.epochsRun,
@@ -207,6 +241,10 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
       testAuc: meanAndStd(seeds.map((seed) => seed.test.auc)),
       memory: { peakRssBytes: process.resourceUsage().maxRSS * 1024, peakTensorBytes },
     });
+  }
+  if (evaluationActivations !== null) {
+    const { val, test: testActivations, mirrored: mirroredActivations } = evaluationActivations;
+    tf.dispose([val, testActivations, ...(mirroredActivations === null ? [] : [mirroredActivations.val, mirroredActivations.test])]);
   }
   return results;
 }

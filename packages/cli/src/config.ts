@@ -128,6 +128,11 @@ export const runConfigSchema = z
          */
         trainOnValidation: z.boolean().default(false),
         /**
+         * Test-time flips: score each val and test image, and each image that a saved classifier predicts, by the
+         * mean of the class probabilities for the image and for its left-right mirror. Default false.
+         */
+        testTimeFlip: z.boolean().default(false),
+        /**
          * Training strategy. `feature-extraction` trains only the head on frozen features. `fine-tune` then trains
          * the head with the backbone's last blocks (`fineTune`), and `full` with every block of the backbone.
          */

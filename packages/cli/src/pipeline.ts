@@ -21,7 +21,7 @@ import { resolveSynthConfig, runSynth, type QualitySummary, type SynthConfig } f
 import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeaturesCached, extractFeaturesParallel, FeatureCache, FeatureLayerError, loadBackbone, resolveInferenceRuntime, resolveTrainingRuntime, type Backbone, type MixRecipe } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
-import { benchmarkMixes, syntheticLabelConfidence, type FineTuneContext, type MixResult } from './benchmark.js';
+import { benchmarkMixes, evaluationMirrors, syntheticLabelConfidence, type FineTuneContext, type MixResult } from './benchmark.js';
 import { writeReport } from './report.js';
 import { verifyAugmentedSources } from './verify-views.js';
 import { writeRunFigures } from './report-figures.js';
@@ -196,7 +196,14 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   const trainRows = records.filter((record) => record.split === 'train');
   for (const duplicate of checkNoLeakage(trainRows, evaluation)) log(`warning: the data's own splits share an image: ${duplicate}`);
 
-  const features = await timed(timings, 'features', () => featuresByRecord(backbone, records, config, log, options.quiet));
+  const evaluationSplits = {
+    val: records.filter((record) => record.split === 'val'),
+    test: records.filter((record) => record.split === 'test'),
+  };
+  // Test-time flips score each val and test image with its mirror too, so the mirrors need features.
+  const mirrors = config.train.testTimeFlip ? evaluationMirrors(evaluationSplits) : undefined;
+  const featureRecords = [...records, ...(mirrors?.values() ?? [])];
+  const features = await timed(timings, 'features', () => featuresByRecord(backbone, featureRecords, config, log, options.quiet));
 
   /** Leaves out the run's synthetic rows below synth.minConfidence, and records and logs what it kept. */
   async function filterSynthetic(rows: ImageRecord[], summary: NonNullable<RunMetrics['synth']>): Promise<ImageRecord[]> {
@@ -230,11 +237,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
     runTrainRows = await filterSynthetic(runTrainRows, synthResult);
   }
 
-  const fineTuning = config.train.strategy !== 'feature-extraction' ? await prepareFineTuning(backbone, records, config, options.quiet) : undefined;
-  const evaluationSplits = {
-    val: records.filter((record) => record.split === 'val'),
-    test: records.filter((record) => record.split === 'test'),
-  };
+  const fineTuning = config.train.strategy !== 'feature-extraction' ? await prepareFineTuning(backbone, featureRecords, config, options.quiet) : undefined;
   let composed: ReturnType<typeof composeMixes>;
   try {
     composed = composeMixes(mixes, runTrainRows, folders, config.seed);
@@ -252,6 +255,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
       numClasses: dataset.classNames.length,
       settings: config.train,
       fineTuning,
+      mirrors,
       log,
       keepFirstHead: async (mix, head, result) => {
         const model = composeClassifier(backbone, head);
@@ -261,6 +265,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
           preprocess: { size: config.data.size, channels: dataset.records[0].channels as 1 | 3 },
+          testTimeFlip: config.train.testTimeFlip,
           provenance: { run: config.name, mix, seed: result.seed, strategy: config.train.strategy, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
         });
       },

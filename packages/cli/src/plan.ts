@@ -83,7 +83,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
           : `early stopping on ${config.train.earlyStopping.monitor} of the ${splits.val} val images`),
       output: join(runDir, 'models'),
     },
-    { stage: 'report', detail: `test scores on the ${splits.test} test images`, output: runDir },
+    { stage: 'report', detail: `test scores on the ${splits.test} test images${config.train.testTimeFlip ? ', each averaged with its mirror (test-time flips)' : ''}`, output: runDir },
   );
 
   return {

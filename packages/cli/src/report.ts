@@ -27,7 +27,7 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
       (config.train.strategy === 'fine-tune'
         ? `, then fine-tunes it with the backbone's ${config.train.fineTune.layerPrefixes.length > 0 ? `layers ${config.train.fineTune.layerPrefixes.join(', ')}` : `last ${config.train.fineTune.lastBlocks} blocks`} at learning rate ${config.train.fineTune.learningRate}, `
         : ', ') +
-      `and is measured once on the real test split. ${config.train.seeds.length > 1 ? `Scores are mean ± standard deviation over head seeds ${seeds}.` : `Scores come from head seed ${seeds}.`}`,
+      `and is measured once on the real test split${config.train.testTimeFlip ? ', each image scored by the mean of its probabilities and its mirror\'s (test-time flips)' : ''}. ${config.train.seeds.length > 1 ? `Scores are mean ± standard deviation over head seeds ${seeds}.` : `Scores come from head seed ${seeds}.`}`,
     '',
     '| mix | real | augmented | synthetic | epochs run | best epoch | test accuracy | test AUC |',
     '| --- | ---: | ---: | ---: | --- | --- | --- | --- |',

@@ -96,3 +96,20 @@ export function checkChannels(channels: number): void {
     throw new InputError(`Expected 1 (grayscale) or 3 (RGB) channels but received ${channels}.`);
   }
 }
+
+/**
+ * Returns a copy of `image` mirrored left to right, with every other field kept. Test-time flips
+ * average a classifier's probabilities over an image and this mirror.
+ */
+export function mirrorImage<T extends RawImage>(image: T): T {
+  const { width, channels, pixels } = image;
+  const mirrored = new Uint8Array(pixels.length);
+  const rowLength = width * channels;
+  for (let rowStart = 0; rowStart < pixels.length; rowStart += rowLength) {
+    for (let x = 0; x < width; x++) {
+      const from = rowStart + x * channels;
+      mirrored.set(pixels.subarray(from, from + channels), rowStart + (width - 1 - x) * channels);
+    }
+  }
+  return { ...image, pixels: mirrored };
+}

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { InputError, loadLayersModelFrom, saveLayersModel, type RawImage } from '@scarce/core';
+import { InputError, loadLayersModelFrom, mirrorImage, saveLayersModel, type RawImage } from '@scarce/core';
 import type { Backbone, BackboneSpec } from './backbone.js';
 import type { ClassifierHead } from './head.js';
 
@@ -15,6 +15,12 @@ export interface ClassifierMetadata {
    * and a conversion to `channels`. Prediction reads images the same way.
    */
   preprocess?: { size?: [number, number]; channels?: 1 | 3 };
+  /**
+   * Test-time flips: the classifier's probabilities for an image are the mean of the model's
+   * output for the image and for its left-right mirror. `predictImages` applies this; the model
+   * file alone gives the output for the image as it is.
+   */
+  testTimeFlip?: boolean;
   /** Free-form provenance: the mix, seed and scores of the run that trained it. */
   provenance?: Record<string, unknown>;
 }
@@ -84,9 +90,18 @@ export async function loadClassifier(source: string): Promise<Classifier> {
 /**
  * Class probabilities of images of any size and channel count, row-major `[images, classes]`.
  * Each image is resized bilinearly to the input size, grayscale is repeated to RGB, and pixels
- * are scaled as the classifier's spec says.
+ * are scaled as the classifier's spec sets. A classifier saved with test-time flips averages
+ * each image's probabilities with those of its mirror, as its scores in training were measured.
  */
 export function predictImages(classifier: Classifier, images: readonly RawImage[], batchSize = 32): Float32Array {
+  const probabilities = modelProbabilities(classifier, images, batchSize);
+  if (classifier.metadata.testTimeFlip !== true) return probabilities;
+  const mirrored = modelProbabilities(classifier, images.map(mirrorImage), batchSize);
+  return probabilities.map((value, i) => (value + mirrored[i]) / 2);
+}
+
+/** Returns the model's output for `images`, each resized, converted to RGB and scaled as its input expects. */
+function modelProbabilities(classifier: Classifier, images: readonly RawImage[], batchSize: number): Float32Array {
   const { inputSize, spec, classNames } = classifier.metadata;
   const probabilities = new Float32Array(images.length * classNames.length);
   for (let start = 0; start < images.length; start += batchSize) {

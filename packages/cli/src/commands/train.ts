@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { assignSplits, loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
 import { checkNoLeakage, composeClassifier, extractFeaturesParallel, INFERENCE_RUNTIMES, loadBackbone, saveClassifier, type ClassifierHead, type InferenceRuntime } from '@scarce/train';
-import { benchmarkMixes, type SeedResult } from '../benchmark.js';
+import { benchmarkMixes, evaluationMirrors, type SeedResult } from '../benchmark.js';
 import { verifyAugmentedSources } from '../verify-views.js';
 import { runConfigSchema } from '../config.js';
 import { InputError } from '../errors.js';
@@ -60,6 +60,7 @@ export function registerTrain(program: Command): void {
     .option('--learning-rate <lr>', `Adam learning rate of the head (default: ${DEFAULTS.head.learningRate})`, number)
     .option('--epochs <n>', `maximum epochs of each head, or with --train-on-validation the exact count (default: ${DEFAULTS.head.epochs})`, integer)
     .option('--train-on-validation', 'train each head on the train rows plus the validation images for exactly --epochs epochs, with no early stopping', false)
+    .option('--test-time-flip', 'score each val and test image, and each image the saved classifier predicts, by the mean of the probabilities for the image and its left-right mirror', false)
     .option('--runtime <name>', `what runs the frozen backbone and the training steps: auto, onnxruntime or tfjs (default: ${DEFAULTS.runtime})`, runtimeOption)
     .option('--patience <epochs>', `early-stopping patience in epochs (default: ${DEFAULTS.earlyStopping.patience})`, integer)
     .option('--monitor <name>', `early-stopping monitor: val_loss, val_accuracy or val_auc (default: ${DEFAULTS.earlyStopping.monitor})`)
@@ -89,6 +90,7 @@ export function registerTrain(program: Command): void {
           ...defined(options.epochs === undefined ? undefined : { epochs: options.epochs }),
         },
         trainOnValidation: options.trainOnValidation,
+        testTimeFlip: options.testTimeFlip,
         ...defined(options.runtime === undefined ? undefined : { runtime: options.runtime }),
         earlyStopping: { ...defined(options.patience === undefined ? undefined : { patience: options.patience }), ...defined(options.monitor === undefined ? undefined : { monitor: options.monitor }) },
       });
@@ -129,7 +131,8 @@ export function registerTrain(program: Command): void {
       for (const duplicate of checkNoLeakage(trainRows, [...evaluation.val, ...evaluation.test])) log(`warning: the data's own splits share an image: ${duplicate}`);
 
       const backbone = await loadBackbone(settings.backbone, { inputSize: settings.inputSize, featureLayer: settings.featureLayer, spec: settings.backboneSpec });
-      const all = [...trainRows, ...evaluation.val, ...evaluation.test];
+      const mirrors = settings.testTimeFlip ? evaluationMirrors(evaluation) : undefined;
+      const all = [...trainRows, ...evaluation.val, ...evaluation.test, ...(mirrors?.values() ?? [])];
       const matrix = await extractFeaturesParallel(backbone, all, { quiet: options.quiet as boolean, runtime: settings.runtime });
       const features = new Map(all.map((record, i) => [record, matrix.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
       const mixName = [...new Set(trainRows.map((row) => row.origin))].join('+');
@@ -141,6 +144,7 @@ export function registerTrain(program: Command): void {
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
           preprocess: { size: options.size as [number, number] | undefined, channels: dataset.records[0].channels as 1 | 3 },
+          testTimeFlip: settings.testTimeFlip,
           provenance: { data, mix, seed: result.seed, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
         });
         log(`model: ${path}`);
@@ -152,6 +156,7 @@ export function registerTrain(program: Command): void {
         featureSize: backbone.featureSize,
         numClasses: dataset.classNames.length,
         settings,
+        mirrors,
         log,
         keepFirstHead: options.save === true ? saveModel : undefined,
       });
