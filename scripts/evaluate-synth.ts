@@ -63,7 +63,7 @@ import {
   type Backbone,
   type FeatureSet,
 } from '@scarce/train';
-import { benchmarkMixes, meanAndStd, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
+import { benchmarkMixes, evaluationMirrors, meanAndStd, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { loadRunConfig, type RunConfig } from '../packages/cli/src/config.js';
 import { loadRunData } from '../packages/cli/src/pipeline.js';
 
@@ -290,7 +290,9 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
 
   const featuresStartedAt = performance.now();
   const sampled = (await readShardFolder(join(directory, 'synthetic'))).records;
-  const records: ImageRecord[] = [...real.train, ...real.val, ...real.test, ...sampled];
+  // With test-time flips, the val and test images are scored with their mirrors, which need features too.
+  const mirrors = runConfig.train.testTimeFlip ? evaluationMirrors({ val: real.val, test: real.test }) : undefined;
+  const records: ImageRecord[] = [...real.train, ...real.val, ...real.test, ...sampled, ...(mirrors?.values() ?? [])];
   const featureOptions = { batchSize: runConfig.train.featureBatchSize, quiet: true };
   const extracted =
     cache === null
@@ -322,6 +324,7 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
     featureSize: size,
     numClasses: dataset.classNames.length,
     settings: { ...runConfig.train, seeds: [seed] },
+    mirrors,
     log: (line) => log(`  ${line}`),
   });
   const scoresOf = (name: string): TestScores => {
