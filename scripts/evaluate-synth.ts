@@ -5,7 +5,8 @@
  *   validation splits only) and reads the test split for the chosen checkpoint's
  *   train-on-synthetic test-on-real (TSTR) scores. Then trains the classifier of a run config
  *   (default examples/breastmnist.json) on real, real + synthetic and synthetic train rows, as
- *   `scarce run` does, and measures each on the test split.
+ *   `scarce run` does, and measures each on the test split. When the config augments, also on
+ *   real + augmented and all three, the augmented views drawn with the GAN seed as run seed.
  * - MNIST test split (fixtures/mnist_t10k): per seed, holds out a stratified validation share
  *   and trains the GAN on the rest. It reports the class consistency of the chosen checkpoint's
  *   samples twice: by the classifier of the synth quality metrics and by a classifier on the
@@ -63,6 +64,7 @@ import {
   type Backbone,
   type FeatureSet,
 } from '@scarce/train';
+import { augmentToShards, type TransformOptions } from '@scarce/augment';
 import { benchmarkMixes, evaluationMirrors, meanAndStd, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { loadRunConfig, type RunConfig } from '../packages/cli/src/config.js';
 import { loadRunData } from '../packages/cli/src/pipeline.js';
@@ -74,7 +76,7 @@ const MNIST_SHARD_PER_CLASS = 100;
 const QUALITY_INPUT_SIZE = 64;
 const RESULT_FILE = 'result.json';
 /** Version of the fields in result.json. A stored result of another version is rejected until --force measures it again. */
-const RESULT_VERSION = 1;
+const RESULT_VERSION = 2;
 const { values: flags } = parseArgs({
   options: {
     seeds: { type: 'string', default: '0,1,2' },
@@ -256,8 +258,11 @@ interface BreastSeedResult {
   tstrQuality: { validation: TestScores; test: TestScores };
   frechetDistance: number;
   classConsistency: number;
-  /** The run config's classifier per mix, head seed = GAN seed. */
-  classifiers: Record<'real' | 'real+synthetic' | 'synthetic', TestScores>;
+  /**
+   * The run config's classifier per mix, head seed = GAN seed. With augmentation on in the config,
+   * also real + augmented and all three.
+   */
+  classifiers: Record<'real' | 'real+synthetic' | 'synthetic', TestScores> & Partial<Record<'real+augmented' | 'real+augmented+synthetic', TestScores>>;
   /** Synthetic images sampled, and those the classifiers trained on after --min-confidence. */
   synthetic: { sampled: number; kept: number };
   seconds: { gan: number; features: number; heads: number; total: number };
@@ -288,11 +293,19 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
   const tstrTest = quality.final.tstr.test;
   if (tstrTest === undefined) throw new Error(`The chosen GAN checkpoint of seed ${seed} has no TSTR test scores, although ${runConfig.data.path} has a test split.`);
 
+  // The augmented views of the train split, as scarce run writes them with this seed as the run seed.
+  let augmented: ImageRecord[] = [];
+  if (runConfig.augment.enabled && runConfig.augment.viewsPerImage > 0) {
+    const outDir = join(directory, 'augmented');
+    await augmentToShards(dataset, { outDir, viewsPerImage: runConfig.augment.viewsPerImage, seed, transforms: runConfig.augment.transforms as TransformOptions, config: runConfig.augment, progress: { quiet: true }, log: () => {} });
+    augmented = (await readShardFolder(outDir)).records;
+  }
+
   const featuresStartedAt = performance.now();
   const sampled = (await readShardFolder(join(directory, 'synthetic'))).records;
   // With test-time flips, the val and test images are scored with their mirrors, which need features too.
   const mirrors = runConfig.train.testTimeFlip ? evaluationMirrors({ val: real.val, test: real.test }) : undefined;
-  const records: ImageRecord[] = [...real.train, ...real.val, ...real.test, ...sampled, ...(mirrors?.values() ?? [])];
+  const records: ImageRecord[] = [...real.train, ...real.val, ...real.test, ...sampled, ...augmented, ...(mirrors?.values() ?? [])];
   const featureOptions = { batchSize: runConfig.train.featureBatchSize, quiet: true };
   const extracted =
     cache === null
@@ -318,6 +331,12 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
       { name: 'real', rows: real.train },
       { name: 'real+synthetic', rows: [...real.train, ...synthetic] },
       { name: 'synthetic', rows: synthetic },
+      ...(augmented.length === 0
+        ? []
+        : [
+            { name: 'real+augmented', rows: [...real.train, ...augmented] },
+            { name: 'real+augmented+synthetic', rows: [...real.train, ...augmented, ...synthetic] },
+          ]),
     ],
     evaluation: { val: real.val, test: real.test },
     features,
@@ -339,7 +358,12 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
     tstrQuality: { validation: quality.final.tstr.validation, test: tstrTest },
     frechetDistance: quality.final.frechetDistance,
     classConsistency: quality.final.classConsistency.accuracy,
-    classifiers: { real: scoresOf('real'), 'real+synthetic': scoresOf('real+synthetic'), synthetic: scoresOf('synthetic') },
+    classifiers: {
+      real: scoresOf('real'),
+      'real+synthetic': scoresOf('real+synthetic'),
+      synthetic: scoresOf('synthetic'),
+      ...(augmented.length === 0 ? {} : { 'real+augmented': scoresOf('real+augmented'), 'real+augmented+synthetic': scoresOf('real+augmented+synthetic') }),
+    },
     synthetic: { sampled: sampled.length, kept: synthetic.length },
     seconds: { gan: ganSeconds, features: featureSeconds, heads: seconds(headsStartedAt), total: seconds(seedStartedAt) },
   };
@@ -443,6 +467,13 @@ function breastTable(results: readonly BreastSeedResult[]): string[] {
     row('real + synthetic: accuracy', '', (result) => result.classifiers['real+synthetic'].accuracy),
     row('real + synthetic: AUC', '≥ real only', (result) => result.classifiers['real+synthetic'].auc),
     row('AUC of real + synthetic minus real only', '≥ 0', (result) => result.classifiers['real+synthetic'].auc - result.classifiers.real.auc),
+    ...(results.every((result) => result.classifiers['real+augmented'] !== undefined)
+      ? [
+          row('real + augmented: AUC', '', (result) => result.classifiers['real+augmented']!.auc),
+          row('real + augmented + synthetic: AUC', '', (result) => result.classifiers['real+augmented+synthetic']!.auc),
+          row('AUC of real + augmented + synthetic minus real + augmented', '', (result) => result.classifiers['real+augmented+synthetic']!.auc - result.classifiers['real+augmented']!.auc),
+        ]
+      : []),
     row('synthetic images the classifiers used', '', (result) => result.synthetic.kept),
     row('class consistency', '', (result) => result.classConsistency),
     row('Fréchet distance (64 px features)', '', (result) => result.frechetDistance),

@@ -67,14 +67,16 @@ test('run --dry-run prints the plan and writes nothing', async () => {
   assert.match(result.stdout, /\n {2}real\+augmented +546 +1638 +0 +2184\n/);
   assert.match(result.stdout, /\n {2}synthetic +0 +0 +14 +14\n/);
   assert.ok(result.stdout.includes(join(dir, 'runs', 'planned', 'report.html')), 'lists the outputs');
+  assert.doesNotMatch(result.stdout, /test-time flips/);
   assert.deepEqual(await readdir(dir), ['plan.json'], 'nothing written beside the config');
 
-  await writeFile(configPath, JSON.stringify({ ...config, augment: { viewsPerImage: 1 }, train: { ...config.train, trainOnValidation: true, head: { epochs: 10 } } }));
+  await writeFile(configPath, JSON.stringify({ ...config, augment: { viewsPerImage: 1 }, train: { ...config.train, trainOnValidation: true, testTimeFlip: true, head: { epochs: 10 } } }));
   const onValidation = runCli(['run', configPath, '--dry-run']);
   assert.equal(onValidation.status, 0, onValidation.stderr);
   assert.match(onValidation.stdout, /augment: 1 view of each of 546 train images/);
   assert.match(onValidation.stdout, /10 epochs each on its mix plus the 78 val images \(mixes with real images\), no early stopping/);
   assert.match(onValidation.stdout, /\n {2}real\+augmented +624 +546 +0 +1170\n/);
+  assert.match(onValidation.stdout, /test scores on the 156 test images, each averaged with its mirror \(test-time flips\)/);
   assert.match(onValidation.stdout, /\n {2}synthetic +0 +0 +14 +14\n/);
 });
 
