@@ -68,6 +68,9 @@ import { augmentToShards, type TransformOptions } from '@scarce/augment';
 import { benchmarkMixes, evaluationMirrors, meanAndStd, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { loadRunConfig, type RunConfig } from '../packages/cli/src/config.js';
 import { loadRunData } from '../packages/cli/src/pipeline.js';
+import { exitOnInputError } from './exit-on-input-error.js';
+
+exitOnInputError('Run with --help for the options.');
 
 const MNIST_FOLDER = 'fixtures/mnist_t10k';
 /** Synthetic MNIST images per class in the shards, which the pixel classifier labels. */
@@ -139,11 +142,11 @@ function choiceFlag<T extends string>(name: string, text: string, allowed: reado
   return text as T;
 }
 
-/** Formats the mean ± sample standard deviation with three decimals, or the single value of one seed. */
-function formatScore(values: readonly number[]): string {
+/** Formats the mean ± sample standard deviation with `digits` decimals (3 by default), or the single value of one seed. */
+function formatScore(values: readonly number[], digits = 3): string {
   if (values.length === 0) return '-';
   const { mean, std } = meanAndStd(values);
-  return values.length === 1 ? mean.toFixed(3) : `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
+  return values.length === 1 ? mean.toFixed(digits) : `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
 }
 
 function seconds(startedAt: number): number {
@@ -469,12 +472,14 @@ function breastTable(results: readonly BreastSeedResult[]): string[] {
     row('AUC of real + synthetic minus real only', '≥ 0', (result) => result.classifiers['real+synthetic'].auc - result.classifiers.real.auc),
     ...(results.every((result) => result.classifiers['real+augmented'] !== undefined)
       ? [
-          row('real + augmented: AUC', '', (result) => result.classifiers['real+augmented']!.auc),
-          row('real + augmented + synthetic: AUC', '', (result) => result.classifiers['real+augmented+synthetic']!.auc),
-          row('AUC of real + augmented + synthetic minus real + augmented', '', (result) => result.classifiers['real+augmented+synthetic']!.auc - result.classifiers['real+augmented']!.auc),
+            row('real + augmented: accuracy', '', (result) => result.classifiers['real+augmented']!.accuracy),
+            row('real + augmented: AUC', '', (result) => result.classifiers['real+augmented']!.auc),
+            row('real + augmented + synthetic: accuracy', '', (result) => result.classifiers['real+augmented+synthetic']!.accuracy),
+            row('real + augmented + synthetic: AUC', '', (result) => result.classifiers['real+augmented+synthetic']!.auc),
+            row('AUC of real + augmented + synthetic minus real + augmented', '', (result) => result.classifiers['real+augmented+synthetic']!.auc - result.classifiers['real+augmented']!.auc),
         ]
       : []),
-    row('synthetic images the classifiers used', '', (result) => result.synthetic.kept),
+    `| synthetic images the classifiers used | ${formatScore(results.map((result) => result.synthetic.kept), 0)} | ${results.map((result) => result.synthetic.kept).join(', ')} | |`,
     row('class consistency', '', (result) => result.classConsistency),
     row('Fréchet distance (64 px features)', '', (result) => result.frechetDistance),
   ];
@@ -515,25 +520,34 @@ async function writeResults(breast: readonly BreastSeedResult[], mnist: readonly
   const markdown = [
     '# Synthetic image evaluation',
     '',
-    `Settings: seeds ${seeds.join(', ')}; GAN budget ${timeBudget} s (BreastMNIST) and ${mnistTimeBudget} s (MNIST); ${perClass} synthetic images per class${minConfidence > 0 ? ` (those below ${minConfidence} confidence left out)` : ''}; ` +
-      `checkpoints chosen by ${selectBy}; classifier settings of ${flags.config}; backend ${selection.backend}. Elapsed ${seconds(startedAt)} s.`,
+    `Settings: seeds ${seeds.join(', ')}; GAN budget ${[...(parts.includes('breastmnist') ? [`${timeBudget} s (BreastMNIST)`] : []), ...(parts.includes('mnist') ? [`${mnistTimeBudget} s (MNIST)`] : [])].join(' and ')}; ${perClass} synthetic images per class${minConfidence > 0 ? ` (those below ${minConfidence} confidence left out)` : ''}; ` +
+      `checkpoints chosen by ${selectBy}; classifier settings of ${flags.config}${runConfig.train.testTimeFlip ? ', whose val and test scores average each image with its mirror (test-time flips)' : ''}; backend ${selection.backend}. Elapsed ${seconds(startedAt)} s.`,
     '',
-    `## BreastMNIST (${breast.length} of ${parts.includes('breastmnist') ? seeds.length : 0} seeds)`,
-    '',
-    'The quality head is the small TSTR head of the synth quality metrics (64 px backbone features). The other rows use the run config\'s classifier, one head per seed with the head seed equal to the GAN seed.',
-    '',
-    ...(breast.length > 0 ? [...breastTable(breast), '', ...ganLines('BreastMNIST', breast)] : ['No seed finished.']),
-    '',
-    `## MNIST test split (${mnist.length} of ${parts.includes('mnist') ? seeds.length : 0} seeds)`,
-    '',
-    'Class consistency is the share of synthetic digits that a classifier of real digits labels as the class they were drawn for. ' +
-      'The consistency classifier is the synth quality metrics\' classifier: of a head on 64 px backbone features of up to 1,000 real ' +
-      'train digits and a head on the pixels of up to 10,000, the one more accurate on the validation digits. ' +
-      'The second, wider pixel classifier is this script\'s check: ' +
-      `a 256-unit head on the pixels of all real train digits, which labels ${MNIST_SHARD_PER_CLASS} samples per class.`,
-    '',
-    ...(mnist.length > 0 ? [...mnistTable(mnist), '', ...ganLines('MNIST', mnist)] : ['No seed finished.']),
-    '',
+    // A part left out by --parts gets no section.
+    ...(parts.includes('breastmnist')
+      ? [
+          `## BreastMNIST (${breast.length} of ${seeds.length} seeds)`,
+          '',
+          'The quality head is the small TSTR head of the synth quality metrics (64 px backbone features). The other rows use the run config\'s classifier, one head per seed with the head seed equal to the GAN seed.',
+          '',
+          ...(breast.length > 0 ? [...breastTable(breast), '', ...ganLines('BreastMNIST', breast)] : ['No seed finished.']),
+          '',
+        ]
+      : []),
+    ...(parts.includes('mnist')
+      ? [
+          `## MNIST test split (${mnist.length} of ${seeds.length} seeds)`,
+          '',
+          'Class consistency is the share of synthetic digits that a classifier of real digits labels as the class they were drawn for. ' +
+            'The consistency classifier is the synth quality metrics\' classifier: of a head on 64 px backbone features of up to 1,000 real ' +
+            'train digits and a head on the pixels of up to 10,000, the one more accurate on the validation digits. ' +
+            'The second, wider pixel classifier is this script\'s check: ' +
+            `a 256-unit head on the pixels of all real train digits, which labels ${MNIST_SHARD_PER_CLASS} samples per class.`,
+          '',
+          ...(mnist.length > 0 ? [...mnistTable(mnist), '', ...ganLines('MNIST', mnist)] : ['No seed finished.']),
+          '',
+        ]
+      : []),
     '## Time',
     '',
     'Seconds per seed. The GAN column includes measuring the checkpoints and writing the shards, which the time budget does not count.',

@@ -23,13 +23,20 @@ import { readFile } from 'node:fs/promises';
 import { loadDataset, mirrorImage, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { augmentRecord, resolveTransformConfig, viewSeed, type TransformOptions } from '@scarce/augment';
 import { evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
+import { exitOnInputError } from './exit-on-input-error.js';
+
+exitOnInputError('Usage is in the header of scripts/select-head.ts.');
 
 const OPTIONS = ['data', 'sizes', 'layers', 'folds', 'heads', 'epochs', 'rates', 'views', 'transforms', 'transform-sets', 'fold-seed'];
 /** Options that take no value. */
 const FLAGS = ['test-time-flip'];
-for (const argument of process.argv.slice(2)) {
-  if (argument.startsWith('--') && !OPTIONS.includes(argument.slice(2)) && !FLAGS.includes(argument.slice(2))) {
-    fail(`Unknown option ${argument}; the options are --${[...OPTIONS, ...FLAGS].join(', --')}`);
+// Every argument is an option with its value, or a flag: a stray word would otherwise be ignored.
+for (let at = 2; at < process.argv.length; at++) {
+  const argument = process.argv[at];
+  const name = argument.startsWith('--') ? argument.slice(2) : '';
+  if (OPTIONS.includes(name)) at++;
+  else if (!FLAGS.includes(name)) {
+    fail(`${argument.startsWith('--') ? 'Unknown option' : 'Unexpected argument'} ${argument}; the options are --${[...OPTIONS, ...FLAGS].join(', --')}, and --${FLAGS.join(', --')} takes no value`);
   }
 }
 

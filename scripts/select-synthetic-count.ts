@@ -8,7 +8,8 @@
  *
  * With --min-confidence, a head first trains for the config's fixed length on the real train
  * images alone (seed 0) and scores each synthetic image. Images whose conditioned class gets a
- * lower probability are left out before the first N of each class are taken.
+ * lower probability are left out before the first N of each class are taken. When the config
+ * sets `train.testTimeFlip`, each validation image is scored with its mirror, as the run scores it.
  *
  *   node --import tsx scripts/select-synthetic-count.ts [--runs runs/evaluate-synth/breastmnist]
  *     [--counts 0,25,50,100,200,500] [--config examples/breastmnist.json] [--seeds 0,1,2]
@@ -17,11 +18,14 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Random, readShardFolder, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
+import { mirrorImage, Random, readShardFolder, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { defaultCacheDirectory, evaluateProbabilities, extractFeaturesCached, FeatureCache, loadBackbone, trainHead, type FeatureSet } from '@scarce/train';
-import { meanAndStd, stackFeatures, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
+import { meanAndStd, scoreHead, stackFeatures, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { loadRunConfig } from '../packages/cli/src/config.js';
 import { loadRunData } from '../packages/cli/src/pipeline.js';
+import { exitOnInputError } from './exit-on-input-error.js';
+
+exitOnInputError('Usage is in the header of scripts/select-synthetic-count.ts.');
 
 const { values: flags } = parseArgs({
   options: {
@@ -66,6 +70,7 @@ const runConfig = await loadRunConfig(flags.config);
 const dataset = await loadRunData(runConfig);
 const train = recordsOfSplit(dataset, 'train');
 const validation = recordsOfSplit(dataset, 'val');
+const mirroredValidation = runConfig.train.testTimeFlip ? validation.map(mirrorImage) : [];
 const backbone = await loadBackbone(runConfig.train.backbone, { inputSize: runConfig.train.inputSize, featureLayer: runConfig.train.featureLayer });
 // The script reads every run's features through the cache, even where the config turns the cache off.
 const cache = new FeatureCache(typeof runConfig.train.featureCache === 'string' ? runConfig.train.featureCache : defaultCacheDirectory(), backbone);
@@ -79,11 +84,12 @@ type Scores = { auc: number[]; accuracy: number[]; syntheticUsed: number[] };
 const scores = new Map<number, Map<number, Scores>>(minConfidences.map((confidence) => [confidence, new Map(counts.map((count) => [count, { auc: [], accuracy: [], syntheticUsed: [] }]))]));
 for (const folder of runFolders.sort()) {
   const synthetic = (await readShardFolder(join(flags.runs, folder, 'synthetic'))).records;
-  const records: ImageRecord[] = [...train, ...validation, ...synthetic];
+  const records: ImageRecord[] = [...train, ...validation, ...mirroredValidation, ...synthetic];
   const { features } = await extractFeaturesCached(backbone, records, cache, { batchSize: runConfig.train.featureBatchSize, quiet: true });
   const size = backbone.featureSize;
   const featuresOf = new Map(records.map((record, i) => [record, features.subarray(i * size, (i + 1) * size)]));
   const scored = stackFeatures(validation, featuresOf, size);
+  const mirrored = runConfig.train.testTimeFlip ? stackFeatures(mirroredValidation, featuresOf, size).features : null;
   const shuffled = Array.from({ length: numClasses }, (_, label) => new Random(label).shuffle(synthetic.filter((record) => record.label === label)));
   const confidence = new Map<ImageRecord, number>();
   if (minConfidences.some((value) => value > 0)) {
@@ -103,7 +109,7 @@ for (const folder of runFolders.sort()) {
       cell.syntheticUsed.push(chosen.length);
       for (const seed of headSeeds) {
         const training = await trainHead(rows, { features: new Float32Array(0), labels: [] }, numClasses, { ...head, ...fixedLength, runtime: runConfig.train.runtime, seed });
-        const report = evaluateProbabilities(training.head.predict(scored.features), scored.labels, numClasses);
+        const report = evaluateProbabilities(scoreHead(training.head, scored.features, mirrored), scored.labels, numClasses);
         training.head.dispose();
         cell.auc.push(report.auc);
         cell.accuracy.push(report.accuracy);
@@ -114,7 +120,7 @@ for (const folder of runFolders.sort()) {
 }
 backbone.model.dispose();
 
-console.log(`Validation split (${validation.length} images), heads of ${flags.config} trained on ${train.length} real train images plus N synthetic per class; GAN runs ${runFolders.join(', ')}; head seeds ${headSeeds.join(', ')}\n`);
+console.log(`Validation split (${validation.length} images${runConfig.train.testTimeFlip ? ', each scored with its mirror' : ''}), heads of ${flags.config} trained on ${train.length} real train images plus N synthetic per class; GAN runs ${runFolders.join(', ')}; head seeds ${headSeeds.join(', ')}\n`);
 console.log('| min confidence | synthetic per class | synthetic used (mean) | validation AUC | validation accuracy |\n| ---: | ---: | ---: | --- | --- |');
 const format = (values: number[]) => {
   const { mean, std } = meanAndStd(values);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
@@ -45,11 +45,12 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTim
   const backbone = await loadBackbone(MOBILENET, { inputSize: 32, featureLayer });
   const features = (records: typeof train) => ({ features: extractFeatures(backbone, records, { quiet: true }), labels: records.map((record) => record.label) });
   const training = await trainHead(features(train), features(validation), 2, { epochs: 5, units: 16, ensemble });
-  let expected = training.head.predict(features(test).features);
+  const plain = training.head.predict(features(test).features);
+  let expected = plain;
   if (testTimeFlip) {
     const mirrored = training.head.predict(features(test.map(mirrorImage)).features);
-    assert.ok(mirrored.some((value, i) => Math.abs(value - expected[i]) > 1e-3), 'the mirrors score differently, so the average is seen');
-    expected = expected.map((value, i) => (value + mirrored[i]) / 2);
+    assert.ok(mirrored.some((value, i) => Math.abs(value - plain[i]) > 1e-3), 'the mirrors score differently, so the average is seen');
+    expected = plain.map((value, i) => (value + mirrored[i]) / 2);
   }
 
   const dir = await temporaryFolder();
@@ -88,5 +89,21 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTim
   assert.match(lines[1], /^"nested\/scan,0\.png",(malignant|benign),0\.\d{6},0\.\d{6}$/);
   const csvProbability = Number(lines[1].split(',').at(-1));
   assert.ok(Math.abs(csvProbability - expected[1]) < 1e-4, `${csvProbability} vs ${expected[1]}`);
+  assert.equal(/test-time flips/.test(result.stderr), testTimeFlip, 'the log says when flips are averaged in');
+  if (testTimeFlip) {
+    const alone = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), join(dir, 'images'), '--out', out, '--no-test-time-flip'], { encoding: 'utf8' });
+    assert.equal(alone.status, 0, alone.stderr);
+    const aloneProbability = Number((await readFile(out, 'utf8')).trim().split('\n')[1].split(',').at(-1));
+    assert.ok(Math.abs(aloneProbability - plain[1]) < 1e-4, `--no-test-time-flip: ${aloneProbability} vs ${plain[1]}`);
+
+    // A setting that is not true or false is rejected, naming the file.
+    const modelJson = join(dir, 'model', 'model.json');
+    const saved = JSON.parse(await readFile(modelJson, 'utf8'));
+    saved.userDefinedMetadata.scarceClassifier.testTimeFlip = 'true';
+    await writeFile(modelJson, JSON.stringify(saved));
+    const invalid = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), join(dir, 'images'), '--out', out], { encoding: 'utf8' });
+    assert.equal(invalid.status, 2, invalid.stderr);
+    assert.match(invalid.stderr, /has scarceClassifier\.testTimeFlip "true" in its metadata; expected true or false/);
+  }
   training.head.dispose();
 }

@@ -76,7 +76,8 @@ test('run --dry-run prints the plan and writes nothing', async () => {
   assert.match(onValidation.stdout, /augment: 1 view of each of 546 train images/);
   assert.match(onValidation.stdout, /10 epochs each on its mix plus the 78 val images \(mixes with real images\), no early stopping/);
   assert.match(onValidation.stdout, /\n {2}real\+augmented +624 +546 +0 +1170\n/);
-  assert.match(onValidation.stdout, /test scores on the 156 test images, each averaged with its mirror \(test-time flips\)/);
+  assert.match(onValidation.stdout, /test scores on the 156 test images, each averaged with its mirror \(test-time flips\), as are the val scores/);
+  assert.match(onValidation.stdout, /backbone features of every image at 32 px, and of the mirrors of the 234 val and test images/);
   assert.match(onValidation.stdout, /\n {2}synthetic +0 +0 +14 +14\n/);
 });
 

@@ -110,7 +110,7 @@ export function evaluationMirrors(evaluation: { val: readonly ImageRecord[]; tes
  * Class probabilities of a head, row-major. With mirrored features, each row is the mean of the
  * probabilities for the image and for its mirror (test-time flips).
  */
-function scoreHead(head: ClassifierHead, features: Float32Array, mirrored: Float32Array | null): Float32Array {
+export function scoreHead(head: ClassifierHead, features: Float32Array, mirrored: Float32Array | null): Float32Array {
   const plain = head.predict(features);
   if (mirrored === null) return plain;
   const flipped = head.predict(mirrored);

@@ -73,17 +73,21 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
     stages.push({ stage: 'synth', detail: `GAN on ${splits.train} train images for ${ganLimit}, then ${config.synth.perClass} images per class${filter}`, output: join(runDir, 'synthetic') });
   }
   stages.push(
-    { stage: 'features', detail: `backbone features of every image at ${config.train.inputSize} px`, output: config.train.featureCache === false ? null : (config.train.featureCache ?? defaultCacheDirectory()) },
+    {
+      stage: 'features',
+      detail: `backbone features of every image at ${config.train.inputSize} px${config.train.testTimeFlip ? `, and of the mirrors of the ${splits.val + splits.test} val and test images (test-time flips)` : ''}`,
+      output: config.train.featureCache === false ? null : (config.train.featureCache ?? defaultCacheDirectory()),
+    },
     {
       stage: 'train',
       detail:
-        `${heads} heads (${mixes.length} mixes x ${config.train.seeds.length} seeds, ${config.train.strategy}), ` +
+        `${heads} heads (${mixes.length} ${mixes.length === 1 ? 'mix' : 'mixes'} x ${config.train.seeds.length} ${config.train.seeds.length === 1 ? 'seed' : 'seeds'}, ${config.train.strategy}), ` +
         (config.train.trainOnValidation
           ? `${config.train.head.epochs} epochs each on its mix plus the ${splits.val} val images (mixes with real images), no early stopping`
           : `early stopping on ${config.train.earlyStopping.monitor} of the ${splits.val} val images`),
       output: join(runDir, 'models'),
     },
-    { stage: 'report', detail: `test scores on the ${splits.test} test images${config.train.testTimeFlip ? ', each averaged with its mirror (test-time flips)' : ''}`, output: runDir },
+    { stage: 'report', detail: `test scores on the ${splits.test} test images${config.train.testTimeFlip ? ', each averaged with its mirror (test-time flips), as are the val scores' : ''}`, output: runDir },
   );
 
   return {

@@ -93,7 +93,7 @@ function runSection(metrics: RunMetrics): string {
     config.train.trainOnValidation
       ? ['head training', `${config.train.head.epochs} epochs on each mix plus the validation images (mixes with real images), no early stopping`]
       : ['early stopping', `${escapeHtml(config.train.earlyStopping.monitor)}, patience ${config.train.earlyStopping.patience}, at most ${config.train.head.epochs} epochs`],
-    ['test-time flips', config.train.testTimeFlip ? 'yes: each val and test image is scored by the mean of its probabilities and its mirror\'s' : 'no'],
+    ['test-time flips', config.train.testTimeFlip ? "yes: val and test scores average each image's probabilities with its mirror's; early stopping and the training curves score each image alone" : 'no'],
     ['started', escapeHtml(metrics.startedAt)],
     ['scarce', escapeHtml(metrics.toolkitVersion)],
   ];

@@ -27,7 +27,11 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
       (config.train.strategy === 'fine-tune'
         ? `, then fine-tunes it with the backbone's ${config.train.fineTune.layerPrefixes.length > 0 ? `layers ${config.train.fineTune.layerPrefixes.join(', ')}` : `last ${config.train.fineTune.lastBlocks} blocks`} at learning rate ${config.train.fineTune.learningRate}, `
         : ', ') +
-      `and is measured once on the real test split${config.train.testTimeFlip ? ', each image scored by the mean of its probabilities and its mirror\'s (test-time flips)' : ''}. ${config.train.seeds.length > 1 ? `Scores are mean ± standard deviation over head seeds ${seeds}.` : `Scores come from head seed ${seeds}.`}`,
+      `and is measured once on the real test split. ${
+        config.train.testTimeFlip
+          ? "Val and test scores average each image's probabilities with its mirror's (test-time flips); early stopping and the training curves score each image alone. "
+          : ''
+      }${config.train.seeds.length > 1 ? `Scores are mean ± standard deviation over head seeds ${seeds}.` : `Scores come from head seed ${seeds}.`}`,
     '',
     '| mix | real | augmented | synthetic | epochs run | best epoch | test accuracy | test AUC |',
     '| --- | ---: | ---: | ---: | --- | --- | --- | --- |',
@@ -70,7 +74,7 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
         `. Samples: \`synthetic/samples.png\`.`,
     );
   }
-  if (config.augment.enabled) lines.push(`Augmentation: ${config.augment.viewsPerImage} views per real train image. Examples: \`augmented/examples.png\`.`);
+  if (config.augment.enabled) lines.push(`Augmentation: ${config.augment.viewsPerImage} ${config.augment.viewsPerImage === 1 ? 'view' : 'views'} per real train image. Examples: \`augmented/examples.png\`.`);
   lines.push('', '| stage | seconds |', '| --- | ---: |');
   for (const [stage, seconds] of Object.entries(metrics.timings)) lines.push(`| ${stage} | ${seconds} |`);
   const megabytes = (bytes: number) => (bytes / 2 ** 20).toFixed(0);

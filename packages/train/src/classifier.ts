@@ -84,6 +84,9 @@ export async function loadClassifier(source: string): Promise<Classifier> {
   if (classifier?.classNames === undefined || classifier.inputSize === undefined) {
     throw new InputError(`${source} is a TF.js model but not a scarce classifier (no scarceClassifier metadata). Save it with 'scarce train --save'.`);
   }
+  if (classifier.testTimeFlip !== undefined && typeof classifier.testTimeFlip !== 'boolean') {
+    throw new InputError(`${source} has scarceClassifier.testTimeFlip ${JSON.stringify(classifier.testTimeFlip)} in its metadata; expected true or false. Set it to true or false in model.json.`);
+  }
   return { model, metadata: classifier };
 }
 

@@ -18,12 +18,16 @@ export function registerPredict(program: Command): void {
     .argument('<model>', 'classifier folder (with model.json), model.json path or URL, as written by scarce run or scarce train --save')
     .argument('<folder>', 'folder of PNG, JPEG or WebP images, searched recursively')
     .option('--out <file>', 'CSV file to write', 'predictions.csv')
+    .option('--no-test-time-flip', "score each image alone, even when the classifier was trained and measured with test-time flips")
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm or cpu')
     .addHelpText('after', '\nExample:\n  scarce predict runs/demo/models/real my-scans --out my-scans.csv')
-    .action(async (modelSource: string, folder: string, options: { out: string; backend?: string }) => {
+    .action(async (modelSource: string, folder: string, options: { out: string; backend?: string; testTimeFlip: boolean }) => {
       const log = (line: string) => process.stderr.write(`${line}\n`);
       await selectBackend({ backend: parseBackendChoice(options.backend, '--backend'), log });
-      const classifier = await loadClassifier(modelSource);
+      const loaded = await loadClassifier(modelSource);
+      const testTimeFlip = loaded.metadata.testTimeFlip === true && options.testTimeFlip;
+      const classifier = { ...loaded, metadata: { ...loaded.metadata, testTimeFlip } };
+      if (testTimeFlip) log('averaging each image\'s probabilities with its mirror\'s (test-time flips), as the classifier was measured; --no-test-time-flip scores each image alone');
       const paths = (await fg(`**/*.{${IMAGE_EXTENSIONS.join(',')}}`, { cwd: folder, absolute: true, caseSensitiveMatch: false })).sort();
       if (paths.length === 0) throw new InputError(`${folder} has no images (.${IMAGE_EXTENSIONS.join(', .')}).`);
 
@@ -43,6 +47,6 @@ export function registerPredict(program: Command): void {
       });
       await mkdir(dirname(resolve(options.out)), { recursive: true });
       await writeFileAtomic(options.out, `${[header, ...rows].join('\n')}\n`);
-      log(`wrote predictions for ${paths.length} images to ${options.out}`);
+      log(`wrote predictions for ${paths.length} ${paths.length === 1 ? 'image' : 'images'} to ${options.out}`);
     });
 }
