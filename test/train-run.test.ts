@@ -62,6 +62,7 @@ test('full training with recipe mixes', async () => {
   const model = JSON.parse(await readFile(join(dir, 'runs', 'full', 'models', 'real', 'model.json'), 'utf8'));
   assert.equal(model.userDefinedMetadata.scarceClassifier.testTimeFlip, true, 'the saved classifier predicts with test-time flips, as it was scored');
   const report = await readFile(join(dir, 'runs', 'full', 'report.md'), 'utf8');
+  assert.match(report, /then fine-tunes it with the backbone's every block at learning rate 0\.0001, stopping early on val_loss with patience 5, /);
   assert.match(report, /Val and test scores average each image's probabilities with its mirror's \(test-time flips\); early stopping and the training curves score each image alone\./);
   assert.match(report, /\| `train\.inputSize` \| `32` \| 5-fold cross-validation on train \+ val \|/);
 });

@@ -7,6 +7,13 @@ import { valueAt } from './report-values.js';
 const number = (value: number, digits = 3) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 const meanStd = (value: { mean: number; std: number }, count: number) => (count > 1 ? `${number(value.mean)} ± ${number(value.std)}` : number(value.mean));
 
+/** Describes the fine-tuning phase: what unfreezes, its learning rate and its own early stopping. */
+function fineTuningSentence(train: RunMetrics['config']['train']): string {
+  const { layerPrefixes, lastBlocks, learningRate, earlyStopping } = train.fineTune;
+  const unfrozen = train.strategy === 'full' ? 'every block' : layerPrefixes.length > 0 ? `layers ${layerPrefixes.join(', ')}` : `last ${lastBlocks} blocks`;
+  return `fine-tunes it with the backbone's ${unfrozen} at learning rate ${learningRate}, stopping early on ${earlyStopping.monitor} with patience ${earlyStopping.patience}`;
+}
+
 /** Renders a run's metrics as Markdown. */
 export function renderMarkdownReport(metrics: RunMetrics): string {
   const { config } = metrics;
@@ -24,9 +31,7 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
       (config.train.trainOnValidation
         ? `for ${config.train.head.epochs} epochs on its rows plus the real validation images (mixes with real images), with no early stopping`
         : `stopping early on the real validation split (${config.train.earlyStopping.monitor}, patience ${config.train.earlyStopping.patience})`) +
-      (config.train.strategy === 'fine-tune'
-        ? `, then fine-tunes it with the backbone's ${config.train.fineTune.layerPrefixes.length > 0 ? `layers ${config.train.fineTune.layerPrefixes.join(', ')}` : `last ${config.train.fineTune.lastBlocks} blocks`} at learning rate ${config.train.fineTune.learningRate}, `
-        : ', ') +
+      (config.train.strategy === 'feature-extraction' ? ', ' : `, then ${fineTuningSentence(config.train)}, `) +
       `and is measured once on the real test split. ${
         config.train.testTimeFlip
           ? "Val and test scores average each image's probabilities with its mirror's (test-time flips); early stopping and the training curves score each image alone. "
