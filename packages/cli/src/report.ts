@@ -10,7 +10,9 @@ const meanStd = (value: { mean: number; std: number }, count: number) => (count 
 /** Describes the fine-tuning phase: what unfreezes, its learning rate and its own early stopping. */
 function fineTuningSentence(train: RunMetrics['config']['train']): string {
   const { layerPrefixes, lastBlocks, learningRate, earlyStopping } = train.fineTune;
-  const unfrozen = train.strategy === 'full' ? 'every block' : layerPrefixes.length > 0 ? `layers ${layerPrefixes.join(', ')}` : `last ${lastBlocks} blocks`;
+  let unfrozen = `last ${lastBlocks} blocks`;
+  if (layerPrefixes.length > 0) unfrozen = `layers ${layerPrefixes.join(', ')}`;
+  if (train.strategy === 'full') unfrozen = 'every block';
   return `fine-tunes it with the backbone's ${unfrozen} at learning rate ${learningRate}, stopping early on ${earlyStopping.monitor} with patience ${earlyStopping.patience}`;
 }
 
