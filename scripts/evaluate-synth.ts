@@ -5,8 +5,8 @@
  *   validation splits only) and reads the test split for the chosen checkpoint's
  *   train-on-synthetic test-on-real (TSTR) scores. Then trains the classifier of a run config
  *   (default examples/breastmnist.json) on real, real + synthetic and synthetic train rows, as
- *   `scarce run` does, and measures each on the test split. When the config augments, also on
- *   real + augmented and all three, the augmented views drawn with the GAN seed as run seed.
+ *   `scarce run` does, and measures each on the test split. When the config augments, it also trains
+ *   real + augmented and all three, with views drawn with the GAN seed as the run seed.
  * - MNIST test split (fixtures/mnist_t10k): per seed, holds out a stratified validation share
  *   and trains the GAN on the rest. It reports the class consistency of the chosen checkpoint's
  *   samples twice: by the classifier of the synth quality metrics and by a classifier on the
@@ -262,8 +262,8 @@ interface BreastSeedResult {
   frechetDistance: number;
   classConsistency: number;
   /**
-   * The run config's classifier per mix, head seed = GAN seed. With augmentation on in the config,
-   * also real + augmented and all three.
+   * Test scores of the run config's classifier per mix, with the GAN seed as head seed. Real +
+   * augmented and all three are present when the config augments.
    */
   classifiers: Record<'real' | 'real+synthetic' | 'synthetic', TestScores> & Partial<Record<'real+augmented' | 'real+augmented+synthetic', TestScores>>;
   /** Synthetic images sampled, and those the classifiers trained on after --min-confidence. */
@@ -300,7 +300,17 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
   let augmented: ImageRecord[] = [];
   if (runConfig.augment.enabled && runConfig.augment.viewsPerImage > 0) {
     const outDir = join(directory, 'augmented');
-    await augmentToShards(dataset, { outDir, viewsPerImage: runConfig.augment.viewsPerImage, seed, transforms: runConfig.augment.transforms as TransformOptions, config: runConfig.augment, progress: { quiet: true }, log: () => {} });
+    await augmentToShards(dataset, {
+      outDir,
+      viewsPerImage: runConfig.augment.viewsPerImage,
+      seed,
+      transforms: runConfig.augment.transforms as TransformOptions,
+      config: runConfig.augment,
+      // --force measures again, so views of other transforms left in the folder are replaced.
+      overwrite: flags.force,
+      progress: { quiet: true },
+      log: () => {},
+    });
     augmented = (await readShardFolder(outDir)).records;
   }
 

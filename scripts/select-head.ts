@@ -22,7 +22,7 @@
 import { readFile } from 'node:fs/promises';
 import { loadDataset, mirrorImage, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { augmentRecord, resolveTransformConfig, viewSeed, type TransformOptions } from '@scarce/augment';
-import { evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
+import { averageProbabilities, evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
 import { exitOnInputError } from './exit-on-input-error.js';
 
 exitOnInputError('Usage is in the header of scripts/select-head.ts.');
@@ -177,7 +177,7 @@ for (const inputSize of sizes) {
         for (const head of heads) {
           for (const epochs of epochChoices) {
             for (const learningRate of rates) {
-              // Scores without test-time flips, then, with --test-time-flip, with them.
+              // Scores without test-time flips, and with them when --test-time-flip is given.
               const scores = (testTimeFlip ? [false, true] : [false]).map(() => ({ accuracies: [] as number[], aucs: [] as number[] }));
               for (let fold = 0; fold < folds; fold++) {
                 const rest = new Random(fold).shuffle(foldRows.filter((_, j) => j !== fold).flat());
@@ -195,8 +195,7 @@ for (const inputSize of sizes) {
                 const plain = training.head.predict(scored.features);
                 const probabilities = [plain];
                 if (mirroredFeatures !== null) {
-                  const mirrored = training.head.predict(pick(foldRows[fold], 0, mirroredFeatures).features);
-                  probabilities.push(plain.map((value, i) => (value + mirrored[i]) / 2));
+                  probabilities.push(averageProbabilities(plain, training.head.predict(pick(foldRows[fold], 0, mirroredFeatures).features)));
                 }
                 probabilities.forEach((values, i) => {
                   const report = evaluateProbabilities(values, scored.labels, dataset.classNames.length);

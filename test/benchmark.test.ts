@@ -63,7 +63,7 @@ test('validation images join only real mixes', async () => {
   }
 });
 
-test('test-time flips score each val and test image with its mirror', async () => {
+test('test-time flips average mirror scores', async () => {
   const random = new Random(3);
   const features = new Map<ImageRecord, Float32Array>();
   const real = records(30, 'real', 'train', random, features);

@@ -24,11 +24,11 @@ test('saved classifier on two feature layers', async () => {
   await checkRoundTrip(1, ['block_13_expand_relu', 'block_16_expand_relu']);
 });
 
-test('saved classifier with test-time flips averages each image with its mirror', async () => {
+test('saved classifier with test-time flips', async () => {
   await checkRoundTrip(1, undefined, true);
 });
 
-test('mirrorImage reverses each row and keeps channels together', () => {
+test('mirrorImage reverses each row', () => {
   const image = { height: 2, width: 3, channels: 2, pixels: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), label: 1 };
   const mirrored = mirrorImage(image);
   assert.deepEqual([...mirrored.pixels], [5, 6, 3, 4, 1, 2, 11, 12, 9, 10, 7, 8]);
@@ -96,7 +96,7 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTim
     const aloneProbability = Number((await readFile(out, 'utf8')).trim().split('\n')[1].split(',').at(-1));
     assert.ok(Math.abs(aloneProbability - plain[1]) < 1e-4, `--no-test-time-flip: ${aloneProbability} vs ${plain[1]}`);
 
-    // A setting that is not true or false is rejected, naming the file.
+    // A testTimeFlip that is not true or false is rejected, and the message names the file.
     const modelJson = join(dir, 'model', 'model.json');
     const saved = JSON.parse(await readFile(modelJson, 'utf8'));
     saved.userDefinedMetadata.scarceClassifier.testTimeFlip = 'true';

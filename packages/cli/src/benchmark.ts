@@ -2,6 +2,7 @@ import type { ImageRecord, Origin } from '@scarce/core';
 import { countByOrigin, mirrorImage } from '@scarce/core';
 import * as tf from '@tensorflow/tfjs';
 import {
+  averageProbabilities,
   evaluateProbabilities,
   fineTune,
   tailFeatures,
@@ -101,20 +102,18 @@ export interface FineTuneContext {
   options: FineTuneOptions;
 }
 
-/** Mirrors of the val and test images, which test-time flips score beside each image. */
+/** Returns the mirror of each val and test image, which test-time flips score beside the image. */
 export function evaluationMirrors(evaluation: { val: readonly ImageRecord[]; test: readonly ImageRecord[] }): Map<ImageRecord, ImageRecord> {
   return new Map([...evaluation.val, ...evaluation.test].map((record) => [record, mirrorImage(record)]));
 }
 
 /**
- * Class probabilities of a head, row-major. With mirrored features, each row is the mean of the
- * probabilities for the image and for its mirror (test-time flips).
+ * Returns a head's class probabilities, row-major. With mirrored features, each row is the mean
+ * of the probabilities for the image and for its mirror (test-time flips).
  */
 export function scoreHead(head: ClassifierHead, features: Float32Array, mirrored: Float32Array | null): Float32Array {
   const plain = head.predict(features);
-  if (mirrored === null) return plain;
-  const flipped = head.predict(mirrored);
-  return plain.map((value, i) => (value + flipped[i]) / 2);
+  return mirrored === null ? plain : averageProbabilities(plain, head.predict(mirrored));
 }
 
 /** Inputs of `benchmarkMixes`. */
@@ -129,9 +128,9 @@ export interface BenchmarkInputs {
   /** When given, each head is then fine-tuned together with the backbone's last blocks. */
   fineTuning?: FineTuneContext;
   /**
-   * The mirror of each val and test image (`evaluationMirrors`), for test-time flips: their
-   * scores then average each image's probabilities with its mirror's. The mirrors' features, and
-   * with fine-tuning their activations, must be in `features` and `fineTuning` too.
+   * Mirror of each val and test image (`evaluationMirrors`). When given, val and test scores
+   * average each image's probabilities with its mirror's (test-time flips). The mirrors' features,
+   * and with fine-tuning their activations, must also be in `features` and `fineTuning`.
    */
   mirrors?: Map<ImageRecord, ImageRecord>;
   log: (line: string) => void;

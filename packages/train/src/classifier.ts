@@ -16,9 +16,9 @@ export interface ClassifierMetadata {
    */
   preprocess?: { size?: [number, number]; channels?: 1 | 3 };
   /**
-   * Test-time flips: the classifier's probabilities for an image are the mean of the model's
-   * output for the image and for its left-right mirror. `predictImages` applies this; the model
-   * file alone gives the output for the image as it is.
+   * Whether the classifier's probabilities for an image are the mean of the model's output for
+   * the image and for its left-right mirror (test-time flips). `predictImages` applies this, but
+   * the model file alone gives the output for the image as it is.
    */
   testTimeFlip?: boolean;
   /** Free-form provenance: the mix, seed and scores of the run that trained it. */
@@ -90,6 +90,11 @@ export async function loadClassifier(source: string): Promise<Classifier> {
   return { model, metadata: classifier };
 }
 
+/** Returns the element-wise mean of two probability arrays of the same images, e.g. of images and their mirrors. */
+export function averageProbabilities(first: Float32Array, second: Float32Array): Float32Array {
+  return first.map((value, i) => (value + second[i]) / 2);
+}
+
 /**
  * Class probabilities of images of any size and channel count, row-major `[images, classes]`.
  * Each image is resized bilinearly to the input size, grayscale is repeated to RGB, and pixels
@@ -99,8 +104,7 @@ export async function loadClassifier(source: string): Promise<Classifier> {
 export function predictImages(classifier: Classifier, images: readonly RawImage[], batchSize = 32): Float32Array {
   const probabilities = modelProbabilities(classifier, images, batchSize);
   if (classifier.metadata.testTimeFlip !== true) return probabilities;
-  const mirrored = modelProbabilities(classifier, images.map(mirrorImage), batchSize);
-  return probabilities.map((value, i) => (value + mirrored[i]) / 2);
+  return averageProbabilities(probabilities, modelProbabilities(classifier, images.map(mirrorImage), batchSize));
 }
 
 /** Returns the model's output for `images`, each resized, converted to RGB and scaled as its input expects. */
