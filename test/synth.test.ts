@@ -18,7 +18,9 @@ import {
   buildDiscriminator,
   buildGenerator,
   diffAugment,
+  epochMirrorFlags,
   GanTrainer,
+  gatherBatchPixels,
   loadGenerator,
   MinibatchStd,
   resolveSynthConfig,
@@ -199,10 +201,46 @@ describe('resolveSynthConfig', () => {
     ['unknown checkpoint score', { selectCheckpointBy: 'fid' as SynthConfig['selectCheckpointBy'] }, /'selectCheckpointBy'.*'frechetDistance'/],
     ['beta of 1', { adamBeta2: 1 }, /'adamBeta2'.*\[0, 1\)/],
     ['negative budget', { timeBudgetSeconds: -1 }, /'timeBudgetSeconds'/],
+    ['mirror as a string', { mirror: 'yes' as unknown as boolean }, /'mirror'.*true or false.*"yes"/],
   ];
   for (const [name, options, message] of invalid) {
     test(`rejects ${name}`, () => assert.throws(() => resolveSynthConfig(options), message));
   }
+});
+
+describe('mirrored real batches', () => {
+  const shape = { height: 2, width: 3, channels: 2 };
+  // Two images of 2 x 3 pixels with 2 channels; each value encodes its image, row, column and channel.
+  const pixels = Float32Array.from({ length: 24 }, (_, i) => i);
+
+  test('mirrored rows reverse each row of pixels', () => {
+    const batch = gatherBatchPixels([1, 0], pixels, shape, [true, false]);
+    // Image 1 mirrored: the columns of each row in reverse order, channels kept together.
+    assert.deepEqual([...batch.subarray(0, 12)], [16, 17, 14, 15, 12, 13, 22, 23, 20, 21, 18, 19]);
+    assert.deepEqual([...batch.subarray(12)], [...pixels.subarray(0, 12)]);
+    assert.deepEqual([...gatherBatchPixels([1, 0], pixels, shape, null)], [...pixels.subarray(12), ...pixels.subarray(0, 12)]);
+  });
+
+  test('flags are seeded per epoch', () => {
+    const flags = epochMirrorFlags(42, 3, 546);
+    assert.deepEqual(epochMirrorFlags(42, 3, 546), flags);
+    assert.notDeepEqual(epochMirrorFlags(42, 4, 546), flags);
+    const share = flags.filter(Boolean).length / flags.length;
+    assert.ok(share > 0.4 && share < 0.6, `mirrored share ${share}`);
+  });
+
+  test('mirror changes the run and repeats', async () => {
+    const records = balancedTrainRecords(16);
+    const config = { ...TINY_CONFIG, epochs: 2 };
+    const losses = async (mirror: boolean) => {
+      const gan = await trainConditionalGan(records, dataset.classNames, { ...config, mirror }, silent);
+      gan.dispose();
+      return gan.history.map((log) => log.discriminatorLoss);
+    };
+    const mirrored = await losses(true);
+    assert.deepEqual(await losses(true), mirrored);
+    assert.notDeepEqual(await losses(false), mirrored);
+  });
 });
 
 describe('trainConditionalGan', () => {

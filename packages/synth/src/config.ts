@@ -54,6 +54,13 @@ export interface SynthConfig {
    * initial weights.
    */
   emaDecay: number;
+  /**
+   * Flip each real image left-right with probability 0.5 each time a batch takes it; default
+   * false. For images whose mirror keeps their label, this doubles the train set that the
+   * discriminator is shown, as StyleGAN2-ADA's x-flip option does, and the generator learns to draw
+   * both orientations. Leave it off where a mirror changes the class, as for digits or text.
+   */
+  mirror: boolean;
   /** Apply DiffAugment to real and fake images alike before the discriminator; default true. */
   diffAugment: boolean;
   /** DiffAugment colour: random brightness, saturation (colour images only) and contrast; default true. */
@@ -137,6 +144,7 @@ export const DEFAULT_SYNTH_CONFIG: Readonly<SynthConfig> = Object.freeze({
   adamBeta1: 0.5,
   adamBeta2: 0.999,
   emaDecay: 0.999,
+  mirror: false,
   diffAugment: true,
   augmentColour: true,
   translationFraction: 0.125,
@@ -216,7 +224,7 @@ export function resolveSynthConfig(options: Partial<SynthConfig> = {}): SynthCon
   checkRange('adamBeta1', config.adamBeta1, 0, 1, false);
   checkRange('adamBeta2', config.adamBeta2, 0, 1, false);
   checkRange('emaDecay', config.emaDecay, 0, 1, false);
-  for (const name of ['minibatchStd', 'diffAugment', 'augmentColour'] as const) {
+  for (const name of ['minibatchStd', 'mirror', 'diffAugment', 'augmentColour'] as const) {
     if (typeof config[name] !== 'boolean') {
       throw new Error(`Invalid synth config '${name}': expected true or false but received ${JSON.stringify(config[name])}.`);
     }

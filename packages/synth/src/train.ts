@@ -149,6 +149,42 @@ function scaleImages(records: readonly ImageRecord[], imageSize: number): Float3
   return scaled;
 }
 
+/** Copies one HWC image into `target`, mirrored left-right. */
+function copyMirrored(source: Float32Array, target: Float32Array, { height, width, channels }: ImageShape): void {
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (y * width + (width - 1 - x)) * channels;
+      const to = (y * width + x) * channels;
+      for (let c = 0; c < channels; c++) target[to + c] = source[from + c];
+    }
+  }
+}
+
+/**
+ * Draws which records of an epoch's shuffled order the real batches mirror under
+ * `SynthConfig.mirror`, each with probability 0.5. The stream is seeded by the run's seed and the
+ * epoch, so a resumed epoch draws the same flips.
+ */
+export function epochMirrorFlags(seed: number, epoch: number, count: number): boolean[] {
+  const random = new Random(deriveSeed(seed, 'mirror', epoch));
+  return Array.from({ length: count }, () => random.chance(0.5));
+}
+
+/**
+ * Gathers the images of record indices from scaled pixels (one HWC image after another) into one
+ * batch array. Rows whose entry of `mirrored` is true take their image's left-right mirror.
+ */
+export function gatherBatchPixels(indices: readonly number[], scaledPixels: Float32Array, imageShape: ImageShape, mirrored: readonly boolean[] | null): Float32Array {
+  const imageSize = imageShape.height * imageShape.width * imageShape.channels;
+  const batchPixels = new Float32Array(indices.length * imageSize);
+  indices.forEach((recordIndex, row) => {
+    const image = scaledPixels.subarray(recordIndex * imageSize, (recordIndex + 1) * imageSize);
+    if (mirrored?.[row]) copyMirrored(image, batchPixels.subarray(row * imageSize, (row + 1) * imageSize), imageShape);
+    else batchPixels.set(image, row * imageSize);
+  });
+  return batchPixels;
+}
+
 /** Builds the tensors of one batch from record indices; the caller disposes them. */
 function makeBatch(
   indices: readonly number[],
@@ -156,14 +192,10 @@ function makeBatch(
   scaledPixels: Float32Array,
   imageShape: ImageShape,
   numClasses: number,
+  mirrored: readonly boolean[] | null,
 ): RealBatch {
   const { height, width, channels } = imageShape;
-  const imageSize = height * width * channels;
-  const batchPixels = new Float32Array(indices.length * imageSize);
-  indices.forEach((recordIndex, row) => {
-    batchPixels.set(scaledPixels.subarray(recordIndex * imageSize, (recordIndex + 1) * imageSize), row * imageSize);
-  });
-
+  const batchPixels = gatherBatchPixels(indices, scaledPixels, imageShape, mirrored);
   const images = tf.tensor4d(batchPixels, [indices.length, height, width, channels]);
   const labels = tf.tidy(() => tf.oneHot(tf.tensor1d(indices.map((index) => records[index].label), 'int32'), numClasses).toFloat() as tf.Tensor2D);
   return { images, labels };
@@ -316,7 +348,11 @@ export async function trainConditionalGan(
       trainer.beginEpoch(epoch);
       let steps = 0;
 
-      const batchAt = (step: number) => makeBatch(order.slice(step * batchSize, (step + 1) * batchSize), records, pixels, imageShape, numClasses);
+      const mirroredOf = config.mirror ? epochMirrorFlags(config.seed, epoch, order.length) : null;
+      const batchAt = (step: number) => {
+        const [start, end] = [step * batchSize, (step + 1) * batchSize];
+        return makeBatch(order.slice(start, end), records, pixels, imageShape, numClasses, mirroredOf?.slice(start, end) ?? null);
+      };
       let next: RealBatch | null = batchAt(0);
       for (let step = 0; step < stepsPerEpoch; step++) {
         const batch: RealBatch = next!;
