@@ -11,9 +11,13 @@
  * lower probability are left out before the first N of each class are taken. When the config
  * sets `train.testTimeFlip`, each validation image is scored with its mirror, as the run scores it.
  *
+ * With --with-augmented, the heads also train on each run's `seed-N/augmented` views of the train
+ * images (evaluate-synth draws them when the config augments), so the rows compare real +
+ * augmented with all three. Views of a validation or test image are rejected.
+ *
  *   node --import tsx scripts/select-synthetic-count.ts [--runs runs/evaluate-synth/breastmnist]
  *     [--counts 0,25,50,100,200,500] [--config examples/breastmnist.json] [--seeds 0,1,2]
- *     [--min-confidence 0,0.5,0.8]
+ *     [--min-confidence 0,0.5,0.8] [--with-augmented]
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,6 +38,7 @@ const { values: flags } = parseArgs({
     config: { type: 'string', default: 'examples/breastmnist.json' },
     seeds: { type: 'string', default: '0,1,2' },
     'min-confidence': { type: 'string', default: '0' },
+    'with-augmented': { type: 'boolean', default: false },
   },
 });
 
@@ -79,12 +84,24 @@ const { head } = runConfig.train;
 // The heads train for a fixed number of epochs and keep their last weights, as the demo's do.
 const fixedLength = { epochs: head.epochs, earlyStopping: { monitor: 'loss', patience: head.epochs, restoreBestWeights: false } };
 
+/** Reads a folder of augmented views and checks that every one derives from a train image. */
+async function readTrainViews(folder: string): Promise<ImageRecord[]> {
+  const views = (await readShardFolder(folder)).records;
+  const leaked = views.findIndex((record) => record.split !== 'train');
+  if (leaked >= 0) {
+    console.error(`Row ${leaked} of ${folder} derives from a ${views[leaked].split} image; the validation split must stay unseen. Draw the views from the train split alone.`);
+    process.exit(2);
+  }
+  return views;
+}
+
 type Scores = { auc: number[]; accuracy: number[]; syntheticUsed: number[] };
 /** Scores by minimum confidence, then by synthetic images per class. */
 const scores = new Map<number, Map<number, Scores>>(minConfidences.map((confidence) => [confidence, new Map(counts.map((count) => [count, { auc: [], accuracy: [], syntheticUsed: [] }]))]));
 for (const folder of runFolders.sort()) {
   const synthetic = (await readShardFolder(join(flags.runs, folder, 'synthetic'))).records;
-  const records: ImageRecord[] = [...train, ...validation, ...mirroredValidation, ...synthetic];
+  const augmented = flags['with-augmented'] ? await readTrainViews(join(flags.runs, folder, 'augmented')) : [];
+  const records: ImageRecord[] = [...train, ...validation, ...mirroredValidation, ...synthetic, ...augmented];
   const { features } = await extractFeaturesCached(backbone, records, cache, { batchSize: runConfig.train.featureBatchSize, quiet: true });
   const size = backbone.featureSize;
   const featuresOf = new Map(records.map((record, i) => [record, features.subarray(i * size, (i + 1) * size)]));
@@ -104,7 +121,7 @@ for (const folder of runFolders.sort()) {
       // Without synthetic images the filter changes nothing: score that row once.
       if (count === 0 && minConfidence !== minConfidences[0]) continue;
       const chosen = keptByClass.flatMap((images) => images.slice(0, count));
-      const rows = stackFeatures([...train, ...chosen], featuresOf, size);
+      const rows = stackFeatures([...train, ...augmented, ...chosen], featuresOf, size);
       const cell = scores.get(minConfidence)!.get(count)!;
       cell.syntheticUsed.push(chosen.length);
       for (const seed of headSeeds) {
@@ -120,7 +137,8 @@ for (const folder of runFolders.sort()) {
 }
 backbone.model.dispose();
 
-console.log(`Validation split (${validation.length} images${runConfig.train.testTimeFlip ? ', each scored with its mirror' : ''}), heads of ${flags.config} trained on ${train.length} real train images plus N synthetic per class; GAN runs ${runFolders.join(', ')}; head seeds ${headSeeds.join(', ')}\n`);
+const viewsNote = flags['with-augmented'] ? ' and their augmented views' : '';
+console.log(`Validation split (${validation.length} images${runConfig.train.testTimeFlip ? ', each scored with its mirror' : ''}), heads of ${flags.config} trained on ${train.length} real train images${viewsNote} plus N synthetic per class; GAN runs ${runFolders.join(', ')}; head seeds ${headSeeds.join(', ')}\n`);
 console.log('| min confidence | synthetic per class | synthetic used (mean) | validation AUC | validation accuracy |\n| ---: | ---: | ---: | --- | --- |');
 const format = (values: number[]) => {
   const { mean, std } = meanAndStd(values);
