@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,6 +227,29 @@ describe('mirrored real batches', () => {
     assert.notDeepEqual(epochMirrorFlags(42, 4, 546), flags);
     const share = flags.filter(Boolean).length / flags.length;
     assert.ok(share > 0.4 && share < 0.6, `mirrored share ${share}`);
+  });
+
+  test('resume accepts checkpoints without mirror', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'scarce-mirror-resume-'));
+    try {
+      const records = balancedTrainRecords(16);
+      const config = { ...TINY_CONFIG, epochs: 1, checkpointEvery: 1 };
+      (await trainConditionalGan(records, dataset.classNames, config, { ...silent, directory })).dispose();
+      // A checkpoint written before the field existed has no mirror in its config.
+      const statePath = join(directory, 'checkpoints', 'epoch-000001', 'state.json');
+      const state = JSON.parse(await readFile(statePath, 'utf8'));
+      delete state.config.mirror;
+      await writeFile(statePath, JSON.stringify(state));
+
+      const resumed = await trainConditionalGan(records, dataset.classNames, { ...config, epochs: 2 }, { ...silent, directory, resume: true });
+      assert.equal(resumed.epochsCompleted, 2);
+      assert.equal(resumed.history.length, 2);
+      resumed.dispose();
+      const mirrored = trainConditionalGan(records, dataset.classNames, { ...config, epochs: 3, mirror: true }, { ...silent, directory, resume: true });
+      await assert.rejects(mirrored, /other GAN settings \(mirror false -> true\)/);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   test('mirror changes the run and repeats', async () => {

@@ -9,7 +9,7 @@ import {
   writeCheckpoint,
   type CheckpointInfo,
 } from './checkpoint.js';
-import { resolveSynthConfig, type SynthConfig } from './config.js';
+import { DEFAULT_SYNTH_CONFIG, resolveSynthConfig, type SynthConfig } from './config.js';
 import { GanTrainer, type RealBatch, type StepValues } from './gan-trainer.js';
 import type { GeneratorProvenance, SamplingGenerator } from './sample.js';
 
@@ -218,11 +218,13 @@ function checkResumable(info: CheckpointInfo, config: SynthConfig, trainDigest: 
   if (info.trainDigest !== trainDigest) {
     throw new InputError(`The checkpoint ${path} was trained on other train records. Resume with the same data, or start a new run in another folder.`);
   }
+  // A field that a checkpoint lacks was added later, and that run trained with its default.
+  const written: SynthConfig = { ...DEFAULT_SYNTH_CONFIG, ...info.config };
   const changed = (Object.keys(config) as Array<keyof SynthConfig>).filter(
-    (key) => !RESUMABLE_CHANGES.has(key) && JSON.stringify(config[key]) !== JSON.stringify(info.config[key]),
+    (key) => !RESUMABLE_CHANGES.has(key) && JSON.stringify(config[key]) !== JSON.stringify(written[key]),
   );
   if (changed.length > 0) {
-    const details = changed.map((key) => `${key} ${JSON.stringify(info.config[key])} -> ${JSON.stringify(config[key])}`).join(', ');
+    const details = changed.map((key) => `${key} ${JSON.stringify(written[key])} -> ${JSON.stringify(config[key])}`).join(', ');
     throw new InputError(`The checkpoint ${path} was written with other GAN settings (${details}). Resume with its settings, or start a new run in another folder.`);
   }
 }
@@ -280,6 +282,11 @@ export async function trainConditionalGan(
       try {
         checkResumable(info, config, trainDigest, latest.path);
         await trainer.restoreState(state);
+      } catch (error) {
+        // A rejected checkpoint ends the run, so the trainer's worker thread and tensors go too.
+        trainer.disposeTraining();
+        trainer.averagedGenerator.dispose();
+        throw error;
       } finally {
         disposeTrainerState(state);
       }
