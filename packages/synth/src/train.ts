@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { countByClass, deriveSeed, InputError, Progress, Random, sha256Hex, type ImageRecord, type ImageShape, type ProgressOptions } from '@scarce/core';
+import { countByClass, deriveSeed, InputError, mirrorImage, Progress, Random, sha256Hex, type ImageRecord, type ImageShape, type ProgressOptions } from '@scarce/core';
 import {
   CHECKPOINTS_FOLDER,
   disposeTrainerState,
@@ -149,17 +149,6 @@ function scaleImages(records: readonly ImageRecord[], imageSize: number): Float3
   return scaled;
 }
 
-/** Copies one HWC image into `target`, mirrored left-right. */
-function copyMirrored(source: Float32Array, target: Float32Array, { height, width, channels }: ImageShape): void {
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const from = (y * width + (width - 1 - x)) * channels;
-      const to = (y * width + x) * channels;
-      for (let c = 0; c < channels; c++) target[to + c] = source[from + c];
-    }
-  }
-}
-
 /**
  * Draws which records of an epoch's shuffled order the real batches mirror under
  * `SynthConfig.mirror`, each with probability 0.5. The stream is seeded by the run's seed and the
@@ -171,16 +160,19 @@ export function epochMirrorFlags(seed: number, epoch: number, count: number): bo
 }
 
 /**
- * Gathers the images of record indices from scaled pixels (one HWC image after another) into one
- * batch array. Rows whose entry of `mirrored` is true take their image's left-right mirror.
+ * Gathers the images of record indices into one batch array. Both pixel arrays contain one HWC
+ * image per record, and rows whose entry of `mirrored` is true take theirs from `mirroredPixels`.
  */
-export function gatherBatchPixels(indices: readonly number[], scaledPixels: Float32Array, imageShape: ImageShape, mirrored: readonly boolean[] | null): Float32Array {
-  const imageSize = imageShape.height * imageShape.width * imageShape.channels;
+export function gatherBatchPixels(
+  indices: readonly number[],
+  scaledPixels: Float32Array,
+  imageSize: number,
+  mirror: { mirroredPixels: Float32Array; mirrored: readonly boolean[] } | null,
+): Float32Array {
   const batchPixels = new Float32Array(indices.length * imageSize);
   indices.forEach((recordIndex, row) => {
-    const image = scaledPixels.subarray(recordIndex * imageSize, (recordIndex + 1) * imageSize);
-    if (mirrored?.[row]) copyMirrored(image, batchPixels.subarray(row * imageSize, (row + 1) * imageSize), imageShape);
-    else batchPixels.set(image, row * imageSize);
+    const source = mirror?.mirrored[row] ? mirror.mirroredPixels : scaledPixels;
+    batchPixels.set(source.subarray(recordIndex * imageSize, (recordIndex + 1) * imageSize), row * imageSize);
   });
   return batchPixels;
 }
@@ -192,10 +184,10 @@ function makeBatch(
   scaledPixels: Float32Array,
   imageShape: ImageShape,
   numClasses: number,
-  mirrored: readonly boolean[] | null,
+  mirror: { mirroredPixels: Float32Array; mirrored: readonly boolean[] } | null,
 ): RealBatch {
   const { height, width, channels } = imageShape;
-  const batchPixels = gatherBatchPixels(indices, scaledPixels, imageShape, mirrored);
+  const batchPixels = gatherBatchPixels(indices, scaledPixels, height * width * channels, mirror);
   const images = tf.tensor4d(batchPixels, [indices.length, height, width, channels]);
   const labels = tf.tidy(() => tf.oneHot(tf.tensor1d(indices.map((index) => records[index].label), 'int32'), numClasses).toFloat() as tf.Tensor2D);
   return { images, labels };
@@ -255,6 +247,8 @@ export async function trainConditionalGan(
   const numClasses = classNames.length;
   const imageSize = imageShape.height * imageShape.width * imageShape.channels;
   const pixels = scaleImages(records, imageSize);
+  // With mirror on, every train image's mirror is scaled once, and the batches pick either copy.
+  const mirroredPixels = config.mirror ? scaleImages(records.map(mirrorImage), imageSize) : null;
   const batchSize = Math.min(config.batchSize, records.length);
   const stepsPerEpoch = Math.floor(records.length / batchSize);
   const trainDigest = digestTrainRecords(records);
@@ -358,7 +352,8 @@ export async function trainConditionalGan(
       const mirroredOf = config.mirror ? epochMirrorFlags(config.seed, epoch, order.length) : null;
       const batchAt = (step: number) => {
         const [start, end] = [step * batchSize, (step + 1) * batchSize];
-        return makeBatch(order.slice(start, end), records, pixels, imageShape, numClasses, mirroredOf?.slice(start, end) ?? null);
+        const mirror = mirroredPixels === null || mirroredOf === null ? null : { mirroredPixels, mirrored: mirroredOf.slice(start, end) };
+        return makeBatch(order.slice(start, end), records, pixels, imageShape, numClasses, mirror);
       };
       let next: RealBatch | null = batchAt(0);
       for (let step = 0; step < stepsPerEpoch; step++) {
