@@ -12,12 +12,14 @@
  *     [--layers out,block_16_expand_relu,block_6_expand_relu+block_16_expand_relu] [--folds 5]
  *     [--heads 64x1,64x5,256x1,256x5] [--epochs early,8,30] [--rates 0.001,0.0003]
  *     [--views 0,4,8] [--transforms sets.json] [--transform-sets flip,mild] [--fold-seed 7]
- *     [--test-time-flip]
+ *     [--test-time-flip] [--dropouts 0.5] [--mixup 0,0.2] [--label-smoothing 0,0.1]
  *
  * A layer set joins layer names with `+`: their pooled outputs are concatenated. A head is
  * hidden units x ensemble members. `early` stops early; a number trains that many epochs.
  * `--transforms` names a JSON file that maps set names to augment transform options. Without it,
- * the one set is `demo`: the transforms of examples/breastmnist.json.
+ * the one set is `demo`: the transforms of examples/breastmnist.json. `--dropouts`, `--mixup`
+ * (alpha of the blend weight's Beta distribution, 0 for none) and `--label-smoothing` set the
+ * head's regularisation; each defaults to the demo's value.
  */
 import { readFile } from 'node:fs/promises';
 import { loadDataset, mirrorImage, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
@@ -27,7 +29,7 @@ import { exitOnInputError } from './exit-on-input-error.js';
 
 exitOnInputError('Usage is in the header of scripts/select-head.ts.');
 
-const OPTIONS = ['data', 'sizes', 'layers', 'folds', 'heads', 'epochs', 'rates', 'views', 'transforms', 'transform-sets', 'fold-seed'];
+const OPTIONS = ['data', 'sizes', 'layers', 'folds', 'heads', 'epochs', 'rates', 'views', 'transforms', 'transform-sets', 'fold-seed', 'dropouts', 'mixup', 'label-smoothing'];
 /** Options that take no value. */
 const FLAGS = ['test-time-flip'];
 // Every argument is an option with its value, or a flag: a stray word would otherwise be ignored.
@@ -83,8 +85,13 @@ const headText = option('heads', '64x1,64x5,256x1,256x5');
 const heads: HeadOptions[] = headText.split(',').map((head) => {
   const [units, ensemble, ...rest] = head.split('x').map(Number);
   if (rest.length > 0 || !Number.isInteger(units) || units < 0 || !positiveInteger(ensemble)) fail(`Invalid --heads '${headText}': expected units x members, e.g. 256x5`);
-  return { units, dropout: 0.5, ensemble };
+  return { units, ensemble };
 });
+const dropouts = numbers('dropouts', '0.5', (value) => value >= 0 && value < 1, 'dropout rates in [0, 1), separated by commas');
+const mixups = numbers('mixup', '0', (value) => value >= 0, 'mixup alphas of 0 (off) or more, separated by commas');
+const smoothings = numbers('label-smoothing', '0', (value) => value >= 0 && value < 1, 'label smoothing shares in [0, 1), separated by commas');
+/** Every combination of the regularisation options. */
+const regularisations = dropouts.flatMap((dropout) => mixups.flatMap((mixup) => smoothings.map((labelSmoothing) => ({ dropout, mixup, labelSmoothing }))));
 const epochText = option('epochs', 'early');
 const epochChoices = epochText.split(',').map((item) => {
   if (item !== 'early' && !positiveInteger(Number(item))) fail(`Invalid --epochs '${epochText}': expected 'early' or whole numbers of epochs above 0`);
@@ -142,7 +149,7 @@ for (let label = 0; label < dataset.classNames.length; label++) {
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 console.log(`${folds}-fold cross-validation (fold seed ${foldSeed}) on ${pool.length} train + val images of ${dataPath}\n`);
-console.log('| input px | feature layer | transforms | views | units | ensemble | epochs | learning rate | test-time flip | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log('| input px | feature layer | transforms | views | units | ensemble | dropout | mixup | label smoothing | epochs | learning rate | test-time flip | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const inputSize of sizes) {
   for (const layer of layers) {
     const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer: layer === 'out' ? undefined : layer.split('+') });
@@ -174,7 +181,7 @@ for (const inputSize of sizes) {
       for (const viewCount of viewCounts) {
         // Rows without views do not depend on the transform set: score them once.
         if (viewCount === 0 && setName !== setNames[0]) continue;
-        for (const head of heads) {
+        for (const head of heads.flatMap((shape) => regularisations.map((regularisation) => ({ ...shape, ...regularisation })))) {
           for (const epochs of epochChoices) {
             for (const learningRate of rates) {
               // Scores without test-time flips, and with them when --test-time-flip is given.
@@ -206,7 +213,7 @@ for (const inputSize of sizes) {
               }
               const transforms = viewCount === 0 ? 'none' : setName;
               scores.forEach(({ accuracies, aucs }, flipped) => {
-                console.log(`| ${inputSize} | ${layer} | ${transforms} | ${viewCount} | ${head.units} | ${head.ensemble} | ${epochs} | ${learningRate} | ${flipped ? 'yes' : 'no'} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
+                console.log(`| ${inputSize} | ${layer} | ${transforms} | ${viewCount} | ${head.units} | ${head.ensemble} | ${head.dropout} | ${head.mixup} | ${head.labelSmoothing} | ${epochs} | ${learningRate} | ${flipped ? 'yes' : 'no'} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
               });
             }
           }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Random, selectBackend } from '@scarce/core';
-import { epochOrder, evaluateProbabilities, ReduceLrOnPlateau, trainHead, type FeatureSet } from '@scarce/train';
+import { assembleBatch, epochOrder, evaluateProbabilities, ReduceLrOnPlateau, trainHead, type FeatureSet } from '@scarce/train';
 
 before(async () => {
   await selectBackend({ log: () => {} });
@@ -123,4 +123,51 @@ test('ensemble members differ', async () => {
   const outputKernel = training.head.weights[2].arraySync() as number[][][];
   assert.notDeepEqual(outputKernel[0], outputKernel[1]);
   training.head.dispose();
+});
+
+test('beta samples match their moments', () => {
+  for (const [a, b] of [[0.2, 0.2], [2, 5], [1, 1]]) {
+    const random = new Random(17);
+    const samples = Array.from({ length: 20_000 }, () => random.beta(a, b));
+    const mean = samples.reduce((sum, value) => sum + value, 0) / samples.length;
+    const variance = samples.reduce((sum, value) => sum + (value - mean) ** 2, 0) / samples.length;
+    assert.ok(samples.every((value) => value >= 0 && value <= 1), `Beta(${a}, ${b}) left [0, 1]`);
+    assert.ok(Math.abs(mean - a / (a + b)) < 0.01, `Beta(${a}, ${b}) mean ${mean}`);
+    const expectedVariance = (a * b) / ((a + b) ** 2 * (a + b + 1));
+    assert.ok(Math.abs(variance - expectedVariance) < 0.01, `Beta(${a}, ${b}) variance ${variance}, expected ${expectedVariance}`);
+  }
+  assert.throws(() => new Random(1).gamma(0), /Gamma shape must be positive but received 0/);
+});
+
+test('batch smooths and mixes targets', () => {
+  const data = { values: Float32Array.from([0, 1, 10, 11, 20, 21]), labels: [0, 1, 1], numClasses: 2, classWeights: [3, 1], labelSmoothing: 0.2 };
+  const plain = assembleBatch(data, { rows: [2, 0], mask: null });
+  assert.deepEqual([...plain.activations], [20, 21, 0, 1]);
+  assert.deepEqual([...plain.targets].map((value) => Number(value.toFixed(6))), [0.1, 0.9, 0.9, 0.1]);
+  assert.deepEqual([...plain.sampleWeights!], [1, 3]);
+
+  const mixed = assembleBatch(data, { rows: [2, 0], mask: null, mix: { partners: [1, 0], lambda: 0.75 } });
+  assert.deepEqual([...mixed.activations], [15, 16, 5, 6]);
+  assert.deepEqual([...mixed.targets].map((value) => Number(value.toFixed(6))), [0.3, 0.7, 0.7, 0.3]);
+  assert.deepEqual([...mixed.sampleWeights!], [1.5, 2.5]);
+});
+
+test('mixup and smoothing agree across runtimes', async () => {
+  const train = blobs(80, 1, 12);
+  const validation = blobs(30, 1, 13);
+  const options = { epochs: 4, units: 16, ensemble: 2, mixup: 0.4, labelSmoothing: 0.1, classWeight: 'balanced', seed: 3, earlyStopping: { patience: 10 } } as const;
+  const runs = [];
+  for (const runtime of ['onnxruntime', 'tfjs'] as const) runs.push(await trainHead(train, validation, 2, { ...options, runtime }));
+  const [onnx, tfjs] = runs.map((run) => run.history.map((entry) => entry.loss));
+  onnx.forEach((loss, epoch) => assert.ok(Math.abs(loss - tfjs[epoch]) < 1e-4, `epoch ${epoch + 1}: onnxruntime loss ${loss}, tfjs ${tfjs[epoch]}`));
+
+  const plain = await trainHead(train, validation, 2, { ...options, mixup: 0, labelSmoothing: 0 });
+  assert.notDeepEqual(plain.history.map((entry) => entry.loss), onnx, 'mixup and smoothing change the training loss');
+  [...runs, plain].forEach((run) => run.head.dispose());
+});
+
+test('head rejects bad regularisation', async () => {
+  const rows = blobs(10, 1, 14);
+  await assert.rejects(trainHead(rows, rows, 2, { mixup: -1 }), /mixup alpha must be 0 \(off\) or positive but received -1/);
+  await assert.rejects(trainHead(rows, rows, 2, { labelSmoothing: 1 }), /label smoothing must be in \[0, 1\) but received 1/);
 });

@@ -117,6 +117,10 @@ export const runConfigSchema = z
             epochs: z.number().int().positive().default(200),
             classWeight: z.enum(['none', 'balanced']).default('none'),
             sampling: z.enum(['shuffle', 'balanced']).default('shuffle'),
+            /** Alpha of mixup's Beta(alpha, alpha) blend of feature and target pairs; 0 (default) turns it off. */
+            mixup: z.number().nonnegative().default(0),
+            /** Share of each one-hot target spread evenly over the classes; default 0. */
+            labelSmoothing: z.number().min(0).lt(1).default(0),
           })
           .strict()
           .prefault({}),

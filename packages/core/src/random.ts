@@ -74,6 +74,29 @@ export class Random {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
 
+  /** Returns a Gamma(shape, 1) sample by Marsaglia and Tsang's method (2000). `shape` must be positive. */
+  gamma(shape: number): number {
+    if (!(shape > 0)) throw new RangeError(`Gamma shape must be positive but received ${shape}.`);
+    // The method needs a shape of at least 1, so smaller shapes use Gamma(a) = Gamma(a + 1) * U^(1 / a).
+    if (shape < 1) return this.gamma(shape + 1) * (1 - this.next()) ** (1 / shape);
+    const d = shape - 1 / 3;
+    const c = 1 / Math.sqrt(9 * d);
+    for (;;) {
+      const x = this.normal();
+      const v = (1 + c * x) ** 3;
+      if (v <= 0) continue;
+      const u = 1 - this.next();
+      if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v;
+    }
+  }
+
+  /** Returns a Beta(a, b) sample in [0, 1]. Both shapes must be positive. */
+  beta(a: number, b: number): number {
+    const x = this.gamma(a);
+    const y = this.gamma(b);
+    return x / (x + y);
+  }
+
   /** Shuffles an array in place (Fisher-Yates) and returns it. */
   shuffle<T>(items: T[]): T[] {
     for (let i = items.length - 1; i > 0; i--) {

@@ -4,7 +4,7 @@ import { EarlyStopping, type EarlyStoppingOptions } from './early-stopping.js';
 import { evaluateProbabilities } from './metrics.js';
 import { ReduceLrOnPlateau, type ReduceLrOnPlateauOptions } from './reduce-lr.js';
 import { onnxTrainingStepFor, type InferenceRuntime } from './onnx-runner.js';
-import { runOnnxEpoch, startArrayTraining } from './onnx-steps.js';
+import { assembleBatch, runOnnxEpoch, startArrayTraining, type StepRows, type TrainingBatch } from './onnx-steps.js';
 
 /** Feature vectors with their labels, row-major `[rows, featureSize]`. */
 export interface FeatureSet {
@@ -37,6 +37,13 @@ export interface HeadOptions {
    */
   sampling?: 'shuffle' | 'balanced';
   earlyStopping?: EarlyStoppingOptions;
+  /**
+   * Alpha of mixup's Beta(alpha, alpha) blend weight (Zhang et al., 2018): each step trains on its
+   * rows blended pairwise, features and targets alike, with one weight per step. 0 turns it off.
+   */
+  mixup?: number;
+  /** Share of each one-hot target spread evenly over the classes, as Keras' `label_smoothing`. */
+  labelSmoothing?: number;
   /** Reduce the learning rate on a plateau (Keras `ReduceLROnPlateau`), or false for a constant rate. */
   reduceLrOnPlateau?: ReduceLrOnPlateauOptions | false;
   seed?: number;
@@ -59,6 +66,8 @@ export const HEAD_DEFAULTS = {
   epochs: 200,
   classWeight: 'none',
   sampling: 'shuffle',
+  mixup: 0,
+  labelSmoothing: 0,
   reduceLrOnPlateau: false,
   seed: 0,
   earlyStopping: { monitor: 'val_loss', patience: 15, restoreBestWeights: true },
@@ -213,6 +222,10 @@ export async function trainHead(train: FeatureSet, validation: FeatureSet, numCl
     throw new Error(`Feature arrays do not match their label counts (${train.labels.length} train, ${validation.labels.length} validation rows).`);
   }
   if (train.labels.length === 0) throw new Error('The training set is empty.');
+  if (!(settings.mixup >= 0)) throw new Error(`Head mixup alpha must be 0 (off) or positive but received ${settings.mixup}.`);
+  if (!(settings.labelSmoothing >= 0 && settings.labelSmoothing < 1)) {
+    throw new Error(`Head label smoothing must be in [0, 1) but received ${settings.labelSmoothing}.`);
+  }
 
   const random = new Random(settings.seed);
   const { mean, std } = columnStatistics(train.features, featureSize);
@@ -240,33 +253,36 @@ export async function trainHead(train: FeatureSet, validation: FeatureSet, numCl
   let epochsRun = 0;
   const step = await onnxTrainingStepFor(featureSize, head, options.runtime, { sampleWeights: true });
   const training = step === undefined ? null : startArrayTraining(weights, settings.learningRate);
-  const trainRows = { values: train.features, labels: train.labels, numClasses, classWeights: perClassWeight };
+  const trainRows: StepRows = { values: train.features, labels: train.labels, numClasses, classWeights: perClassWeight, labelSmoothing: settings.labelSmoothing };
 
   for (let epoch = 0; epoch < settings.epochs; epoch++) {
     const order = epochOrder(train.labels, numClasses, settings.sampling, random);
-    const batches: Array<{ rows: number[]; mask: Float32Array | null }> = [];
+    const batches: TrainingBatch[] = [];
     for (let start = 0; start < order.length; start += settings.batchSize) {
       const rows = order.slice(start, start + settings.batchSize);
-      batches.push({ rows, mask: hiddenUnits > 0 ? dropoutMask(random, rows.length, hiddenUnits, settings.dropout) : null });
+      const mask = hiddenUnits > 0 ? dropoutMask(random, rows.length, hiddenUnits, settings.dropout) : null;
+      // Drawn only when mixup is on, so runs without it keep their random stream.
+      const mix = settings.mixup > 0 ? { partners: random.shuffle(rows.map((_, i) => i)), lambda: random.beta(settings.mixup, settings.mixup) } : undefined;
+      batches.push({ rows, mask, mix });
     }
     let lossSum = 0;
     if (step !== undefined) {
       lossSum = await runOnnxEpoch(step, training!, trainRows, batches);
     } else {
-      for (const { rows, mask } of batches) {
-        const batch = new Float32Array(rows.length * featureSize);
-        rows.forEach((row, i) => batch.set(train.features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize));
+      for (const batch of batches) {
+        const { activations, targets, sampleWeights } = assembleBatch(trainRows, batch);
+        const rows = batch.rows.length;
         const loss = tf.tidy(() => {
-          const x = tf.tensor2d(batch, [rows.length, featureSize]);
-          const y = repeatForMembers(tf.oneHot(tf.tensor1d(rows.map((row) => train.labels[row]), 'int32'), numClasses), members);
-          const sampleWeights = repeatForMembers(tf.tensor1d(rows.map((row) => perClassWeight[train.labels[row]])), members);
-          const maskTensor = mask === null ? null : tf.tensor2d(mask, [rows.length, hiddenUnits]);
+          const x = tf.tensor2d(activations, [rows, featureSize]);
+          const y = repeatForMembers(tf.tensor2d(targets, [rows, numClasses]), members);
+          const weightsPerRow = repeatForMembers(tf.tensor1d(sampleWeights!), members);
+          const maskTensor = batch.mask === null ? null : tf.tensor2d(batch.mask, [rows, hiddenUnits]);
           return optimizer.minimize(() => {
             const logits = headLogits(head, x, maskTensor);
-            return tf.losses.softmaxCrossEntropy(y, logits, sampleWeights, undefined, tf.Reduction.SUM_BY_NONZERO_WEIGHTS) as tf.Scalar;
+            return tf.losses.softmaxCrossEntropy(y, logits, weightsPerRow, undefined, tf.Reduction.SUM_BY_NONZERO_WEIGHTS) as tf.Scalar;
           }, true, weights)!;
         });
-        lossSum += (loss.dataSync()[0] * rows.length);
+        lossSum += loss.dataSync()[0] * rows;
         loss.dispose();
       }
     }

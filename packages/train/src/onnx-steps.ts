@@ -125,27 +125,59 @@ export interface StepRows {
   labels: readonly number[];
   numClasses: number;
   classWeights?: readonly number[];
+  /** Share of each one-hot target spread evenly over the classes, as Keras' `label_smoothing`; default 0. */
+  labelSmoothing?: number;
+}
+
+/** One step's rows, as indices into `StepRows`, with the dropout mask of the head's hidden layer. */
+export interface TrainingBatch {
+  rows: readonly number[];
+  mask: Float32Array | null;
+  /**
+   * Mixup (Zhang et al., 2018): the step trains on row i of the batch blended with row
+   * `partners[i]` of the batch, inputs and targets alike, weighted `lambda` and 1 - `lambda`.
+   */
+  mix?: { partners: readonly number[]; lambda: number };
+}
+
+/** Gathers a batch's inputs, targets and sample weights from the training rows, blending rows for mixup. */
+export function assembleBatch(data: StepRows, batch: TrainingBatch): { activations: Float32Array; targets: Float32Array; sampleWeights?: Float32Array } {
+  const { values, labels, numClasses, classWeights } = data;
+  const { rows, mix } = batch;
+  const rowSize = values.length / labels.length;
+  const smoothing = data.labelSmoothing ?? 0;
+  const activations = new Float32Array(rows.length * rowSize);
+  const targets = new Float32Array(rows.length * numClasses).fill(smoothing / numClasses);
+  rows.forEach((row, i) => {
+    activations.set(values.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
+    targets[i * numClasses + labels[row]] += 1 - smoothing;
+  });
+  const sampleWeights = classWeights === undefined ? undefined : Float32Array.from(rows, (row) => classWeights[labels[row]]);
+  if (mix === undefined) return { activations, targets, sampleWeights };
+
+  const { partners, lambda } = mix;
+  const blend = (own: Float32Array, size: number) => {
+    const blended = new Float32Array(own.length);
+    for (let i = 0; i < rows.length; i++) {
+      const partner = partners[i] * size;
+      for (let c = 0; c < size; c++) blended[i * size + c] = lambda * own[i * size + c] + (1 - lambda) * own[partner + c];
+    }
+    return blended;
+  };
+  return { activations: blend(activations, rowSize), targets: blend(targets, numClasses), sampleWeights: sampleWeights === undefined ? undefined : blend(sampleWeights, 1) };
 }
 
 /**
  * Trains for one epoch in onnxruntime, one step per batch of row indices, and writes the weights
  * back to the variables at its end. Returns the sum of each batch's loss times its row count.
  */
-export async function runOnnxEpoch(step: OnnxTrainingStep, training: ArrayTraining, data: StepRows, batches: ReadonlyArray<{ rows: readonly number[]; mask: Float32Array | null }>): Promise<number> {
-  const { values, labels, numClasses, classWeights } = data;
-  const rowSize = values.length / labels.length;
+export async function runOnnxEpoch(step: OnnxTrainingStep, training: ArrayTraining, data: StepRows, batches: readonly TrainingBatch[]): Promise<number> {
   let lossSum = 0;
-  for (const { rows, mask } of batches) {
-    const activations = new Float32Array(rows.length * rowSize);
-    const targets = new Float32Array(rows.length * numClasses);
-    rows.forEach((row, i) => {
-      activations.set(values.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
-      targets[i * numClasses + labels[row]] = 1;
-    });
-    const sampleWeights = classWeights === undefined ? undefined : Float32Array.from(rows, (row) => classWeights[labels[row]]);
-    const { loss, gradients } = await step.run({ rows: rows.length, activations, targets, dropoutMask: mask, sampleWeights }, training.weights);
+  for (const batch of batches) {
+    const { activations, targets, sampleWeights } = assembleBatch(data, batch);
+    const { loss, gradients } = await step.run({ rows: batch.rows.length, activations, targets, dropoutMask: batch.mask, sampleWeights }, training.weights);
     training.adam.apply(training.weights, gradients);
-    lossSum += loss * rows.length;
+    lossSum += loss * batch.rows.length;
   }
   tf.tidy(() => training.variables.forEach((variable, i) => variable.assign(tf.tensor(training.weights[i], variable.shape))));
   return lossSum;
