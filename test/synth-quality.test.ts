@@ -357,3 +357,18 @@ describe('runSynth', () => {
     assert.equal(shards.records[0].params?.epochsTrained, result.quality!.selectedEpoch);
   });
 });
+
+test('runSynth without checkpoints', async () => {
+  const parent = await temporaryFolder('scarce-synth-no-checkpoints-');
+  const directory = join(parent, 'not-yet-created');
+  try {
+    const result = await runSynth({ train: trainSubset, validation: [] }, dataset.classNames, { ...TINY, epochs: 2, checkpointEvery: 0 }, { directory, perClass: 3, progress: false });
+    result.trained.dispose();
+    const files = await readdir(directory);
+    for (const file of ['manifest.json', 'history.jsonl', 'synthetic-00000.arrow']) assert.ok(files.includes(file), `${file} written`);
+    assert.ok(!files.includes('checkpoints'), 'no checkpoints folder');
+    assert.equal((await readShardFolder(directory)).records.length, 6);
+  } finally {
+    await rm(parent, { recursive: true, force: true });
+  }
+});

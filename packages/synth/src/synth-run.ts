@@ -1,4 +1,4 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, MANIFEST_FILE, writeFileAtomic, type ImageRecord, type ProgressOptions } from '@scarce/core';
 import { CHECKPOINTS_FOLDER, listCheckpoints, type CheckpointEntry } from './checkpoint.js';
@@ -68,10 +68,15 @@ export interface SynthRunData {
   test?: readonly ImageRecord[];
 }
 
-/** Rejects a folder with an earlier run unless resuming or overwriting; on overwrite removes that run's files. */
+/**
+ * Creates the run folder, and rejects one with an earlier run unless resuming or overwriting. On
+ * overwrite it removes that run's files.
+ */
 async function prepareRunDirectory(directory: string, overwrite: boolean, resume: boolean): Promise<void> {
   const entries = await readdir(directory).catch(() => [] as string[]);
   const earlier = entries.filter((name) => name.endsWith('.arrow') || name === MANIFEST_FILE || name === CHECKPOINTS_FOLDER);
+  // Without checkpoints, history.jsonl is the first file written, and it needs the folder.
+  await mkdir(directory, { recursive: true });
   if (resume || earlier.length === 0) return;
   if (!overwrite) {
     throw new InputError(`${directory} already has synth outputs (${earlier.join(', ')}). Choose another folder, resume the run, or overwrite it.`);
