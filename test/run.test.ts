@@ -110,6 +110,20 @@ test('run rejects unsafe names and non-run folders', async () => {
   assert.equal(result.status, 2);
   assert.match(result.stderr, /is not a scarce run .* left alone/);
   assert.equal(await readFile(join(dir, 'runs', 'notes', 'mine.txt'), 'utf8'), 'keep me');
+
+  const lookalikes: Array<[string, Record<string, string>, RegExp]> = [
+    ['extra-file', { 'config.json': JSON.stringify({ data: {}, augment: {}, synth: {}, train: {} }), 'thesis.txt': 'keep me' }, /a run writes no 'thesis\.txt'/],
+    ['other-config', { 'config.json': '{"eslint":true}' }, /its config\.json lacks the data, augment, synth, train sections/],
+    ['broken-config', { 'config.json': '{"data":' }, /its config\.json is not valid JSON/],
+  ];
+  for (const [name, files, reason] of lookalikes) {
+    await mkdir(join(dir, 'runs', name), { recursive: true });
+    for (const [file, text] of Object.entries(files)) await writeFile(join(dir, 'runs', name, file), text);
+    const forced = runCli(['run', configPath, '--name', name, '--force']);
+    assert.equal(forced.status, 2, `${name}: ${forced.stderr}`);
+    assert.match(forced.stderr, reason, name);
+    for (const [file, text] of Object.entries(files)) assert.equal(await readFile(join(dir, 'runs', name, file), 'utf8'), text, `${name}/${file} kept`);
+  }
 });
 
 test('run checks settings before writing anything', async () => {

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   assignSplits,
@@ -24,7 +24,7 @@ import { InputError } from './errors.js';
 import { benchmarkMixes, evaluationMirrors, syntheticLabelConfidence, type FineTuneContext, type MixResult } from './benchmark.js';
 import { writeReport } from './report.js';
 import { verifyAugmentedSources } from './verify-views.js';
-import { writeRunFigures } from './report-figures.js';
+import { FIGURES_FOLDER, writeRunFigures } from './report-figures.js';
 
 /** Options of `runPipeline`. */
 export interface PipelineOptions {
@@ -63,12 +63,36 @@ export interface RunMetrics {
   config: RunConfig;
 }
 
-/** Checks that a run may write to `directory`: it is new or empty, or an earlier run that `force` replaces. */
+/** Files and folders that a run writes into its folder, in the order the plan lists them. */
+export const RUN_OUTPUTS = ['config.json', 'report.md', 'report.html', 'metrics.json', FIGURES_FOLDER, 'real', 'augmented', 'synthetic', 'models'];
+
+/** Names what makes `directory` something other than a scarce run, or returns null for a run. */
+async function notARun(directory: string, entries: readonly string[]): Promise<string | null> {
+  if (!entries.includes('config.json')) return 'it has no config.json';
+  // An interrupted atomic write leaves `<output>.tmp-<pid>-<id>` beside the output.
+  const foreign = entries.filter((name) => !RUN_OUTPUTS.some((output) => name === output || name.startsWith(`${output}.tmp-`)));
+  if (foreign.length > 0) return `a run writes no ${foreign.slice(0, 3).map((name) => `'${name}'`).join(', ')}${foreign.length > 3 ? ` or ${foreign.length - 3} more` : ''}`;
+  let config: unknown;
+  try {
+    config = JSON.parse(await readFile(join(directory, 'config.json'), 'utf8'));
+  } catch {
+    return 'its config.json is not valid JSON';
+  }
+  const fields = ['data', 'augment', 'synth', 'train'];
+  const isRunConfig = typeof config === 'object' && config !== null && fields.every((field) => typeof (config as Record<string, unknown>)[field] === 'object');
+  return isRunConfig ? null : `its config.json lacks the ${fields.join(', ')} sections of a run config`;
+}
+
+/**
+ * Checks that a run may write to `directory`: it is new or empty, or an earlier run that `force`
+ * replaces. A folder holding anything a run does not write is never replaced.
+ */
 export async function checkRunFolder(directory: string, force: boolean): Promise<'new' | 'replace'> {
   const entries = await readdir(directory).catch(() => undefined);
   if (entries === undefined || entries.length === 0) return 'new';
-  if (!entries.includes('config.json')) {
-    throw new InputError(`${directory} exists and is not a scarce run (it has no config.json), so it is left alone. Choose another name or output folder.`);
+  const reason = await notARun(directory, entries);
+  if (reason !== null) {
+    throw new InputError(`${directory} exists and is not a scarce run (${reason}), so it is left alone. Choose another name or output folder.`);
   }
   if (!force) throw new InputError(`${directory} already contains a run. Choose another name (--name) or pass --force to replace it.`);
   return 'replace';

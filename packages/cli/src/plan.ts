@@ -4,8 +4,8 @@ import { resolveSynthConfig, type SynthConfig } from '@scarce/synth';
 import { defaultCacheDirectory } from '@scarce/train';
 import type { RunConfig } from './config.js';
 import { InputError } from './errors.js';
-import { checkRunFolder, loadRunBackbone, loadRunData, preflight } from './pipeline.js';
-import { FIGURES_FOLDER, SHARED_TRANSFORM_SETTINGS } from './report-figures.js';
+import { checkRunFolder, loadRunBackbone, loadRunData, preflight, RUN_OUTPUTS } from './pipeline.js';
+import { SHARED_TRANSFORM_SETTINGS } from './report-figures.js';
 
 /** Plan of a `scarce run`: its stages, rows and outputs, as `--dry-run` prints it. */
 export interface RunPlan {
@@ -121,7 +121,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
       return { mix: mix.name, rows };
     }),
     heads,
-    outputs: ['config.json', 'report.md', 'report.html', 'metrics.json', FIGURES_FOLDER, 'real', ...(needs.has('augmented') ? ['augmented'] : []), ...(needs.has('synthetic') ? ['synthetic'] : []), 'models'].map((name) => join(runDir, name)),
+    outputs: RUN_OUTPUTS.filter((name) => (name !== 'augmented' && name !== 'synthetic') || needs.has(name)).map((name) => join(runDir, name)),
   };
 }
 
