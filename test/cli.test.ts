@@ -225,6 +225,21 @@ test('exit codes split input and failure', async () => {
   assert.match(broken.stderr, /^scarce: TypeError/);
 });
 
+test('train names the invalid flag', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--epochs', '0'], /^scarce: Invalid --epochs: expected a number > 0 but received 0\.$/m],
+    [['--input-size', '10'], /^scarce: Invalid --input-size: expected a number >= 32 but received 10\.$/m],
+    [['--learning-rate', '0'], /^scarce: Invalid --learning-rate: expected a number > 0 but received 0\.$/m],
+    [['--monitor', 'foo'], /^scarce: Invalid --monitor: expected one of "loss", "val_loss", "val_accuracy", "val_auc" but received "foo"\.$/m],
+  ];
+  for (const [flags, message] of cases) {
+    const result = runCli(['train', 'fixtures/breastmnist/breastmnist.npz', ...flags]);
+    assert.equal(result.status, 2, `${flags.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+    assert.doesNotMatch(result.stderr, /ZodError|\n\s+at /, `${flags.join(' ')}: no raw error`);
+  }
+});
+
 test('integer flags take decimal digits only', () => {
   for (const value of ['', '0x0c', '1e1', '-1', '2.5']) {
     const result = runCli(['augment', 'fixtures/shapes', '--out', 'unused', '--compression-level', value]);

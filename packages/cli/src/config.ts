@@ -10,9 +10,12 @@ import { InputError } from './errors.js';
 
 export { describeIssues } from './config-issues.js';
 
+/** Values that every head and fine-tuning epoch logs, so early stopping and the learning-rate schedule can watch them. */
+const monitorSchema = z.enum(['loss', 'val_loss', 'val_accuracy', 'val_auc']).default('val_loss');
+
 const earlyStoppingSchema = z
   .object({
-    monitor: z.string().default('val_loss'),
+    monitor: monitorSchema,
     mode: z.enum(['auto', 'min', 'max']).default('auto'),
     minDelta: z.number().nonnegative().default(0),
     patience: z.number().int().nonnegative().default(15),
@@ -160,7 +163,7 @@ export const runConfigSchema = z
             z.literal(false),
             z
               .object({
-                monitor: z.string().default('val_loss'),
+                monitor: monitorSchema,
                 factor: z.number().gt(0).lt(1).default(0.1),
                 patience: z.number().int().nonnegative().default(10),
                 mode: z.enum(['auto', 'min', 'max']).default('auto'),

@@ -6,12 +6,41 @@ import { checkNoLeakage, composeClassifier, extractFeaturesParallel, INFERENCE_R
 import { benchmarkMixes, evaluationMirrors, type SeedResult } from '../benchmark.js';
 import { verifyAugmentedSources } from '../verify-views.js';
 import { runConfigSchema } from '../config.js';
+import { describeIssue, fieldName } from '../config-issues.js';
 import { InputError } from '../errors.js';
 import { integer, integerList, number, pixelSize } from '../options.js';
 import { configureOutput } from '../output.js';
 
 /** The run config's train defaults, shown in the help text so there is one place they live. */
 const DEFAULTS = runConfigSchema.shape.train.parse({});
+
+/** The flag that sets each train setting, to name it in an error. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  backbone: '--backbone',
+  inputSize: '--input-size',
+  featureLayer: '--feature-layer',
+  seeds: '--seeds',
+  'head.units': '--units',
+  'head.ensemble': '--ensemble',
+  'head.learningRate': '--learning-rate',
+  'head.epochs': '--epochs',
+  runtime: '--runtime',
+  'earlyStopping.patience': '--patience',
+  'earlyStopping.monitor': '--monitor',
+};
+
+/** Checks the flags' train settings with the run config's schema, naming the flag of each invalid one. */
+function parseTrainFlags(input: Record<string, unknown>) {
+  const schema = runConfigSchema.shape.train;
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => {
+    const field = fieldName(issue.path);
+    const problem = describeIssue(issue, input, schema).slice(field.length + 2);
+    return `Invalid ${FLAG_OF_FIELD[field] ?? `train.${field}`}: ${problem}.`;
+  });
+  throw new InputError(lines.join('\n'));
+}
 
 function runtimeOption(value: string): InferenceRuntime {
   if (!(INFERENCE_RUNTIMES as readonly string[]).includes(value)) {
@@ -20,7 +49,6 @@ function runtimeOption(value: string): InferenceRuntime {
   return value as InferenceRuntime;
 }
 
-/** Parses `--split val,test` shares. */
 /** Reads --feature-layer: one layer name, or several separated by commas. */
 function featureLayerOption(value: string): string | string[] {
   const names = value.split(',').map((name) => name.trim());
@@ -78,7 +106,7 @@ export function registerTrain(program: Command): void {
     .action(async (data: string, options: Record<string, unknown>) => {
       const { log } = configureOutput({ quiet: options.quiet as boolean, json: options.json as boolean });
       const defined = (value: unknown) => (value === undefined ? {} : value);
-      const settings = runConfigSchema.shape.train.parse({
+      const settings = parseTrainFlags({
         ...defined(options.backbone === undefined ? undefined : { backbone: options.backbone }),
         ...defined(options.inputSize === undefined ? undefined : { inputSize: options.inputSize }),
         ...defined(options.featureLayer === undefined ? undefined : { featureLayer: featureLayerOption(options.featureLayer as string) }),
