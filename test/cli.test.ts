@@ -240,6 +240,22 @@ test('train names the invalid flag', () => {
   }
 });
 
+test('predict checks its paths first', async () => {
+  const dir = await temporaryFolder();
+  await writeFile(join(dir, 'scan.png'), 'not read');
+  const cases: Array<[string[], RegExp]> = [
+    [[join(dir, 'missing')], /Image folder .*missing not found\. Give the folder of images to predict\./],
+    [[join(dir, 'scan.png')], /scan\.png is a file, not a folder\. Give the folder that contains it/],
+    [[dir, '--out', dir], /--out .* is a folder\. Give a CSV file path, e\.g\. --out .*predictions\.csv\./],
+  ];
+  for (const [args, message] of cases) {
+    const result = runCli(['predict', 'no/such/model', ...args]);
+    assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+  }
+  assert.deepEqual(await readdir(dir), ['scan.png'], 'nothing written');
+});
+
 test('integer flags take decimal digits only', () => {
   for (const value of ['', '0x0c', '1e1', '-1', '2.5']) {
     const result = runCli(['augment', 'fixtures/shapes', '--out', 'unused', '--compression-level', value]);

@@ -124,6 +124,11 @@ test('run rejects unsafe names and non-run folders', async () => {
     assert.match(forced.stderr, reason, name);
     for (const [file, text] of Object.entries(files)) assert.equal(await readFile(join(dir, 'runs', name, file), 'utf8'), text, `${name}/${file} kept`);
   }
+
+  await writeFile(join(dir, 'a-file'), 'keep me');
+  const underFile = runCli(['run', configPath, '--output', join(dir, 'a-file')]);
+  assert.equal(underFile.status, 2, underFile.stderr);
+  assert.match(underFile.stderr, /cannot be created because a part of its path is a file\. Choose another output folder/);
 });
 
 test('run checks settings before writing anything', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tableFromIPC } from 'apache-arrow';
@@ -9,6 +9,7 @@ import {
   readMedMnistNpz,
   readShardFolder,
   writeManifest,
+  writeFileAtomic,
   writeRecordsAsShards,
   type ImageRecord,
 } from '@scarce/core';
@@ -77,4 +78,14 @@ test('shard writing leaves no temporary files', async () => {
   const files = await readdir(directory);
   assert.equal(files.filter((file) => file.includes('.tmp')).length, 0);
   assert.equal(files.filter((file) => file.endsWith('.arrow')).length, 5);
+});
+
+test('atomic write onto a folder leaves nothing', async () => {
+  const dir = await temporaryFolder();
+  await mkdir(join(dir, 'taken'));
+  await assert.rejects(writeFileAtomic(join(dir, 'taken'), 'data'), /EISDIR|EEXIST|ENOTEMPTY|EPERM/);
+  assert.deepEqual(await readdir(dir), ['taken'], 'no temporary file left');
+  await writeFileAtomic(join(dir, 'file.txt'), 'data');
+  assert.equal(await readFile(join(dir, 'file.txt'), 'utf8'), 'data');
+  assert.deepEqual((await readdir(dir)).sort(), ['file.txt', 'taken']);
 });

@@ -88,7 +88,10 @@ async function notARun(directory: string, entries: readonly string[]): Promise<s
  * replaces. A folder holding anything a run does not write is never replaced.
  */
 export async function checkRunFolder(directory: string, force: boolean): Promise<'new' | 'replace'> {
-  const entries = await readdir(directory).catch(() => undefined);
+  const entries = await readdir(directory).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOTDIR') return undefined;
+    throw new InputError(`Run folder ${directory} cannot be created because a part of its path is a file. Choose another output folder (output in the config, or --output).`);
+  });
   if (entries === undefined || entries.length === 0) return 'new';
   const reason = await notARun(directory, entries);
   if (reason !== null) {

@@ -18,7 +18,13 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     throw error;
   }
   await handle.close();
-  await rename(temporaryPath, path);
+  try {
+    await rename(temporaryPath, path);
+  } catch (error) {
+    // The rename fails when `path` is a folder or its parent went away, and the temporary file must not stay behind.
+    await rm(temporaryPath, { force: true });
+    throw error;
+  }
 }
 
 /** Returns the hex sha256 of some bytes. */

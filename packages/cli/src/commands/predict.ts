@@ -1,5 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname, relative, resolve } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import fg from 'fast-glob';
 import pLimit from 'p-limit';
@@ -23,6 +23,12 @@ export function registerPredict(program: Command): void {
     .addHelpText('after', '\nExample:\n  scarce predict runs/demo/models/real my-scans --out my-scans.csv')
     .action(async (modelSource: string, folder: string, options: { out: string; backend?: string; testTimeFlip: boolean }) => {
       const log = (line: string) => process.stderr.write(`${line}\n`);
+      const folderKind = await stat(folder).then((found) => (found.isDirectory() ? 'folder' : 'file'), () => 'missing');
+      if (folderKind === 'missing') throw new InputError(`Image folder ${folder} not found. Give the folder of images to predict.`);
+      if (folderKind === 'file') throw new InputError(`${folder} is a file, not a folder. Give the folder that contains it, or a folder of images.`);
+      if (await stat(options.out).then((found) => found.isDirectory(), () => false)) {
+        throw new InputError(`--out ${options.out} is a folder. Give a CSV file path, e.g. --out ${join(options.out, 'predictions.csv')}.`);
+      }
       await selectBackend({ backend: parseBackendChoice(options.backend, '--backend'), log });
       const loaded = await loadClassifier(modelSource);
       const testTimeFlip = loaded.metadata.testTimeFlip === true && options.testTimeFlip;
