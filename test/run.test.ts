@@ -140,6 +140,8 @@ test('run checks settings before writing anything', async () => {
     [{ synth: { minConfidence: 0.5 }, train: { mixes: ['synthetic'] } }, /synth\.minConfidence trains its filter on the real train images.*set synth\.minConfidence to 0/],
     [{ train: { backbone: 'no/such/backbone' } }, /Invalid config field 'train\.backbone'/],
     [{ data: { path: resolve(BREASTMNIST), split: { val: 0.1, test: 0.1 } } }, /has its own val or test split/],
+    [{ augment: { enabled: false } }, /train\.mixes uses augmented rows but augment\.enabled is false\. Set augment\.enabled to true, or leave augmented rows out of train\.mixes\./],
+    [{ train: { mixes: ['real', 'real'] } }, /train\.mixes has two mixes named 'real'/],
   ];
   for (const [index, [settings, message]] of cases.entries()) {
     const configPath = join(dir, `case${index}.json`);

@@ -94,4 +94,5 @@ test('run warns of classes missing from val or test', () => {
   const record = (label: number, split: 'train' | 'val' | 'test') => ({ pixels: new Uint8Array(1), height: 1, width: 1, channels: 1, label, origin: 'real' as const, split, sourceIndex: 0, view: 0, seed: 0, params: null });
   const dataset = { classNames: ['a', 'b', 'rare'], records: [record(0, 'train'), record(1, 'train'), record(2, 'train'), record(0, 'val'), record(1, 'val'), record(0, 'test'), record(1, 'test'), record(2, 'test')] };
   assert.deepEqual(missingClassWarnings(dataset), ["class 'rare' has no val images, so val scores say nothing about it. Add images of it, or raise data.split."]);
+  assert.match(missingClassWarnings(dataset, '--split')[0], /or raise --split\.$/);
 });

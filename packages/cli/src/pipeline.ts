@@ -106,6 +106,21 @@ async function prepareRunFolder(directory: string, force: boolean): Promise<void
   await mkdir(directory, { recursive: true });
 }
 
+/** Checks that every origin the mixes use has its stage enabled, and that mix names, which name their model folders, are distinct. */
+export function checkMixes(config: RunConfig, needs: ReadonlySet<string>): void {
+  for (const stage of ['augment', 'synth'] as const) {
+    const origin = stage === 'augment' ? 'augmented' : 'synthetic';
+    if (needs.has(origin) && !config[stage].enabled) {
+      throw new InputError(`train.mixes uses ${origin} rows but ${stage}.enabled is false. Set ${stage}.enabled to true, or leave ${origin} rows out of train.mixes.`);
+    }
+  }
+  const names = config.train.mixes.map((mix) => mix.name);
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
+  if (repeated !== undefined) {
+    throw new InputError(`train.mixes has two mixes named '${repeated}', and each mix saves its classifier under models/<name>. Remove the repeat or give each recipe its own name.`);
+  }
+}
+
 /** Wraps a settings error of another package as an input error naming the config field. */
 function checkSetting<T>(field: string, check: () => T): T {
   try {
@@ -162,8 +177,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   const startedAt = new Date().toISOString();
   const mixes = config.train.mixes;
   const needs = new Set(mixes.flatMap((mix) => mix.sources.map((source) => source.from)));
-  if (needs.has('augmented') && !config.augment.enabled) throw new InputError(`A mix uses augmented rows but augment.enabled is false.`);
-  if (needs.has('synthetic') && !config.synth.enabled) throw new InputError(`A mix uses synthetic rows but synth.enabled is false.`);
+  checkMixes(config, needs);
 
   const selection = await selectBackend({ backend: config.backend, log });
   const dataset = await timed(timings, 'load', () => loadRunData(config));
@@ -335,14 +349,17 @@ export async function loadRunData(config: RunConfig): Promise<LabelledDataset> {
   return assignSplits(dataset, { ...split, seed: config.seed });
 }
 
-/** Names each class that has no images in the val or test split, where its scores cannot be measured. */
-export function missingClassWarnings(dataset: LabelledDataset): string[] {
+/**
+ * Names each class that has no images in the val or test split, where its scores cannot be
+ * measured. `splitSetting` is the setting that holds out those splits: `data.split` or `--split`.
+ */
+export function missingClassWarnings(dataset: LabelledDataset, splitSetting = 'data.split'): string[] {
   const warnings: string[] = [];
   for (const split of ['val', 'test'] as const) {
     const present = new Set(recordsOfSplit(dataset, split).map((record) => record.label));
     const missing = dataset.classNames.filter((_, label) => !present.has(label));
     if (missing.length > 0) {
-      warnings.push(`class ${missing.map((name) => `'${name}'`).join(', ')} has no ${split} images, so ${split} scores say nothing about it. Add images of it, or raise data.split.`);
+      warnings.push(`class ${missing.map((name) => `'${name}'`).join(', ')} has no ${split} images, so ${split} scores say nothing about it. Add images of it, or raise ${splitSetting}.`);
     }
   }
   return warnings;

@@ -3,8 +3,7 @@ import { ORIGINS, readManifest, recordsOfSplit, selectBackend, type Origin } fro
 import { resolveSynthConfig, type SynthConfig } from '@scarce/synth';
 import { defaultCacheDirectory } from '@scarce/train';
 import type { RunConfig } from './config.js';
-import { InputError } from './errors.js';
-import { checkRunFolder, loadRunBackbone, loadRunData, preflight, RUN_OUTPUTS } from './pipeline.js';
+import { checkMixes, checkRunFolder, loadRunBackbone, loadRunData, preflight, RUN_OUTPUTS } from './pipeline.js';
 import { SHARED_TRANSFORM_SETTINGS } from './report-figures.js';
 
 /** Plan of a `scarce run`: its stages, rows and outputs, as `--dry-run` prints it. */
@@ -32,8 +31,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   const runDir = join(config.output, config.name);
   const mixes = config.train.mixes;
   const needs = new Set<string>(mixes.flatMap((mix) => mix.sources.map((source) => source.from)));
-  if (needs.has('augmented') && !config.augment.enabled) throw new InputError(`A mix uses augmented rows but augment.enabled is false.`);
-  if (needs.has('synthetic') && !config.synth.enabled) throw new InputError(`A mix uses synthetic rows but synth.enabled is false.`);
+  checkMixes(config, needs);
 
   const selection = await selectBackend({ backend: config.backend, log: options.log ?? (() => {}) });
   const dataset = await loadRunData(config);
@@ -81,7 +79,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
     {
       stage: 'train',
       detail:
-        `${heads} heads (${mixes.length} ${mixes.length === 1 ? 'mix' : 'mixes'} x ${config.train.seeds.length} ${config.train.seeds.length === 1 ? 'seed' : 'seeds'}, ${config.train.strategy}), ` +
+        `${heads} ${heads === 1 ? 'head' : 'heads'} (${mixes.length} ${mixes.length === 1 ? 'mix' : 'mixes'} x ${config.train.seeds.length} ${config.train.seeds.length === 1 ? 'seed' : 'seeds'}, ${config.train.strategy}), ` +
         (config.train.trainOnValidation
           ? `${config.train.head.epochs} epochs each on its mix plus the ${splits.val} val images (mixes with real images), no early stopping`
           : `early stopping on ${config.train.earlyStopping.monitor} of the ${splits.val} val images`),

@@ -79,7 +79,7 @@ async function prepareRunDirectory(directory: string, overwrite: boolean, resume
   await mkdir(directory, { recursive: true });
   if (resume || earlier.length === 0) return;
   if (!overwrite) {
-    throw new InputError(`${directory} already has synth outputs (${earlier.join(', ')}). Choose another folder, resume the run, or overwrite it.`);
+    throw new InputError(`${directory} already has synth outputs (${earlier.join(', ')}). Choose another folder, resume the run (scarce synth --resume), or replace it (--force).`);
   }
   const generated = (name: string) =>
     [CHECKPOINTS_FOLDER, QUALITY_LOG_FILE, QUALITY_SUMMARY_FILE, NEAREST_REAL_FILE, LOSS_CURVES_FILE].includes(name) || name.startsWith('real-vs-synthetic-');

@@ -5,6 +5,7 @@ import { assignSplits, loadDataset, parseBackendChoice, readShardFolder, records
 import { checkNoLeakage, composeClassifier, extractFeaturesParallel, INFERENCE_RUNTIMES, loadBackbone, saveClassifier, type ClassifierHead, type InferenceRuntime } from '@scarce/train';
 import { benchmarkMixes, evaluationMirrors, type SeedResult } from '../benchmark.js';
 import { verifyAugmentedSources } from '../verify-views.js';
+import { missingClassWarnings } from '../pipeline.js';
 import { runConfigSchema } from '../config.js';
 import { describeIssue, fieldName } from '../config-issues.js';
 import { InputError } from '../errors.js';
@@ -138,6 +139,7 @@ export function registerTrain(program: Command): void {
         const [val, test] = options.split as [number, number];
         dataset = assignSplits(dataset, { val, test, seed: 0 });
       }
+      for (const warning of missingClassWarnings(dataset, '--split')) log(`warning: ${warning}`);
       const records = [...dataset.records];
       for (const dir of options.with as string[]) {
         const extra = await readShardFolder(dir);
