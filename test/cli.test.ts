@@ -111,14 +111,19 @@ test('run --dry-run checks like a run', async () => {
 
   await writeFile(configPath, JSON.stringify({ data: { path: resolve(BREASTMNIST) }, train: { backbone: resolve(MOBILENET) } }));
   await mkdir(join(dir, 'runs', 'run'), { recursive: true });
-  await writeFile(join(dir, 'runs', 'run', 'config.json'), '{}');
+  const earlierConfig = JSON.stringify({ data: {}, augment: {}, synth: {}, train: {} });
+  await writeFile(join(dir, 'runs', 'run', 'config.json'), earlierConfig);
+  const unfinished = runCli(['run', configPath, '--dry-run']);
+  assert.equal(unfinished.status, 2);
+  assert.match(unfinished.stderr, /contains an unfinished run \(it has no metrics\.json\), and a run does not resume\. Pass --force to start it again/);
+  await writeFile(join(dir, 'runs', 'run', 'metrics.json'), '{}');
   const existing = runCli(['run', configPath, '--dry-run']);
   assert.equal(existing.status, 2);
   assert.match(existing.stderr, /already contains a run/);
   const forced = runCli(['run', configPath, '--dry-run', '--force']);
   assert.equal(forced.status, 0, forced.stderr);
   assert.match(forced.stdout, /replaces the earlier run there/);
-  assert.equal(await readFile(join(dir, 'runs', 'run', 'config.json'), 'utf8'), '{}', 'the earlier run is kept');
+  assert.equal(await readFile(join(dir, 'runs', 'run', 'config.json'), 'utf8'), earlierConfig, 'the earlier run is kept');
 });
 
 test('run names the feature layer or runtime at fault and writes nothing', async () => {
@@ -231,6 +236,9 @@ test('train names the invalid flag', () => {
     [['--input-size', '10'], /^scarce: Invalid --input-size: expected a number >= 32 but received 10\.$/m],
     [['--learning-rate', '0'], /^scarce: Invalid --learning-rate: expected a number > 0 but received 0\.$/m],
     [['--monitor', 'foo'], /^scarce: Invalid --monitor: expected one of "loss", "val_loss", "val_accuracy", "val_auc" but received "foo"\.$/m],
+    [['--mixup', '-1'], /^scarce: Invalid --mixup: expected a number >= 0 but received -1\.$/m],
+    [['--label-smoothing', '1'], /^scarce: Invalid --label-smoothing: expected a number < 1 but received 1\.$/m],
+    [['--train-on-validation', '--patience', '2'], /--patience and --monitor have no effect\. Leave them out, or drop --train-on-validation\./],
   ];
   for (const [flags, message] of cases) {
     const result = runCli(['train', 'fixtures/breastmnist/breastmnist.npz', ...flags]);

@@ -97,6 +97,9 @@ export async function checkRunFolder(directory: string, force: boolean): Promise
   if (reason !== null) {
     throw new InputError(`${directory} exists and is not a scarce run (${reason}), so it is left alone. Choose another name or output folder.`);
   }
+  if (!force && !entries.includes('metrics.json')) {
+    throw new InputError(`${directory} contains an unfinished run (it has no metrics.json), and a run does not resume. Pass --force to start it again, or choose another name (--name).`);
+  }
   if (!force) throw new InputError(`${directory} already contains a run. Choose another name (--name) or pass --force to replace it.`);
   return 'replace';
 }

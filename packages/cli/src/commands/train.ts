@@ -25,6 +25,8 @@ const FLAG_OF_FIELD: Record<string, string> = {
   'head.ensemble': '--ensemble',
   'head.learningRate': '--learning-rate',
   'head.epochs': '--epochs',
+  'head.mixup': '--mixup',
+  'head.labelSmoothing': '--label-smoothing',
   runtime: '--runtime',
   'earlyStopping.patience': '--patience',
   'earlyStopping.monitor': '--monitor',
@@ -88,6 +90,8 @@ export function registerTrain(program: Command): void {
     .option('--ensemble <n>', `heads trained side by side whose probabilities are averaged (default: ${DEFAULTS.head.ensemble})`, integer)
     .option('--learning-rate <lr>', `Adam learning rate of the head (default: ${DEFAULTS.head.learningRate})`, number)
     .option('--epochs <n>', `maximum epochs of each head, or with --train-on-validation the exact count (default: ${DEFAULTS.head.epochs})`, integer)
+    .option('--mixup <alpha>', `alpha of mixup's Beta(alpha, alpha) blend of training rows, 0 for none (default: ${DEFAULTS.head.mixup})`, number)
+    .option('--label-smoothing <share>', `share of each one-hot target spread evenly over the classes (default: ${DEFAULTS.head.labelSmoothing})`, number)
     .option('--train-on-validation', 'train each head on the train rows plus the validation images for exactly --epochs epochs, with no early stopping', false)
     .option('--test-time-flip', 'score each val and test image, and each image the saved classifier predicts, by the mean of the probabilities for the image and its left-right mirror', false)
     .option('--runtime <name>', `what runs the frozen backbone and the training steps: auto, onnxruntime or tfjs (default: ${DEFAULTS.runtime})`, runtimeOption)
@@ -107,6 +111,9 @@ export function registerTrain(program: Command): void {
     .action(async (data: string, options: Record<string, unknown>) => {
       const { log } = configureOutput({ quiet: options.quiet as boolean, json: options.json as boolean });
       const defined = (value: unknown) => (value === undefined ? {} : value);
+      if (options.trainOnValidation === true && (options.patience !== undefined || options.monitor !== undefined)) {
+        throw new InputError('--train-on-validation trains a fixed --epochs with no early stopping, so --patience and --monitor have no effect. Leave them out, or drop --train-on-validation.');
+      }
       const settings = parseTrainFlags({
         ...defined(options.backbone === undefined ? undefined : { backbone: options.backbone }),
         ...defined(options.inputSize === undefined ? undefined : { inputSize: options.inputSize }),
@@ -117,6 +124,8 @@ export function registerTrain(program: Command): void {
           ...defined(options.ensemble === undefined ? undefined : { ensemble: options.ensemble }),
           ...defined(options.learningRate === undefined ? undefined : { learningRate: options.learningRate }),
           ...defined(options.epochs === undefined ? undefined : { epochs: options.epochs }),
+          ...defined(options.mixup === undefined ? undefined : { mixup: options.mixup }),
+          ...defined(options.labelSmoothing === undefined ? undefined : { labelSmoothing: options.labelSmoothing }),
         },
         trainOnValidation: options.trainOnValidation,
         testTimeFlip: options.testTimeFlip,
