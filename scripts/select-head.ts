@@ -14,7 +14,8 @@
  *     [--views 0,4,8] [--transforms sets.json] [--transform-sets flip,mild] [--fold-seed 7]
  *     [--test-time-flip] [--dropouts 0.5] [--mixup 0,0.2] [--label-smoothing 0,0.1]
  *
- * A layer set joins layer names with `+`: their pooled outputs are concatenated. A head is
+ * A layer set joins layer names with `+`: their pooled outputs are concatenated. So does a size
+ * set such as `128+160`: each image's features at every size are concatenated. A head is
  * hidden units x ensemble members. `early` stops early; a number trains that many epochs.
  * `--transforms` names a JSON file that maps set names to augment transform options. Without it,
  * the one set is `demo`: the transforms of examples/breastmnist.json. `--dropouts`, `--mixup`
@@ -24,7 +25,7 @@
 import { readFile } from 'node:fs/promises';
 import { loadDataset, mirrorImage, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { augmentRecord, resolveTransformConfig, viewSeed, type TransformOptions } from '@scarce/augment';
-import { averageProbabilities, evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type FeatureSet, type HeadOptions } from '@scarce/train';
+import { averageProbabilities, evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type Backbone, type FeatureSet, type HeadOptions } from '@scarce/train';
 import { exitOnInputError } from './exit-on-input-error.js';
 
 exitOnInputError('Usage is in the header of scripts/select-head.ts.');
@@ -76,7 +77,14 @@ function oneNumber(name: string, fallback: string, valid: (value: number) => boo
 const positiveInteger = (value: number) => Number.isInteger(value) && value > 0;
 const testTimeFlip = process.argv.includes('--test-time-flip');
 const dataPath = option('data', 'fixtures/breastmnist/breastmnist.npz');
-const sizes = numbers('sizes', '96,128,160,224', (value) => Number.isInteger(value) && value >= 32, 'input sizes of 32 px or more, separated by commas');
+const sizeText = option('sizes', '96,128,160,224');
+const sizeSets = sizeText.split(',').map((set) =>
+  set.split('+').map((item) => {
+    const value = Number(item);
+    if (!/^\d+$/.test(item.trim()) || value < 32) fail(`Invalid --sizes '${sizeText}': expected input sizes of 32 px or more, separated by commas, or joined by + to concatenate their features`);
+    return value;
+  }),
+);
 /** `out` is the backbone's own output; `+` joins layers whose pooled outputs are concatenated. */
 const layers = option('layers', 'out,block_16_expand_relu').split(',');
 const foldSeed = oneNumber('fold-seed', '7', (value) => Number.isInteger(value) && value >= 0 && value < 2 ** 32, 'a whole number from 0 to 4294967295');
@@ -150,21 +158,31 @@ for (let label = 0; label < dataset.classNames.length; label++) {
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 console.log(`${folds}-fold cross-validation (fold seed ${foldSeed}) on ${pool.length} train + val images of ${dataPath}\n`);
 console.log('| input px | feature layer | transforms | views | units | ensemble | dropout | mixup | label smoothing | epochs | learning rate | test-time flip | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-for (const inputSize of sizes) {
+for (const sizeSet of sizeSets) {
+  const inputSize = sizeSet.join('+');
   for (const layer of layers) {
-    const backbone = await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize, featureLayer: layer === 'out' ? undefined : layer.split('+') });
-    const features = await extractFeaturesParallel(backbone, pool, { quiet: true });
-    const mirroredFeatures = testTimeFlip ? await extractFeaturesParallel(backbone, pool.map(mirrorImage), { quiet: true }) : null;
-    const size = backbone.featureSize;
+    const backbones: Backbone[] = [];
+    for (const side of sizeSet) backbones.push(await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize: side, featureLayer: layer === 'out' ? undefined : layer.split('+') }));
+    const size = backbones.reduce((sum, backbone) => sum + backbone.featureSize, 0);
+    /** Features of `images` at every size of the set, concatenated per image. */
+    const extract = async (images: readonly ImageRecord[]): Promise<Float32Array> => {
+      const matrix = new Float32Array(images.length * size);
+      let offset = 0;
+      for (const backbone of backbones) {
+        const part = await extractFeaturesParallel(backbone, images, { quiet: true });
+        const width = backbone.featureSize;
+        for (let row = 0; row < images.length; row++) matrix.set(part.subarray(row * width, (row + 1) * width), row * size + offset);
+        offset += width;
+      }
+      return matrix;
+    };
+    const features = await extract(pool);
+    const mirroredFeatures = testTimeFlip ? await extract(pool.map(mirrorImage)) : null;
     for (const setName of setNames) {
       // View v of pool row r sits at r * maxViews + v. Each view is drawn once and reused by every fold.
       const views = maxViews === 0
         ? new Float32Array(0)
-        : await extractFeaturesParallel(
-            backbone,
-            await Promise.all(pool.flatMap((record, row) => Array.from({ length: maxViews }, (_, v) => augmentRecord({ ...record, split: 'train', sourceIndex: row }, transformSets[setName], viewSeed(3, row, v + 1), v + 1)))),
-            { quiet: true },
-          );
+        : await extract(await Promise.all(pool.flatMap((record, row) => Array.from({ length: maxViews }, (_, v) => augmentRecord({ ...record, split: 'train', sourceIndex: row }, transformSets[setName], viewSeed(3, row, v + 1), v + 1)))));
       /** Features of `rows` (taken from `source`), followed by the first `viewCount` augmented views of each. */
       const pick = (rows: number[], viewCount = 0, source = features): FeatureSet => {
         const matrix = new Float32Array(rows.length * (1 + viewCount) * size);
@@ -220,6 +238,6 @@ for (const inputSize of sizes) {
         }
       }
     }
-    backbone.model.dispose();
+    backbones.forEach((backbone) => backbone.model.dispose());
   }
 }
