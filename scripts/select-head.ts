@@ -20,7 +20,7 @@
  * `--transforms` names a JSON file that maps set names to augment transform options. Without it,
  * the one set is `demo`: the transforms of examples/breastmnist.json. `--dropouts`, `--mixup`
  * (alpha of the blend weight's Beta distribution, 0 for none) and `--label-smoothing` set the
- * head's regularisation; each defaults to the demo's value.
+ * head's regularisation. They default to dropout 0.5, no mixup and no label smoothing.
  */
 import { readFile } from 'node:fs/promises';
 import { loadDataset, mirrorImage, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
