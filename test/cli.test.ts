@@ -264,6 +264,16 @@ test('predict checks its paths first', async () => {
   assert.deepEqual(await readdir(dir), ['scan.png'], 'nothing written');
 });
 
+test('synth --force keeps augment folders', async () => {
+  const dir = await temporaryFolder();
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ config: { stage: 'augment' } }));
+  await writeFile(join(dir, 'augment-journal.jsonl'), '{}\n');
+  const result = runCli(['synth', 'fixtures/breastmnist/breastmnist.npz', '--out', dir, '--force', '--seconds', '1']);
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /holds the shards of scarce augment, and --force replaces only synth outputs\. Choose another --out\./);
+  assert.deepEqual((await readdir(dir)).sort(), ['augment-journal.jsonl', 'manifest.json']);
+});
+
 test('integer flags take decimal digits only', () => {
   for (const value of ['', '0x0c', '1e1', '-1', '2.5']) {
     const result = runCli(['augment', 'fixtures/shapes', '--out', 'unused', '--compression-level', value]);

@@ -1,4 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { InputError, loadDataset, MANIFEST_FILE, parseBackendChoice, recordsOfSplit, selectBackend } from '@scarce/core';
 import { CHECKPOINT_SCORES, loadGenerator, resolveSynthConfig, runSynth, sampleToShards, type CheckpointScore, type SynthConfig } from '@scarce/synth';
@@ -26,9 +27,24 @@ function checkpointScore(value: string): CheckpointScore {
   return value as CheckpointScore;
 }
 
-/** Rejects an output folder with shards or a manifest unless `force` is set. */
+/** Reads which stage wrote a shard folder's manifest (`augment` or `synth`), or undefined when unreadable. */
+async function manifestStage(directory: string): Promise<unknown> {
+  try {
+    const manifest = JSON.parse(await readFile(join(directory, MANIFEST_FILE), 'utf8')) as { config?: { stage?: unknown } };
+    return manifest.config?.stage;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Rejects an output folder of augment's shards, and one with shards or a manifest unless `force` is set. */
 async function checkOutputFolder(directory: string, force: boolean, hint: string): Promise<void> {
   const existing = await readdir(directory).catch(() => [] as string[]);
+  const stage = existing.includes(MANIFEST_FILE) ? await manifestStage(directory) : undefined;
+  // --force removes only synth's files, so augment's journal and pictures would stay beside synthetic shards.
+  if (stage === 'augment' || existing.some((file) => file.startsWith('augment-journal'))) {
+    throw new InputError(`${directory} holds the shards of scarce augment, and --force replaces only synth outputs. Choose another --out.`);
+  }
   if (!force && existing.some((file) => file === MANIFEST_FILE || file.endsWith('.arrow'))) {
     throw new InputError(`${directory} already has shards or a manifest. Choose another --out or pass ${hint}.`);
   }
