@@ -13,11 +13,32 @@ import { BREASTMNIST, largestDifference, MOBILENET } from './helpers.js';
 
 let baseUrl = '';
 const requested: string[] = [];
+/**
+ * Serves the backbone under /model/, and broken copies of it: weights cut in half under /cut/,
+ * an HTML page for model.json under /html/, a reply that never comes under /hang/, and weights
+ * whose connection drops after the headers and 1,000 bytes under /drop/.
+ */
 const server = createServer((request, response) => {
   requested.push(request.url ?? '');
-  const file = (request.url ?? '').replace(/^\/model\//, '');
-  if (!['model.json', 'weights.bin'].includes(file)) {
+  const [, folder, file] = (request.url ?? '').split('/');
+  if (!['model', 'cut', 'html', 'hang', 'drop'].includes(folder) || !['model.json', 'weights.bin'].includes(file)) {
     response.writeHead(404).end();
+    return;
+  }
+  if (folder === 'hang') return;
+  if (folder === 'html' && file === 'model.json') {
+    response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><p>Sign in</p>');
+    return;
+  }
+  if (file === 'weights.bin' && (folder === 'cut' || folder === 'drop')) {
+    void readFile(join(MOBILENET, file)).then((bytes) => {
+      if (folder === 'cut') {
+        response.writeHead(200).end(bytes.subarray(0, bytes.length / 2));
+        return;
+      }
+      response.writeHead(200, { 'content-length': String(bytes.length) });
+      response.write(bytes.subarray(0, 1000), () => response.destroy());
+    });
     return;
   }
   response.writeHead(200);
@@ -145,7 +166,23 @@ test('backbone from a URL equals the local copy', async () => {
 });
 
 test('backbone names a failed download', async () => {
-  await assert.rejects(loadBackbone(`${baseUrl}/missing/model.json`), /GET .*missing\/model\.json failed with HTTP 404/);
+  await assert.rejects(loadBackbone(`${baseUrl}/missing/model.json`), /GET .*missing\/model\.json failed with HTTP 404 Not Found\. Check the URL/);
+  await assert.rejects(loadBackbone(`${baseUrl}/cut/model.json`), /weights\.bin of .*cut\/model\.json holds 820416 bytes, but the weightsManifest of its model\.json needs 1640832\. The file is incomplete/);
+  await assert.rejects(loadBackbone(`${baseUrl}/html/model.json`), /html\/model\.json is not a TF\.js model\.json: .* It starts with <, so the server or file gave an HTML page/);
+  await assert.rejects(loadBackbone(`${baseUrl}/drop/model.json`), /GET .*drop\/weights\.bin failed: .*Check the URL and that the server is reachable/);
+
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const closedPort = (closed.address() as AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
+  await assert.rejects(loadBackbone(`http://127.0.0.1:${closedPort}/model.json`), /GET .*model\.json failed: ECONNREFUSED\. Check the URL/);
+
+  process.env.SCARCE_FETCH_TIMEOUT_SECONDS = '0.5';
+  try {
+    await assert.rejects(loadBackbone(`${baseUrl}/hang/model.json`), /GET .*hang\/model\.json timed out after 0\.5 s\..*SCARCE_FETCH_TIMEOUT_SECONDS sets a longer limit/);
+  } finally {
+    delete process.env.SCARCE_FETCH_TIMEOUT_SECONDS;
+  }
 });
 
 test('feature extraction keeps the tensor count flat', async () => {
