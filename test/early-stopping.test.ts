@@ -68,3 +68,10 @@ test('early stopping summary is 1-based', () => {
   }
   assert.equal(earlyStopping.summary(), 'early stopping: stopped early at epoch 3; best epoch 2 (val_loss 1.0000), restored weights of epoch 2');
 });
+
+test('early stopping summary without monitored epochs', () => {
+  const earlyStopping = new EarlyStopping({ patience: 2, startFromEpoch: 30, restoreBestWeights: true });
+  for (let epoch = 0; epoch < 5; epoch++) assert.equal(earlyStopping.onEpochEnd(epoch, { val_loss: 1 / (epoch + 1) }).snapshot, false);
+  assert.equal(earlyStopping.monitoredEpochs, 0);
+  assert.equal(earlyStopping.summary(), "early stopping: ran all epochs; no epoch had a value of val_loss to compare (startFromEpoch 30, or only NaN values), so the last epoch's weights were kept");
+});

@@ -171,3 +171,11 @@ test('head rejects bad regularisation', async () => {
   await assert.rejects(trainHead(rows, rows, 2, { mixup: -1 }), /mixup alpha must be 0 \(off\) or positive but received -1/);
   await assert.rejects(trainHead(rows, rows, 2, { labelSmoothing: 1 }), /label smoothing must be in \[0, 1\) but received 1/);
 });
+
+test('head keeps last epoch unmonitored', async () => {
+  const training = await trainHead(blobs(40, 1, 15), blobs(20, 1, 16), 2, { epochs: 4, units: 8, earlyStopping: { startFromEpoch: 10, restoreBestWeights: true } });
+  assert.equal(training.epochsRun, 4);
+  assert.equal(training.bestEpoch, 4, 'the last epoch, whose weights are kept');
+  assert.match(training.summary, /no epoch had a value of val_loss to compare/);
+  training.head.dispose();
+});

@@ -7,6 +7,7 @@ import { parseRunConfig } from '../packages/cli/src/config.js';
 import type { SeedResult } from '../packages/cli/src/benchmark.js';
 import type { RunMetrics } from '../packages/cli/src/pipeline.js';
 import { writeHtmlReport } from '../packages/cli/src/report-html.js';
+import { renderReportPlots } from '../packages/cli/src/report-plots.js';
 import { renderValue } from '../packages/cli/src/report-values.js';
 import { temporaryFolder } from './helpers.js';
 
@@ -159,4 +160,14 @@ test('renderValue tables records compactly', () => {
   assert.match(html, /In every row: features\.size 1280\./, 'a column with one value is written once');
   assert.match(html, /<thead><tr><th>epoch<\/th><th>tstr\.auc<\/th><th>perClass\.a\.ratio<\/th><\/tr><\/thead>/, 'nested fields and labelled records become dotted columns');
   assert.match(html, /<tr><td>20<\/td><td>0\.6123<\/td><td>0\.75<\/td><\/tr>/);
+});
+
+test('loss caption follows restoreBestWeights', async () => {
+  for (const restoreBestWeights of [true, false]) {
+    const metrics = runMetrics({ mixes: ['real'], seeds: [0], synth: false });
+    metrics.config.train.earlyStopping.restoreBestWeights = restoreBestWeights;
+    const loss = (await renderReportPlots(metrics, [])).find((plot) => plot.id === 'loss');
+    const expected = restoreBestWeights ? /dashed line marks the epoch whose weights early stopping kept/ : /dashed line marks the best epoch by val_loss; restoreBestWeights is off, so each head kept its last epoch's weights/;
+    assert.match(loss?.caption ?? '', expected);
+  }
 });

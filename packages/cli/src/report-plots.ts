@@ -232,7 +232,9 @@ export async function renderReportPlots(metrics: RunMetrics, ganHistory: Readonl
   const seeds = metrics.config.train.seeds.length;
   const stopping = metrics.config.train.trainOnValidation
     ? 'The validation images were also trained on (mixes with real images), so these curves are not held out.'
-    : `The dashed line marks the epoch whose weights early stopping kept (monitor ${monitor}).`;
+    : metrics.config.train.earlyStopping.restoreBestWeights
+      ? `The dashed line marks the epoch whose weights early stopping kept (monitor ${monitor}).`
+      : `The dashed line marks the best epoch by ${monitor}; restoreBestWeights is off, so each head kept its last epoch's weights.`;
   const plots: Array<Omit<ReportPlot, 'svg'> & { spec: TopLevelSpec }> = [
     {
       id: 'scores',

@@ -64,6 +64,8 @@ export class EarlyStopping {
   bestEpoch = 0;
   /** 0-based epoch at which training was stopped; undefined when it ran out of epochs. */
   stoppedEpoch: number | undefined;
+  /** Epochs whose monitored value was compared: those from `startFromEpoch` on that were not NaN. */
+  monitoredEpochs = 0;
   private wait = 0;
   private hasSnapshot = false;
 
@@ -91,6 +93,7 @@ export class EarlyStopping {
       );
     }
     if (epoch < this.startFromEpoch || Number.isNaN(value)) return { improved: false, snapshot: false, stop: false };
+    this.monitoredEpochs++;
 
     let snapshot = false;
     if (this.restoreBestWeights && !this.hasSnapshot) {
@@ -116,6 +119,9 @@ export class EarlyStopping {
 
   /** Returns one line for the log when training ends, with 1-based epochs. */
   summary(): string {
+    if (this.monitoredEpochs === 0) {
+      return `early stopping: ran all epochs; no epoch had a value of ${this.monitor} to compare (startFromEpoch ${this.startFromEpoch}, or only NaN values), so the last epoch's weights were kept`;
+    }
     const stopped = this.stoppedEpoch === undefined ? 'ran all epochs' : `stopped early at epoch ${this.stoppedEpoch + 1}`;
     const best = Number.isFinite(this.best) ? `${this.monitor} ${this.best.toFixed(4)}` : `${this.monitor} never improved`;
     const restored = this.restoreBestWeights ? `, restored weights of epoch ${this.bestEpoch + 1}` : '';

@@ -204,7 +204,10 @@ export interface HeadTraining {
   /** One entry per epoch run, 1-based `epoch`. */
   history: Array<Record<string, number>>;
   epochsRun: number;
-  /** 1-based epoch whose weights the head holds when weights were restored, else the best epoch. */
+  /**
+   * 1-based epoch whose weights the head holds when weights were restored, else the best epoch.
+   * When no epoch was monitored, the last epoch, whose weights the head keeps.
+   */
   bestEpoch: number;
   /** 1-based epoch at which early stopping ended training, or null when it ran all epochs. */
   stoppedEpoch: number | null;
@@ -323,7 +326,7 @@ export async function trainHead(train: FeatureSet, validation: FeatureSet, numCl
     head,
     history,
     epochsRun,
-    bestEpoch: earlyStopping.bestEpoch + 1,
+    bestEpoch: earlyStopping.monitoredEpochs === 0 ? epochsRun : earlyStopping.bestEpoch + 1,
     stoppedEpoch: earlyStopping.stoppedEpoch === undefined ? null : earlyStopping.stoppedEpoch + 1,
     summary: earlyStopping.summary(),
   };
