@@ -434,7 +434,8 @@ export async function loadRunBackbone(config: RunConfig): Promise<{ backbone: Ba
     if (config.train.strategy !== 'feature-extraction') tail = splitBackbone(backbone, unfreezeOptions(backbone, config)).tail;
   } catch (error) {
     backbone.model.dispose();
-    throw error;
+    const field = config.train.fineTune.layerPrefixes.length > 0 ? 'train.fineTune.layerPrefixes' : 'train.fineTune.lastBlocks';
+    throw error instanceof InputError ? new InputError(`Invalid config field '${field}': ${error.message}`) : error;
   }
   try {
     return { backbone, runtime: await resolveInferenceRuntime(backbone.model, runtime), trainingRuntime: await resolveTrainingRuntime(tail, runtime) };
