@@ -142,7 +142,7 @@ test('run checks settings before writing anything', async () => {
     [{ data: { path: resolve(BREASTMNIST), split: { val: 0.1, test: 0.1 } } }, /has its own val or test split/],
     [{ augment: { enabled: false } }, /train\.mixes uses augmented rows but augment\.enabled is false\. Set augment\.enabled to true, or leave augmented rows out of train\.mixes\./],
     [{ train: { mixes: ['real', 'real'] } }, /train\.mixes has two mixes named 'real'/],
-    [{ train: { strategy: 'fine-tune', fineTune: { lastBlocks: 99 } } }, /Invalid config field 'train\.fineTune\.lastBlocks': lastBlocks must be an integer from 1 to 19 for this backbone but received 99],
+    [{ train: { strategy: 'fine-tune', fineTune: { lastBlocks: 99 } } }, /Invalid config field 'train\.fineTune\.lastBlocks': lastBlocks must be an integer from 1 to 19 for this backbone but received 99/],
   ];
   for (const [index, [settings, message]] of cases.entries()) {
     const configPath = join(dir, `case${index}.json`);
