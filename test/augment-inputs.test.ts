@@ -82,7 +82,7 @@ const BAD_INPUTS: BadInput[] = [
       for (let i = 0; i < 256; i++) samples.writeUInt16LE(i * 200, i * 2);
       await sharp(samples, { raw: { width: 16, height: 16, channels: 1 } }).toColourspace('grey16').png().toFile(path);
     },
-    message: /deep\.png: the image has 16 samples where 8-bit ones are expected\. Convert it to 8 bits/,
+    message: /deep\.png: the image has 16-bit samples where 8-bit ones are expected\. Convert it to 8 bits/,
   },
   {
     name: 'image over the pixel limit',

@@ -90,6 +90,29 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTim
   const csvProbability = Number(lines[1].split(',').at(-1));
   assert.ok(Math.abs(csvProbability - expected[1]) < 1e-4, `${csvProbability} vs ${expected[1]}`);
   assert.equal(/test-time flips/.test(result.stderr), testTimeFlip, 'the log says when flips are averaged in');
+  assert.doesNotMatch(result.stderr, /warning/, 'images resized to the training size raise no warning');
+
+  // Without a resize, images of another size than the training images' are named in a warning.
+  const unresized = join(dir, 'unresized');
+  await mkdir(unresized);
+  await sharp(Buffer.from(test[0].pixels), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(join(unresized, 'same.png'));
+  await sharp(Buffer.from(test[0].pixels), { raw: { width: 28, height: 28, channels: 1 } }).resize(56, 56).png().toFile(join(unresized, 'larger.png'));
+  const modelJsonPath = join(dir, 'model', 'model.json');
+  const original = await readFile(modelJsonPath, 'utf8');
+  const edited = JSON.parse(original);
+  edited.userDefinedMetadata.scarceClassifier.preprocess = { channels: 1, imageSize: [28, 28] };
+  await writeFile(modelJsonPath, JSON.stringify(edited));
+  await writeFile(join(unresized, 'broken.png'), 'not a png');
+  const mixed = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), unresized, '--out', out, '--on-error', 'skip'], { encoding: 'utf8' });
+  assert.equal(mixed.status, 0, mixed.stderr);
+  assert.match(mixed.stderr, /warning: 1 of 2 images are not 28x28 like the training images, so they reach the backbone at another scale/);
+  assert.match(mixed.stderr, /skipped .*broken\.png/);
+  assert.match(mixed.stderr, /wrote predictions for 2 images to .* and skipped 1/);
+  assert.deepEqual((await readFile(out, 'utf8')).trim().split('\n').slice(1).map((line) => line.split(',')[0]), ['larger.png', 'same.png']);
+  const stopped = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), unresized, '--out', out], { encoding: 'utf8' });
+  assert.equal(stopped.status, 2, 'a bad image stops predict without --on-error skip');
+  assert.match(stopped.stderr, /broken\.png/);
+  await writeFile(modelJsonPath, original);
   if (testTimeFlip) {
     const alone = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), join(dir, 'images'), '--out', out, '--no-test-time-flip'], { encoding: 'utf8' });
     assert.equal(alone.status, 0, alone.stderr);

@@ -308,7 +308,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
           inputSize: backbone.inputSize,
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
-          preprocess: { size: config.data.size, channels: dataset.records[0].channels as 1 | 3 },
+          preprocess: { size: config.data.size, channels: dataset.records[0].channels as 1 | 3, imageSize: [dataset.records[0].height, dataset.records[0].width] },
           testTimeFlip: config.train.testTimeFlip,
           provenance: { run: config.name, mix, seed: result.seed, strategy: config.train.strategy, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
         });

@@ -73,8 +73,9 @@ export async function decodeImage(bytes: Uint8Array): Promise<RawImage> {
   const sharp = await loadSharp();
   const metadata = await sharp(toBuffer(bytes)).metadata();
   if (metadata.depth !== undefined && metadata.depth !== 'uchar' && metadata.depth !== 'char') {
+    const depth = metadata.depth === 'ushort' ? '16-bit' : String(metadata.depth);
     throw new InputError(
-      `the image has ${metadata.depth === 'ushort' ? 16 : metadata.depth} samples where 8-bit ones are expected. ` +
+      `the image has ${depth} samples where 8-bit ones are expected. ` +
         'Convert it to 8 bits per channel with the intensity window your data needs, then rerun.',
     );
   }

@@ -12,9 +12,11 @@ export interface ClassifierMetadata {
   backbone: { source: string; fingerprint: string };
   /**
    * Preprocessing of image files before the backbone in training: a resize to `size` ([height, width])
-   * and a conversion to `channels`. Prediction reads images the same way.
+   * and a conversion to `channels`. Prediction reads images the same way. `imageSize` is the
+   * [height, width] of the training images as the backbone received them, so that prediction can
+   * warn about images of another size, which reach the backbone at another scale.
    */
-  preprocess?: { size?: [number, number]; channels?: 1 | 3 };
+  preprocess?: { size?: [number, number]; channels?: 1 | 3; imageSize?: [number, number] };
   /**
    * Whether the classifier's probabilities for an image are the mean of the model's output for
    * the image and for its left-right mirror (test-time flips). `predictImages` applies this, but

@@ -182,7 +182,7 @@ export function registerTrain(program: Command): void {
           inputSize: backbone.inputSize,
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
-          preprocess: { size: options.size as [number, number] | undefined, channels: dataset.records[0].channels as 1 | 3 },
+          preprocess: { size: options.size as [number, number] | undefined, channels: dataset.records[0].channels as 1 | 3, imageSize: [dataset.records[0].height, dataset.records[0].width] },
           testTimeFlip: settings.testTimeFlip,
           provenance: { data, mix, seed: result.seed, bestEpoch: result.bestEpoch, testAccuracy: result.test.accuracy, testAuc: result.test.auc },
         });
