@@ -79,6 +79,12 @@ test('run --dry-run prints the plan and writes nothing', async () => {
   assert.match(onValidation.stdout, /test scores on the 156 test images, each averaged with its mirror \(test-time flips\), as are the val scores/);
   assert.match(onValidation.stdout, /backbone features of every image at 32 px, and of the mirrors of the 234 val and test images/);
   assert.match(onValidation.stdout, /\n {2}synthetic +0 +0 +14 +14\n/);
+  assert.doesNotMatch(onValidation.stdout, /unfreezing/, 'feature extraction unfreezes nothing');
+
+  await writeFile(configPath, JSON.stringify({ ...config, train: { ...config.train, strategy: 'fine-tune', fineTune: { layerPrefixes: ['block_16_'] } } }));
+  const fineTuning = runCli(['run', configPath, '--dry-run']);
+  assert.equal(fineTuning.status, 0, fineTuning.stderr);
+  assert.match(fineTuning.stdout, /fine-tune\), unfreezing 8 backbone layers from block_16_expand to block_16_project_BN, /);
 });
 
 test('run --dry-run counts the rows of a shard folder', async () => {

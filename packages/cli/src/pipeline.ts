@@ -421,7 +421,9 @@ function composeMixes(mixes: readonly MixRecipe[], trainRows: readonly ImageReco
  * Loads the run's backbone and finds which runtime runs it, naming the config field at fault when
  * either fails, so that a run stops before it writes anything.
  */
-export async function loadRunBackbone(config: RunConfig): Promise<{ backbone: Backbone; runtime: 'onnxruntime' | 'tfjs'; trainingRuntime: 'onnxruntime' | 'tfjs' }> {
+export async function loadRunBackbone(
+  config: RunConfig,
+): Promise<{ backbone: Backbone; runtime: 'onnxruntime' | 'tfjs'; trainingRuntime: 'onnxruntime' | 'tfjs'; trainableLayers: string[] }> {
   const { backbone: source, inputSize, featureLayer, backboneSpec, runtime } = config.train;
   const backbone = await loadBackbone(source, { inputSize, featureLayer, spec: backboneSpec }).catch((error: Error) => {
     if (error instanceof FeatureLayerError) {
@@ -430,15 +432,16 @@ export async function loadRunBackbone(config: RunConfig): Promise<{ backbone: Ba
     throw new InputError(`Invalid config field 'train.backbone' (${source}): ${error.message}`);
   });
   let tail: tf.LayersModel | null = null;
+  let trainableLayers: string[] = [];
   try {
-    if (config.train.strategy !== 'feature-extraction') tail = splitBackbone(backbone, unfreezeOptions(backbone, config)).tail;
+    if (config.train.strategy !== 'feature-extraction') ({ tail, trainableLayers } = splitBackbone(backbone, unfreezeOptions(backbone, config)));
   } catch (error) {
     backbone.model.dispose();
     const field = config.train.fineTune.layerPrefixes.length > 0 ? 'train.fineTune.layerPrefixes' : 'train.fineTune.lastBlocks';
     throw error instanceof InputError ? new InputError(`Invalid config field '${field}': ${error.message}`) : error;
   }
   try {
-    return { backbone, runtime: await resolveInferenceRuntime(backbone.model, runtime), trainingRuntime: await resolveTrainingRuntime(tail, runtime) };
+    return { backbone, runtime: await resolveInferenceRuntime(backbone.model, runtime), trainingRuntime: await resolveTrainingRuntime(tail, runtime), trainableLayers };
   } catch (error) {
     backbone.model.dispose();
     throw new InputError(`Invalid config field 'train.runtime' (${runtime}): ${(error as Error).message}`);

@@ -36,7 +36,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   const selection = await selectBackend({ backend: config.backend, log: options.log ?? (() => {}) });
   const dataset = await loadRunData(config);
   preflight(config, dataset, needs);
-  const { backbone } = await loadRunBackbone(config);
+  const { backbone, trainableLayers } = await loadRunBackbone(config);
   backbone.model.dispose();
   const runFolder = await checkRunFolder(runDir, options.force ?? false);
 
@@ -80,6 +80,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
       stage: 'train',
       detail:
         `${heads} ${heads === 1 ? 'head' : 'heads'} (${mixes.length} ${mixes.length === 1 ? 'mix' : 'mixes'} x ${config.train.seeds.length} ${config.train.seeds.length === 1 ? 'seed' : 'seeds'}, ${config.train.strategy}), ` +
+        (trainableLayers.length === 0 ? '' : `unfreezing ${trainableLayers.length} backbone layers from ${trainableLayers[0]} to ${trainableLayers.at(-1)}, `) +
         (config.train.trainOnValidation
           ? `${config.train.head.epochs} epochs each on its mix plus the ${splits.val} val images (mixes with real images), no early stopping`
           : `early stopping on ${config.train.earlyStopping.monitor} of the ${splits.val} val images`),
