@@ -14,9 +14,9 @@ import { BREASTMNIST, largestDifference, MOBILENET } from './helpers.js';
 let baseUrl = '';
 const requested: string[] = [];
 /**
- * Serves the backbone under /model/, and broken copies of it: weights cut in half under /cut/,
- * an HTML page for model.json under /html/, a reply that never comes under /hang/, and weights
- * whose connection drops after the headers and 1,000 bytes under /drop/.
+ * Serves the backbone under /model/, and broken copies of it under other folders. /cut/ serves
+ * half the weights and /html/ an HTML page for model.json. /hang/ never replies, and /drop/
+ * closes the weights' connection after the headers and 1,000 bytes.
  */
 const server = createServer((request, response) => {
   requested.push(request.url ?? '');

@@ -276,7 +276,7 @@ test('synth --force keeps augment folders', async () => {
   await writeFile(join(dir, 'augment-journal.jsonl'), '{}\n');
   const result = runCli(['synth', 'fixtures/breastmnist/breastmnist.npz', '--out', dir, '--force', '--seconds', '1']);
   assert.equal(result.status, 2, result.stderr);
-  assert.match(result.stderr, /holds the shards of scarce augment, and --force replaces only synth outputs\. Choose another --out\./);
+  assert.match(result.stderr, /contains the shards of scarce augment, and --force replaces only synth outputs\. Choose another --out\./);
   assert.deepEqual((await readdir(dir)).sort(), ['augment-journal.jsonl', 'manifest.json']);
 });
 

@@ -43,7 +43,7 @@ async function checkOutputFolder(directory: string, force: boolean, hint: string
   const stage = existing.includes(MANIFEST_FILE) ? await manifestStage(directory) : undefined;
   // --force removes only synth's files, so augment's journal and pictures would stay beside synthetic shards.
   if (stage === 'augment' || existing.some((file) => file.startsWith('augment-journal'))) {
-    throw new InputError(`${directory} holds the shards of scarce augment, and --force replaces only synth outputs. Choose another --out.`);
+    throw new InputError(`${directory} contains the shards of scarce augment, and --force replaces only synth outputs. Choose another --out.`);
   }
   if (!force && existing.some((file) => file === MANIFEST_FILE || file.endsWith('.arrow'))) {
     throw new InputError(`${directory} already has shards or a manifest. Choose another --out or pass ${hint}.`);
