@@ -54,11 +54,7 @@ import {
   type SynthConfig,
 } from '@scarce/synth';
 import {
-  defaultCacheDirectory,
   evaluateProbabilities,
-  extractFeaturesCached,
-  extractFeaturesParallel,
-  FeatureCache,
   loadBackbone,
   trainHead,
   type Backbone,
@@ -66,8 +62,8 @@ import {
 } from '@scarce/train';
 import { augmentToShards, type TransformOptions } from '@scarce/augment';
 import { benchmarkMixes, evaluationMirrors, meanAndStd, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
-import { loadRunConfig, type RunConfig } from '../packages/cli/src/config.js';
-import { loadRunData } from '../packages/cli/src/pipeline.js';
+import { describeInputSizes, loadRunConfig, type RunConfig } from '../packages/cli/src/config.js';
+import { featuresByRecord, loadRunBackbone, loadRunData } from '../packages/cli/src/pipeline.js';
 import { exitOnInputError } from './exit-on-input-error.js';
 
 exitOnInputError('Run with --help for the options.');
@@ -271,7 +267,7 @@ interface BreastSeedResult {
   seconds: { gan: number; features: number; heads: number; total: number };
 }
 
-async function measureBreastSeed(seed: number, backbone: Backbone, cache: FeatureCache | null): Promise<BreastSeedResult> {
+async function measureBreastSeed(seed: number, backbones: Backbone[]): Promise<BreastSeedResult> {
   const directory = join(flags.out, 'breastmnist', `seed-${seed}`);
   const ganConfig: Partial<SynthConfig> = { ...ganBase, seed, timeBudgetSeconds: timeBudget, selectCheckpointBy: selectBy, ...(checkpointEvery === undefined ? {} : { checkpointEvery }) };
   const settings = { version: RESULT_VERSION, ganConfig, perClass, minConfidence, train: runConfig.train, data: runConfig.data };
@@ -319,20 +315,15 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
   // With test-time flips, the val and test images are scored with their mirrors, which need features too.
   const mirrors = runConfig.train.testTimeFlip ? evaluationMirrors({ val: real.val, test: real.test }) : undefined;
   const records: ImageRecord[] = [...real.train, ...real.val, ...real.test, ...sampled, ...augmented, ...(mirrors?.values() ?? [])];
-  const featureOptions = { batchSize: runConfig.train.featureBatchSize, quiet: true };
-  const extracted =
-    cache === null
-      ? { features: await extractFeaturesParallel(backbone, records, featureOptions), hits: 0 }
-      : await extractFeaturesCached(backbone, records, cache, featureOptions);
-  const size = backbone.featureSize;
-  const features = new Map(records.map((record, i) => [record, extracted.features.subarray(i * size, (i + 1) * size)]));
+  const { features, widths } = await featuresByRecord(backbones, records, runConfig.train, (line) => log(`  ${line}`), true);
+  const size = widths.reduce((sum, width) => sum + width, 0);
   const featureSeconds = seconds(featuresStartedAt);
-  log(`  features of ${records.length} images at ${backbone.inputSize} px (${extracted.hits} from the cache) in ${featureSeconds} s`);
+  log(`  features of ${records.length} images at ${describeInputSizes(runConfig.train)} in ${featureSeconds} s`);
 
   const headsStartedAt = performance.now();
   let synthetic = sampled;
   if (minConfidence > 0) {
-    const confidence = await syntheticLabelConfidence(sampled, real, features, size, dataset.classNames.length, runConfig.train, seed);
+    const confidence = await syntheticLabelConfidence(sampled, real, features, size, dataset.classNames.length, runConfig.train, seed, widths);
     synthetic = sampled.filter((_, i) => confidence[i] >= minConfidence);
     if (synthetic.length === 0) {
       throw new InputError(`--min-confidence ${minConfidence} left none of the ${sampled.length} synthetic images of GAN seed ${seed} in ${join(directory, 'synthetic')}. Pass a lower --min-confidence.`);
@@ -354,6 +345,8 @@ async function measureBreastSeed(seed: number, backbone: Backbone, cache: Featur
     evaluation: { val: real.val, test: real.test },
     features,
     featureSize: size,
+    featureWidths: widths,
+    featureLabels: backbones.map((backbone) => `${backbone.inputSize} px`),
     numClasses: dataset.classNames.length,
     settings: { ...runConfig.train, seeds: [seed] },
     mirrors,
@@ -576,10 +569,9 @@ const breastResults: BreastSeedResult[] = [];
 const mnistResults: MnistSeedResult[] = [];
 try {
   if (parts.includes('breastmnist')) {
-    const backbone = await loadBackbone(runConfig.train.backbone, { inputSize: runConfig.train.inputSize, featureLayer: runConfig.train.featureLayer });
-    const cache = runConfig.train.featureCache === false ? null : new FeatureCache(runConfig.train.featureCache ?? defaultCacheDirectory(), backbone);
+    const { backbones } = await loadRunBackbone(runConfig);
     for (const seed of seeds) {
-      const result = await measureBreastSeed(seed, backbone, cache);
+      const result = await measureBreastSeed(seed, backbones);
       await writeFileAtomic(join(flags.out, 'breastmnist', `seed-${seed}`, RESULT_FILE), `${JSON.stringify(result, null, 2)}\n`);
       breastResults.push(result);
       await writeResults(breastResults, mnistResults);
@@ -589,7 +581,7 @@ try {
           `${classifiers.synthetic.auc.toFixed(3)} (run classifier); real AUC ${classifiers.real.auc.toFixed(3)}, real + synthetic ${classifiers['real+synthetic'].auc.toFixed(3)}`,
       );
     }
-    backbone.model.dispose();
+    backbones.forEach((backbone) => backbone.model.dispose());
   }
 
   if (parts.includes('mnist')) {

@@ -8,14 +8,16 @@
  * With `--test-time-flip`, every head is scored twice: on the scored fold's images, and on the
  * mean of its probabilities for each image and the image's mirror.
  *
- *   node --import tsx scripts/select-head.ts [--data data.npz] [--sizes 96,128,160,224]
+ *   node --import tsx scripts/select-head.ts [--data data.npz] [--sizes 96,128,160,224,128+160,96/128/160]
  *     [--layers out,block_16_expand_relu,block_6_expand_relu+block_16_expand_relu] [--folds 5]
  *     [--heads 64x1,64x5,256x1,256x5] [--epochs early,8,30] [--rates 0.001,0.0003]
  *     [--views 0,4,8] [--transforms sets.json] [--transform-sets flip,mild] [--fold-seed 7]
  *     [--test-time-flip] [--dropouts 0.5] [--mixup 0,0.2] [--label-smoothing 0,0.1]
  *
  * A layer set joins layer names with `+`: their pooled outputs are concatenated. So does a size
- * set such as `128+160`: each image's features at every size are concatenated. A head is
+ * set such as `128+160`: each image's features at every size are concatenated. A size set joined
+ * with `/`, such as `96/128/160`, trains one head per size and averages their probabilities, as
+ * a list of sizes in `train.inputSize` does. A head is
  * hidden units x ensemble members. `early` stops early; a number trains that many epochs.
  * `--transforms` names a JSON file that maps set names to augment transform options. Without it,
  * the one set is `demo`: the transforms of examples/breastmnist.json. `--dropouts`, `--mixup`
@@ -25,7 +27,7 @@
 import { readFile } from 'node:fs/promises';
 import { loadDataset, mirrorImage, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
 import { augmentRecord, resolveTransformConfig, viewSeed, type TransformOptions } from '@scarce/augment';
-import { averageProbabilities, evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainHead, type Backbone, type FeatureSet, type HeadOptions } from '@scarce/train';
+import { averageProbabilities, evaluateProbabilities, extractFeaturesParallel, loadBackbone, trainScaleEnsemble, type Backbone, type FeatureSet, type HeadOptions } from '@scarce/train';
 import { exitOnInputError } from './exit-on-input-error.js';
 
 exitOnInputError('Usage is in the header of scripts/select-head.ts.');
@@ -78,13 +80,17 @@ const positiveInteger = (value: number) => Number.isInteger(value) && value > 0;
 const testTimeFlip = process.argv.includes('--test-time-flip');
 const dataPath = option('data', 'fixtures/breastmnist/breastmnist.npz');
 const sizeText = option('sizes', '96,128,160,224');
-const sizeSets = sizeText.split(',').map((set) =>
-  set.split('+').map((item) => {
+const sizeSets = sizeText.split(',').map((set) => {
+  const averaged = set.includes('/');
+  const sizes = set.split(averaged ? '/' : '+').map((item) => {
     const value = Number(item);
-    if (!/^\d+$/.test(item.trim()) || value < 32) fail(`Invalid --sizes '${sizeText}': expected input sizes of 32 px or more, separated by commas, or joined by + to concatenate their features`);
+    if (!/^\d+$/.test(item.trim()) || value < 32) {
+      fail(`Invalid --sizes '${sizeText}': expected input sizes of 32 px or more, separated by commas, and joined by + to concatenate their features or by / to average one head per size`);
+    }
     return value;
-  }),
-);
+  });
+  return { sizes, averaged };
+});
 /** `out` is the backbone's own output; `+` joins layers whose pooled outputs are concatenated. */
 const layers = option('layers', 'out,block_16_expand_relu').split(',');
 const foldSeed = oneNumber('fold-seed', '7', (value) => Number.isInteger(value) && value >= 0 && value < 2 ** 32, 'a whole number from 0 to 4294967295');
@@ -158,12 +164,14 @@ for (let label = 0; label < dataset.classNames.length; label++) {
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 console.log(`${folds}-fold cross-validation (fold seed ${foldSeed}) on ${pool.length} train + val images of ${dataPath}\n`);
 console.log('| input px | feature layer | transforms | views | units | ensemble | dropout | mixup | label smoothing | epochs | learning rate | test-time flip | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-for (const sizeSet of sizeSets) {
-  const inputSize = sizeSet.join('+');
+for (const { sizes: sizeSet, averaged } of sizeSets) {
+  const inputSize = sizeSet.join(averaged ? '/' : '+');
   for (const layer of layers) {
     const backbones: Backbone[] = [];
     for (const side of sizeSet) backbones.push(await loadBackbone('fixtures/mobilenet_v2_0.35_224_notop', { inputSize: side, featureLayer: layer === 'out' ? undefined : layer.split('+') }));
     const size = backbones.reduce((sum, backbone) => sum + backbone.featureSize, 0);
+    // Averaged sizes train one head per block of features; concatenated ones, one head on the whole row.
+    const widths = averaged ? backbones.map((backbone) => backbone.featureSize) : [size];
     /** Features of `images` at every size of the set, concatenated per image. */
     const extract = async (images: readonly ImageRecord[]): Promise<Float32Array> => {
       const matrix = new Float32Array(images.length * size);
@@ -210,24 +218,24 @@ for (const sizeSet of sizeSets) {
                 let training;
                 if (epochs === 'early') {
                   const stopRows = Math.round(rest.length * 0.15);
-                  training = await trainHead(pick(rest.slice(stopRows), viewCount), pick(rest.slice(0, stopRows)), dataset.classNames.length, options);
+                  training = await trainScaleEnsemble(pick(rest.slice(stopRows), viewCount), pick(rest.slice(0, stopRows)), dataset.classNames.length, options, widths);
                 } else {
                   // A fixed length: no rows are held out, and the training loss is only logged.
                   const fixed = { epochs: Number(epochs), earlyStopping: { monitor: 'loss', patience: Number(epochs), restoreBestWeights: false } };
-                  training = await trainHead(pick(rest, viewCount), { features: new Float32Array(0), labels: [] }, dataset.classNames.length, { ...options, ...fixed });
+                  training = await trainScaleEnsemble(pick(rest, viewCount), { features: new Float32Array(0), labels: [] }, dataset.classNames.length, { ...options, ...fixed }, widths);
                 }
                 const scored = pick(foldRows[fold]);
-                const plain = training.head.predict(scored.features);
+                const plain = training.ensemble.predict(scored.features);
                 const probabilities = [plain];
                 if (mirroredFeatures !== null) {
-                  probabilities.push(averageProbabilities(plain, training.head.predict(pick(foldRows[fold], 0, mirroredFeatures).features)));
+                  probabilities.push(averageProbabilities(plain, training.ensemble.predict(pick(foldRows[fold], 0, mirroredFeatures).features)));
                 }
                 probabilities.forEach((values, i) => {
                   const report = evaluateProbabilities(values, scored.labels, dataset.classNames.length);
                   scores[i].accuracies.push(report.accuracy);
                   scores[i].aucs.push(report.auc);
                 });
-                training.head.dispose();
+                training.ensemble.dispose();
               }
               const transforms = viewCount === 0 ? 'none' : setName;
               scores.forEach(({ accuracies, aucs }, flipped) => {

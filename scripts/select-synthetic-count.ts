@@ -23,10 +23,10 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mirrorImage, Random, readShardFolder, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
-import { defaultCacheDirectory, evaluateProbabilities, extractFeaturesCached, FeatureCache, loadBackbone, trainHead, type FeatureSet } from '@scarce/train';
+import { evaluateProbabilities, trainScaleEnsemble, type FeatureSet } from '@scarce/train';
 import { meanAndStd, scoreHead, stackFeatures, syntheticLabelConfidence } from '../packages/cli/src/benchmark.js';
 import { loadRunConfig } from '../packages/cli/src/config.js';
-import { loadRunData } from '../packages/cli/src/pipeline.js';
+import { featuresByRecord, loadRunBackbone, loadRunData } from '../packages/cli/src/pipeline.js';
 import { exitOnInputError } from './exit-on-input-error.js';
 
 exitOnInputError('Usage is in the header of scripts/select-synthetic-count.ts.');
@@ -76,9 +76,9 @@ const dataset = await loadRunData(runConfig);
 const train = recordsOfSplit(dataset, 'train');
 const validation = recordsOfSplit(dataset, 'val');
 const mirroredValidation = runConfig.train.testTimeFlip ? validation.map(mirrorImage) : [];
-const backbone = await loadBackbone(runConfig.train.backbone, { inputSize: runConfig.train.inputSize, featureLayer: runConfig.train.featureLayer });
+const { backbones } = await loadRunBackbone(runConfig);
 // The script reads every run's features through the cache, even where the config turns the cache off.
-const cache = new FeatureCache(typeof runConfig.train.featureCache === 'string' ? runConfig.train.featureCache : defaultCacheDirectory(), backbone);
+const featureSettings = { ...runConfig.train, featureCache: typeof runConfig.train.featureCache === 'string' ? runConfig.train.featureCache : undefined };
 const numClasses = dataset.classNames.length;
 const { head } = runConfig.train;
 // The heads train for a fixed number of epochs and keep their last weights, as the demo's do.
@@ -102,16 +102,15 @@ for (const folder of runFolders.sort()) {
   const synthetic = (await readShardFolder(join(flags.runs, folder, 'synthetic'))).records;
   const augmented = flags['with-augmented'] ? await readTrainViews(join(flags.runs, folder, 'augmented')) : [];
   const records: ImageRecord[] = [...train, ...validation, ...mirroredValidation, ...synthetic, ...augmented];
-  const { features } = await extractFeaturesCached(backbone, records, cache, { batchSize: runConfig.train.featureBatchSize, quiet: true });
-  const size = backbone.featureSize;
-  const featuresOf = new Map(records.map((record, i) => [record, features.subarray(i * size, (i + 1) * size)]));
+  const { features: featuresOf, widths } = await featuresByRecord(backbones, records, featureSettings, () => {}, true);
+  const size = widths.reduce((sum, width) => sum + width, 0);
   const scored = stackFeatures(validation, featuresOf, size);
   const mirrored = runConfig.train.testTimeFlip ? stackFeatures(mirroredValidation, featuresOf, size).features : null;
   const shuffled = Array.from({ length: numClasses }, (_, label) => new Random(label).shuffle(synthetic.filter((record) => record.label === label)));
   const confidence = new Map<ImageRecord, number>();
   if (minConfidences.some((value) => value > 0)) {
     // The filter's head trains on the train images alone, so the validation split only measures.
-    const scoresOfLabels = await syntheticLabelConfidence(synthetic, { train, val: [] }, featuresOf, size, numClasses, { ...runConfig.train, trainOnValidation: true }, 0);
+    const scoresOfLabels = await syntheticLabelConfidence(synthetic, { train, val: [] }, featuresOf, size, numClasses, { ...runConfig.train, trainOnValidation: true }, 0, widths);
     synthetic.forEach((record, i) => confidence.set(record, scoresOfLabels[i]));
   }
 
@@ -125,9 +124,9 @@ for (const folder of runFolders.sort()) {
       const cell = scores.get(minConfidence)!.get(count)!;
       cell.syntheticUsed.push(chosen.length);
       for (const seed of headSeeds) {
-        const training = await trainHead(rows, { features: new Float32Array(0), labels: [] }, numClasses, { ...head, ...fixedLength, runtime: runConfig.train.runtime, seed });
-        const report = evaluateProbabilities(scoreHead(training.head, scored.features, mirrored), scored.labels, numClasses);
-        training.head.dispose();
+        const training = await trainScaleEnsemble(rows, { features: new Float32Array(0), labels: [] }, numClasses, { ...head, ...fixedLength, runtime: runConfig.train.runtime, seed }, widths);
+        const report = evaluateProbabilities(scoreHead(training.ensemble, scored.features, mirrored), scored.labels, numClasses);
+        training.ensemble.dispose();
         cell.auc.push(report.auc);
         cell.accuracy.push(report.accuracy);
       }
@@ -135,7 +134,7 @@ for (const folder of runFolders.sort()) {
   }
   console.error(`${folder}: ${synthetic.length} synthetic images scored`);
 }
-backbone.model.dispose();
+backbones.forEach((backbone) => backbone.model.dispose());
 
 const viewsNote = flags['with-augmented'] ? ' and their augmented views' : '';
 console.log(`Validation split (${validation.length} images${runConfig.train.testTimeFlip ? ', each scored with its mirror' : ''}), heads of ${flags.config} trained on ${train.length} real train images${viewsNote} plus N synthetic per class; GAN runs ${runFolders.join(', ')}; head seeds ${headSeeds.join(', ')}\n`);

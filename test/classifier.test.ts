@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
 import { mirrorImage, readMedMnistNpz, recordsOfSplit, selectBackend } from '@scarce/core';
-import { composeClassifier, extractFeatures, loadBackbone, loadClassifier, predictImages, saveClassifier, trainHead } from '@scarce/train';
+import { columnBlock, composeClassifier, extractFeatures, loadBackbone, loadClassifier, predictImages, saveClassifier, trainScaleEnsemble, type Backbone } from '@scarce/train';
 import { BREASTMNIST, MOBILENET, temporaryFolder } from './helpers.js';
 
 before(async () => {
@@ -28,6 +28,16 @@ test('saved classifier with test-time flips', async () => {
   await checkRoundTrip(1, undefined, true);
 });
 
+test('saved multi-scale classifier predicts as heads do', async () => {
+  await checkRoundTrip(2, undefined, true, [32, 48]);
+});
+
+test('columnBlock slices each row', () => {
+  const rows = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual([...columnBlock(rows, [2, 3], 0)], [1, 2, 6, 7]);
+  assert.deepEqual([...columnBlock(rows, [2, 3], 1)], [3, 4, 5, 8, 9, 10]);
+});
+
 test('mirrorImage reverses each row', () => {
   const image = { height: 2, width: 3, channels: 2, pixels: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), label: 1 };
   const mirrored = mirrorImage(image);
@@ -37,26 +47,41 @@ test('mirrorImage reverses each row', () => {
   assert.deepEqual([...mirrorImage(mirrored).pixels], [...image.pixels]);
 });
 
-async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTimeFlip = false): Promise<void> {
+async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTimeFlip = false, sizes = [32]): Promise<void> {
   const dataset = await readMedMnistNpz(BREASTMNIST, { classNames: ['malignant', 'benign'] });
   const train = recordsOfSplit(dataset, 'train').slice(0, 60);
   const validation = recordsOfSplit(dataset, 'val').slice(0, 20);
   const test = recordsOfSplit(dataset, 'test').slice(0, 10);
-  const backbone = await loadBackbone(MOBILENET, { inputSize: 32, featureLayer });
-  const features = (records: typeof train) => ({ features: extractFeatures(backbone, records, { quiet: true }), labels: records.map((record) => record.label) });
-  const training = await trainHead(features(train), features(validation), 2, { epochs: 5, units: 16, ensemble });
-  const plain = training.head.predict(features(test).features);
+  const backbones: Backbone[] = [];
+  for (const inputSize of sizes) backbones.push(await loadBackbone(MOBILENET, { inputSize, featureLayer }));
+  const backbone = backbones[0];
+  const widths = backbones.map((scale) => scale.featureSize);
+  // Each row holds an image's features at every size, one block after another.
+  const features = (records: typeof train) => {
+    const blocks = backbones.map((scale) => extractFeatures(scale, records, { quiet: true }));
+    const rows = records.flatMap((_, row) => blocks.flatMap((block, b) => [...block.subarray(row * widths[b], (row + 1) * widths[b])]));
+    return { features: Float32Array.from(rows), labels: records.map((record) => record.label) };
+  };
+  const training = await trainScaleEnsemble(features(train), features(validation), 2, { epochs: 5, units: 16, ensemble }, widths);
+  const head = training.ensemble;
+  assert.equal(head.heads.length, sizes.length);
+  const plain = head.predict(features(test).features);
+  if (sizes.length > 1) {
+    const perSize = head.heads.map((member, i) => member.predict(columnBlock(features(test).features, widths, i)));
+    assert.ok(perSize[0].some((value, i) => Math.abs(value - perSize[1][i]) > 1e-3), 'the sizes score differently, so the average is seen');
+    plain.forEach((value, i) => assert.ok(Math.abs(value - (perSize[0][i] + perSize[1][i]) / 2) < 1e-6));
+  }
   let expected = plain;
   if (testTimeFlip) {
-    const mirrored = training.head.predict(features(test.map(mirrorImage)).features);
+    const mirrored = head.predict(features(test.map(mirrorImage)).features);
     assert.ok(mirrored.some((value, i) => Math.abs(value - plain[i]) > 1e-3), 'the mirrors score differently, so the average is seen');
     expected = plain.map((value, i) => (value + mirrored[i]) / 2);
   }
 
   const dir = await temporaryFolder();
-  const path = await saveClassifier(join(dir, 'model'), composeClassifier(backbone, training.head), {
+  const path = await saveClassifier(join(dir, 'model'), composeClassifier(backbone, head, sizes), {
     classNames: dataset.classNames,
-    inputSize: 32,
+    inputSize: sizes.length === 1 ? sizes[0] : sizes,
     spec: backbone.spec,
     backbone: { source: MOBILENET, fingerprint: backbone.fingerprint },
     preprocess: { size: [28, 28], channels: 1 },
@@ -128,5 +153,5 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTim
     assert.equal(invalid.status, 2, invalid.stderr);
     assert.match(invalid.stderr, /has scarceClassifier\.testTimeFlip "true" in its metadata; expected true or false/);
   }
-  training.head.dispose();
+  head.dispose();
 }

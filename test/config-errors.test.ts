@@ -18,7 +18,8 @@ const data = { path: 'data.npz' };
 
 test('config errors name field, value and allowed', () => {
   const cases: Array<[string, unknown, RegExp[]]> = [
-    ['wrong type', { data, train: { inputSize: 'large' } }, [/train\.inputSize: expected number but received "large"/]],
+    ['wrong type', { data, train: { featureBatchSize: 'large' } }, [/train\.featureBatchSize: expected number but received "large"/]],
+    ['input size of another type', { data, train: { inputSize: 'large' } }, [/train\.inputSize: expected a side in pixels of 32 or more, or a list of them \(received "large"\)/]],
     ['enum value', { data, backend: 'gpu' }, [/backend: expected one of "auto", "node-gpu", "node", "wasm", "cpu" but received "gpu"/]],
     ['number too small', { data, train: { seeds: [0, -1] } }, [/train\.seeds\[1\]: expected a number >= 0 but received -1/]],
     ['number too big', { data: { ...data, split: { val: 0.9, test: 0.1 } } }, [/data\.split\.val: expected a number <= 0\.5 but received 0\.9/]],
@@ -38,6 +39,11 @@ test('config errors name field, value and allowed', () => {
       'several feature layers with fine-tuning',
       { data, train: { strategy: 'fine-tune', featureLayer: ['block_6_expand_relu', 'block_16_expand_relu'] } },
       [/train\.featureLayer: strategy 'fine-tune' trains on one feature map; name one layer, or use strategy 'feature-extraction'/],
+    ],
+    [
+      'several input sizes with fine-tuning',
+      { data, train: { strategy: 'fine-tune', inputSize: [96, 128] } },
+      [/train\.inputSize: strategy 'fine-tune' trains the backbone at one input size; give one size, or use strategy 'feature-extraction'/],
     ],
     [
       'validation images trained on with fine-tuning',

@@ -205,6 +205,31 @@ test('run trains a mix without real rows', async () => {
   assert.equal(metrics.mixes[0].seeds[0].test.confusion.flat().reduce((sum: number, count: number) => sum + count, 0), 24, 'every test image is scored');
 });
 
+test('run averages heads over sizes', async () => {
+  const dir = await temporaryFolder();
+  const data = await writeBreastMnistSubset(dir);
+  const config = {
+    name: 'scales',
+    output: join(dir, 'runs'),
+    data: { path: data },
+    augment: { enabled: false },
+    synth: { enabled: false },
+    train: { backbone: resolve(MOBILENET), inputSize: [32, 40], seeds: [0], head: { epochs: 2 }, featureCache: false, mixes: ['real'] },
+  };
+  await writeFile(join(dir, 'scales.json'), JSON.stringify(config));
+  const result = runCli(['run', join(dir, 'scales.json'), '--quiet']);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stderr, /mix real seed 0: 32 px: .*; 40 px: /);
+  const report = await readFile(join(dir, 'runs', 'scales', 'report.md'), 'utf8');
+  assert.match(report, /trains one head per input size on frozen 32 and 40 px features/);
+  const saved = JSON.parse(await readFile(join(dir, 'runs', 'scales', 'models', 'real', 'model.json'), 'utf8'));
+  assert.deepEqual(saved.userDefinedMetadata.scarceClassifier.inputSize, [32, 40]);
+
+  const twice = runCli(['train', BREASTMNIST, '--input-size', '32,32', '--seeds', '0', '--quiet']);
+  assert.equal(twice.status, 2);
+  assert.match(twice.stderr, /Invalid --input-size: input size 32 is listed twice/);
+});
+
 test('train concatenates several feature layers', async () => {
   const dir = await temporaryFolder();
   const common = ['--input-size', '32', '--seeds', '0', '--quiet', '--out', join(dir, 'run')];

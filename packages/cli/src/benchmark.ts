@@ -6,11 +6,12 @@ import {
   evaluateProbabilities,
   fineTune,
   tailFeatures,
-  trainHead,
+  trainScaleEnsemble,
   type ClassificationReport,
   type ClassifierHead,
   type FeatureSet,
   type FineTuneOptions,
+  type ScaleEnsemble,
   type SplitBackbone,
 } from '@scarce/train';
 import type { RunConfig } from './config.js';
@@ -79,17 +80,18 @@ export async function syntheticLabelConfidence(
   numClasses: number,
   settings: HeadSettings,
   seed: number,
+  widths: readonly number[] = [featureSize],
 ): Promise<Float32Array> {
   const validation = settings.trainOnValidation ? { features: new Float32Array(0), labels: [] } : stackFeatures(real.val, features, featureSize);
-  const training = await trainHead(stackFeatures(real.train, features, featureSize), validation, numClasses, {
+  const training = await trainScaleEnsemble(stackFeatures(real.train, features, featureSize), validation, numClasses, {
     ...settings.head,
     earlyStopping: headStopping(settings),
     reduceLrOnPlateau: settings.reduceLrOnPlateau,
     runtime: settings.runtime,
     seed,
-  });
-  const probabilities = training.head.predict(stackFeatures(synthetic, features, featureSize).features);
-  training.head.dispose();
+  }, widths);
+  const probabilities = training.ensemble.predict(stackFeatures(synthetic, features, featureSize).features);
+  training.ensemble.dispose();
   return Float32Array.from(synthetic, (record, i) => probabilities[i * numClasses + record.label]);
 }
 
@@ -111,7 +113,7 @@ export function evaluationMirrors(evaluation: { val: readonly ImageRecord[]; tes
  * Returns a head's class probabilities, row-major. With mirrored features, each row is the mean
  * of the probabilities for the image and for its mirror (test-time flips).
  */
-export function scoreHead(head: ClassifierHead, features: Float32Array, mirrored: Float32Array | null): Float32Array {
+export function scoreHead(head: Pick<ClassifierHead, 'predict'>, features: Float32Array, mirrored: Float32Array | null): Float32Array {
   const plain = head.predict(features);
   return mirrored === null ? plain : averageProbabilities(plain, head.predict(mirrored));
 }
@@ -123,6 +125,13 @@ export interface BenchmarkInputs {
   /** Pooled features of every record under the pretrained backbone. */
   features: Map<ImageRecord, Float32Array>;
   featureSize: number;
+  /**
+   * Widths of the feature blocks of one image at several input sizes, which each feature row
+   * concatenates. One head trains per block, and their probabilities are averaged. Default one block.
+   */
+  featureWidths?: number[];
+  /** Names of the blocks in training summaries, e.g. `96 px`. */
+  featureLabels?: string[];
   numClasses: number;
   settings: HeadSettings;
   /** When given, each head is then fine-tuned together with the backbone's last blocks. */
@@ -135,7 +144,7 @@ export interface BenchmarkInputs {
   mirrors?: Map<ImageRecord, ImageRecord>;
   log: (line: string) => void;
   /** Called with each mix's head of its first seed before the head is freed, e.g. to save it. */
-  keepFirstHead?: (mix: string, head: ClassifierHead, result: SeedResult) => Promise<void>;
+  keepFirstHead?: (mix: string, head: ScaleEnsemble, result: SeedResult) => Promise<void>;
 }
 
 function activationsOf(context: FineTuneContext, rows: readonly ImageRecord[]): tf.Tensor {
@@ -174,14 +183,14 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
     let peakTensorBytes = tf.memory().numBytes;
     const sampleMemory = () => (peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes));
     for (const seed of settings.seeds) {
-      const training = await trainHead(train, validation, numClasses, {
+      const training = await trainScaleEnsemble(train, validation, numClasses, {
         ...settings.head,
         earlyStopping: headStopping(settings),
         reduceLrOnPlateau: settings.reduceLrOnPlateau,
         runtime: settings.runtime,
         seed,
         onEpoch: sampleMemory,
-      });
+      }, inputs.featureWidths ?? [featureSize], inputs.featureLabels);
       // A fixed-length head keeps its last weights, so its last epoch is the one the report marks.
       const keptEpoch = settings.trainOnValidation ? training.epochsRun : training.bestEpoch;
       let summary = settings.trainOnValidation
@@ -194,7 +203,8 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
       if (fineTuning !== undefined && evaluationActivations !== null) {
         pretrained = fineTuning.split.tail.trainableWeights.map((weight) => weight.read().clone());
         const trainActivations = activationsOf(fineTuning, mix.rows);
-        const tuned = await fineTune(fineTuning.split, training.head, { activations: trainActivations, labels: train.labels }, { activations: evaluationActivations.val, labels: validation.labels }, { ...fineTuning.options, seed, onEpoch: sampleMemory });
+        // Fine-tuning trains at one input size, so the ensemble has one head.
+        const tuned = await fineTune(fineTuning.split, training.ensemble.heads[0], { activations: trainActivations, labels: train.labels }, { activations: evaluationActivations.val, labels: validation.labels }, { ...fineTuning.options, seed, onEpoch: sampleMemory });
         trainActivations.dispose();
         fineTuneResult = { epochsRun: tuned.epochsRun, bestEpoch: tuned.bestEpoch, stoppedEpoch: tuned.stoppedEpoch, history: tuned.history };
         summary = `head: ${training.summary}; fine-tuning: ${tuned.summary}`;
@@ -207,8 +217,8 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
         };
       }
 
-      const valReport = evaluateProbabilities(scoreHead(training.head, scored.validation, scored.mirrored?.val ?? null), validation.labels, numClasses);
-      const testReport = evaluateProbabilities(scoreHead(training.head, scored.test, scored.mirrored?.test ?? null), test.labels, numClasses);
+      const valReport = evaluateProbabilities(scoreHead(training.ensemble, scored.validation, scored.mirrored?.val ?? null), validation.labels, numClasses);
+      const testReport = evaluateProbabilities(scoreHead(training.ensemble, scored.test, scored.mirrored?.test ?? null), test.labels, numClasses);
       const seedResult: SeedResult = {
         seed,
         epochsRun: training.epochsRun,
@@ -220,8 +230,8 @@ export async function benchmarkMixes(inputs: BenchmarkInputs): Promise<MixResult
         history: training.history,
       };
       seeds.push(seedResult);
-      if (seeds.length === 1) await inputs.keepFirstHead?.(mix.name, training.head, seedResult);
-      training.head.dispose();
+      if (seeds.length === 1) await inputs.keepFirstHead?.(mix.name, training.ensemble, seedResult);
+      training.ensemble.dispose();
       if (fineTuning !== undefined) {
         fineTuning.split.tail.trainableWeights.forEach((weight, i) => weight.write(pretrained[i]));
         pretrained.forEach((tensor) => tensor.dispose());

@@ -88,7 +88,13 @@ export const runConfigSchema = z
     train: z
       .object({
         backbone: z.string().default(SHIPPED_BACKBONE),
-        inputSize: z.number().int().min(32).default(128),
+        /**
+         * Side of the backbone's input in pixels. A list such as [96, 128, 160] trains one head per
+         * size, each on the features of the images resized to it, and averages their probabilities.
+         */
+        inputSize: z
+          .union([z.number().int().min(32), z.array(z.number().int().min(32)).min(1)], { error: 'expected a side in pixels of 32 or more, or a list of them' })
+          .default(128),
         /**
          * Input format of the backbone: the side it was trained at and its pixel scaling. Default the spec its
          * model.json declares under userDefinedMetadata.scarceBackbone, else MobileNetV2's (224, '[-1, 1]').
@@ -228,6 +234,17 @@ export const runConfigSchema = z
             message: `strategy '${train.strategy}' stops fine-tuning early on the validation images, so they cannot also train; use strategy 'feature-extraction' or set trainOnValidation to false`,
           });
         }
+        const sizes = inputSizes(train);
+        if (new Set(sizes).size !== sizes.length) {
+          context.addIssue({ code: 'custom', path: ['inputSize'], message: `input size ${sizes.find((size, i) => sizes.indexOf(size) !== i)} is listed twice; list each size once` });
+        }
+        if (train.strategy !== 'feature-extraction' && sizes.length > 1) {
+          context.addIssue({
+            code: 'custom',
+            path: ['inputSize'],
+            message: `strategy '${train.strategy}' trains the backbone at one input size; give one size, or use strategy 'feature-extraction' to average heads over several`,
+          });
+        }
         if (train.strategy !== 'feature-extraction' && Array.isArray(train.featureLayer) && train.featureLayer.length > 1) {
           context.addIssue({
             code: 'custom',
@@ -241,6 +258,17 @@ export const runConfigSchema = z
   .strict();
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/** Returns the backbone input sizes of a train config, one per head of a multi-scale classifier. */
+export function inputSizes(train: { inputSize: number | number[] }): number[] {
+  return [train.inputSize].flat();
+}
+
+/** Names the input sizes for messages and reports, e.g. `96, 128 and 160 px`. */
+export function describeInputSizes(train: { inputSize: number | number[] }): string {
+  const sizes = inputSizes(train);
+  return `${sizes.length === 1 ? sizes[0] : `${sizes.slice(0, -1).join(', ')} and ${sizes.at(-1)}`} px`;
+}
 
 /** Validates a parsed config object; paths inside it are resolved against `baseDir`. */
 export function parseRunConfig(value: unknown, source: string, baseDir: string): RunConfig {

@@ -19,7 +19,7 @@ import {
 import { augmentToShards, resolveTransformConfig, type TransformOptions } from '@scarce/augment';
 import { resolveSynthConfig, runSynth, type QualitySummary, type SynthConfig } from '@scarce/synth';
 import { backboneBlocks, checkNoLeakage, composeClassifier, composeRecipe, frozenActivations, saveClassifier, splitBackbone, defaultCacheDirectory, extractFeaturesCached, extractFeaturesParallel, FeatureCache, FeatureLayerError, loadBackbone, resolveInferenceRuntime, resolveTrainingRuntime, type Backbone, type MixRecipe } from '@scarce/train';
-import type { RunConfig } from './config.js';
+import { inputSizes, type RunConfig } from './config.js';
 import { InputError } from './errors.js';
 import { benchmarkMixes, evaluationMirrors, syntheticLabelConfidence, type FineTuneContext, type MixResult } from './benchmark.js';
 import { writeReport } from './report.js';
@@ -187,7 +187,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   preflight(config, dataset, needs);
   for (const warning of missingClassWarnings(dataset)) log(`warning: ${warning}`);
   const folders = await readMixFolders(needs, dataset);
-  const { backbone, runtime, trainingRuntime } = await loadRunBackbone(config);
+  const { backbone, backbones, runtime, trainingRuntime } = await loadRunBackbone(config);
   const described = (chosen: 'onnxruntime' | 'tfjs') => (chosen === 'onnxruntime' ? 'onnxruntime' : `tfjs (${selection.backend})`);
   log(`frozen backbone runs in ${described(runtime)}, training steps in ${described(trainingRuntime)}`);
   await prepareRunFolder(runDir, options.force ?? false);
@@ -247,7 +247,8 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   // Test-time flips score each val and test image with its mirror too, so the mirrors need features.
   const mirrors = config.train.testTimeFlip ? evaluationMirrors(evaluationSplits) : undefined;
   const featureRecords = [...records, ...(mirrors?.values() ?? [])];
-  const features = await timed(timings, 'features', () => featuresByRecord(backbone, featureRecords, config, log, options.quiet));
+  const { features, widths } = await timed(timings, 'features', () => featuresByRecord(backbones, featureRecords, config.train, log, options.quiet));
+  const featureSize = widths.reduce((sum, width) => sum + width, 0);
 
   /** Leaves out the run's synthetic rows below synth.minConfidence, and records and logs what it kept. */
   async function filterSynthetic(rows: ImageRecord[], summary: NonNullable<RunMetrics['synth']>): Promise<ImageRecord[]> {
@@ -255,7 +256,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
     const synthetic = rows.filter((record) => record.origin === 'synthetic');
     const real = { train: rows.filter((record) => record.origin === 'real'), val: evaluation.filter((record) => record.split === 'val') };
     const confidence = await timed(timings, 'synthetic filter', () =>
-      syntheticLabelConfidence(synthetic, real, features, backbone.featureSize, dataset.classNames.length, config.train, config.seed),
+      syntheticLabelConfidence(synthetic, real, features, featureSize, dataset.classNames.length, config.train, config.seed, widths),
     );
     const dropped = new Set(synthetic.filter((_, i) => confidence[i] < minConfidence));
     if (dropped.size === synthetic.length) {
@@ -295,17 +296,20 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
       mixes: composed,
       evaluation: evaluationSplits,
       features,
-      featureSize: backbone.featureSize,
+      featureSize,
+      featureWidths: widths,
+      featureLabels: backbones.map((scale) => `${scale.inputSize} px`),
       numClasses: dataset.classNames.length,
       settings: config.train,
       fineTuning,
       mirrors,
       log,
       keepFirstHead: async (mix, head, result) => {
-        const model = composeClassifier(backbone, head);
+        const sizes = backbones.map((scale) => scale.inputSize);
+        const model = composeClassifier(backbone, head, sizes);
         await saveClassifier(join(runDir, 'models', mix), model, {
           classNames: dataset.classNames,
-          inputSize: backbone.inputSize,
+          inputSize: sizes.length === 1 ? sizes[0] : sizes,
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
           preprocess: { size: config.data.size, channels: dataset.records[0].channels as 1 | 3, imageSize: [dataset.records[0].height, dataset.records[0].width] },
@@ -316,7 +320,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
     }),
   );
   fineTuning?.activations.dispose();
-  backbone.model.dispose();
+  backbones.forEach((scale) => scale.model.dispose());
 
   const metrics: RunMetrics = {
     toolkitVersion: TOOLKIT_VERSION,
@@ -423,8 +427,9 @@ function composeMixes(mixes: readonly MixRecipe[], trainRows: readonly ImageReco
  */
 export async function loadRunBackbone(
   config: RunConfig,
-): Promise<{ backbone: Backbone; runtime: 'onnxruntime' | 'tfjs'; trainingRuntime: 'onnxruntime' | 'tfjs'; trainableLayers: string[] }> {
-  const { backbone: source, inputSize, featureLayer, backboneSpec, runtime } = config.train;
+): Promise<{ backbone: Backbone; backbones: Backbone[]; runtime: 'onnxruntime' | 'tfjs'; trainingRuntime: 'onnxruntime' | 'tfjs'; trainableLayers: string[] }> {
+  const { backbone: source, featureLayer, backboneSpec, runtime } = config.train;
+  const [inputSize, ...otherSizes] = inputSizes(config.train);
   const backbone = await loadBackbone(source, { inputSize, featureLayer, spec: backboneSpec }).catch((error: Error) => {
     if (error instanceof FeatureLayerError) {
       throw new InputError(`Invalid config field 'train.featureLayer' (${JSON.stringify(featureLayer)}): ${error.message}`);
@@ -440,10 +445,13 @@ export async function loadRunBackbone(
     const field = config.train.fineTune.layerPrefixes.length > 0 ? 'train.fineTune.layerPrefixes' : 'train.fineTune.lastBlocks';
     throw error instanceof InputError ? new InputError(`Invalid config field '${field}': ${error.message}`) : error;
   }
+  // The first size has loaded, so the others can only differ in their input layer.
+  const backbones = [backbone];
+  for (const size of otherSizes) backbones.push(await loadBackbone(source, { inputSize: size, featureLayer, spec: backboneSpec }));
   try {
-    return { backbone, runtime: await resolveInferenceRuntime(backbone.model, runtime), trainingRuntime: await resolveTrainingRuntime(tail, runtime), trainableLayers };
+    return { backbone, backbones, runtime: await resolveInferenceRuntime(backbone.model, runtime), trainingRuntime: await resolveTrainingRuntime(tail, runtime), trainableLayers };
   } catch (error) {
-    backbone.model.dispose();
+    backbones.forEach((scale) => scale.model.dispose());
     throw new InputError(`Invalid config field 'train.runtime' (${runtime}): ${(error as Error).message}`);
   }
 }
@@ -464,22 +472,38 @@ async function prepareFineTuning(backbone: Backbone, records: ImageRecord[], con
   return { split, activations, rowOf: new Map(records.map((record, i) => [record, i])), options: { ...options, runtime: config.train.runtime } };
 }
 
-async function featuresByRecord(
-  backbone: Backbone,
+/**
+ * Returns the pooled features of every record, extracted once per backbone (one per input size)
+ * and concatenated in the backbones' order, with the width of each backbone's block.
+ */
+export async function featuresByRecord(
+  backbones: readonly Backbone[],
   records: ImageRecord[],
-  config: RunConfig,
+  train: Pick<RunConfig['train'], 'featureBatchSize' | 'runtime' | 'featureCache'>,
   log: (line: string) => void,
   quiet?: boolean,
-): Promise<Map<ImageRecord, Float32Array>> {
-  const options = { batchSize: config.train.featureBatchSize, quiet, runtime: config.train.runtime };
-  let all: Float32Array;
-  if (config.train.featureCache === false) {
-    all = await extractFeaturesParallel(backbone, records, options);
-  } else {
-    const cache = new FeatureCache(config.train.featureCache ?? defaultCacheDirectory(), backbone);
+): Promise<{ features: Map<ImageRecord, Float32Array>; widths: number[] }> {
+  const options = { batchSize: train.featureBatchSize, quiet, runtime: train.runtime };
+  const blocks: Float32Array[] = [];
+  for (const backbone of backbones) {
+    if (train.featureCache === false) {
+      blocks.push(await extractFeaturesParallel(backbone, records, options));
+      continue;
+    }
+    const cache = new FeatureCache(train.featureCache ?? defaultCacheDirectory(), backbone);
     const result = await extractFeaturesCached(backbone, records, cache, options);
-    log(`features: ${result.hits} from the cache in ${cache.directory}, ${result.misses} computed`);
-    all = result.features;
+    log(`features${backbones.length > 1 ? ` at ${backbone.inputSize} px` : ''}: ${result.hits} from the cache in ${cache.directory}, ${result.misses} computed`);
+    blocks.push(result.features);
   }
-  return new Map(records.map((record, i) => [record, all.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
+  const widths = backbones.map((backbone) => backbone.featureSize);
+  const rowWidth = widths.reduce((sum, width) => sum + width, 0);
+  const all = blocks.length === 1 ? blocks[0] : new Float32Array(records.length * rowWidth);
+  if (blocks.length > 1) {
+    let offset = 0;
+    blocks.forEach((block, b) => {
+      for (let row = 0; row < records.length; row++) all.set(block.subarray(row * widths[b], (row + 1) * widths[b]), row * rowWidth + offset);
+      offset += widths[b];
+    });
+  }
+  return { features: new Map(records.map((record, i) => [record, all.subarray(i * rowWidth, (i + 1) * rowWidth)])), widths };
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { ORIGINS, readManifest, recordsOfSplit, selectBackend, type Origin } from '@scarce/core';
 import { resolveSynthConfig, type SynthConfig } from '@scarce/synth';
 import { defaultCacheDirectory } from '@scarce/train';
-import type { RunConfig } from './config.js';
+import { describeInputSizes, type RunConfig } from './config.js';
 import { checkMixes, checkRunFolder, loadRunBackbone, loadRunData, preflight, RUN_OUTPUTS } from './pipeline.js';
 import { SHARED_TRANSFORM_SETTINGS } from './report-figures.js';
 
@@ -36,8 +36,8 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   const selection = await selectBackend({ backend: config.backend, log: options.log ?? (() => {}) });
   const dataset = await loadRunData(config);
   preflight(config, dataset, needs);
-  const { backbone, trainableLayers } = await loadRunBackbone(config);
-  backbone.model.dispose();
+  const { backbones, trainableLayers } = await loadRunBackbone(config);
+  backbones.forEach((backbone) => backbone.model.dispose());
   const runFolder = await checkRunFolder(runDir, options.force ?? false);
 
   const splits = { train: recordsOfSplit(dataset, 'train').length, val: recordsOfSplit(dataset, 'val').length, test: recordsOfSplit(dataset, 'test').length };
@@ -73,7 +73,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   stages.push(
     {
       stage: 'features',
-      detail: `backbone features of every image at ${config.train.inputSize} px${config.train.testTimeFlip ? `, and of the mirrors of the ${splits.val + splits.test} val and test images (test-time flips)` : ''}`,
+      detail: `backbone features of every image at ${describeInputSizes(config.train)}${config.train.testTimeFlip ? `, and of the mirrors of the ${splits.val + splits.test} val and test images (test-time flips)` : ''}`,
       output: config.train.featureCache === false ? null : (config.train.featureCache ?? defaultCacheDirectory()),
     },
     {

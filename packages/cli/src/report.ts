@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '@scarce/core';
+import { describeInputSizes, inputSizes } from './config.js';
 import type { RunMetrics } from './pipeline.js';
 import { writeHtmlReport } from './report-html.js';
 import { valueAt } from './report-values.js';
@@ -29,7 +30,9 @@ export function renderMarkdownReport(metrics: RunMetrics): string {
     '',
     '## Test scores per mix',
     '',
-    `Each mix trains a head on frozen ${config.train.inputSize} px features of \`${config.train.backbone.split('/').pop()}\`, ` +
+    (inputSizes(config.train).length > 1
+      ? `Each mix trains one head per input size on frozen ${describeInputSizes(config.train)} features of \`${config.train.backbone.split('/').pop()}\` and averages their probabilities, `
+      : `Each mix trains a head on frozen ${describeInputSizes(config.train)} features of \`${config.train.backbone.split('/').pop()}\`, `) +
       (config.train.trainOnValidation
         ? `for ${config.train.head.epochs} epochs on its rows plus the real validation images (mixes with real images), with no early stopping`
         : `stopping early on the real validation split (${config.train.earlyStopping.monitor}, patience ${config.train.earlyStopping.patience})`) +

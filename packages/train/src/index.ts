@@ -17,3 +17,4 @@ export * from './onnx-training.js';
 export * from './onnx-steps.js';
 export { encodeOnnxModel, ONNX_FLOAT, type OnnxNode, type OnnxInitializer } from './onnx-proto.js';
 export * from './onnx-thread.js';
+export * from './scale-ensemble.js';

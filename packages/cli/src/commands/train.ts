@@ -2,11 +2,11 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { assignSplits, loadDataset, parseBackendChoice, readShardFolder, recordsOfSplit, selectBackend, writeFileAtomic } from '@scarce/core';
-import { checkNoLeakage, composeClassifier, extractFeaturesParallel, INFERENCE_RUNTIMES, loadBackbone, saveClassifier, type ClassifierHead, type InferenceRuntime } from '@scarce/train';
+import { checkNoLeakage, composeClassifier, INFERENCE_RUNTIMES, loadBackbone, saveClassifier, type Backbone, type InferenceRuntime, type ScaleEnsemble } from '@scarce/train';
 import { benchmarkMixes, evaluationMirrors, type SeedResult } from '../benchmark.js';
 import { verifyAugmentedSources } from '../verify-views.js';
-import { missingClassWarnings } from '../pipeline.js';
-import { runConfigSchema } from '../config.js';
+import { featuresByRecord, missingClassWarnings } from '../pipeline.js';
+import { inputSizes, runConfigSchema } from '../config.js';
 import { describeIssue, fieldName } from '../config-issues.js';
 import { InputError } from '../errors.js';
 import { integer, integerList, number, pixelSize } from '../options.js';
@@ -84,7 +84,7 @@ export function registerTrain(program: Command): void {
     .argument('<data>', 'real data with train, val and test splits: an .npz archive, a class folder with split subfolders, or a shard folder')
     .option('--with <dirs...>', 'shard folders whose train rows join the training set (augmented or synthetic)', [])
     .option('--backbone <path-or-url>', `TF.js layers model: a folder, a model.json path or an http(s) URL (default: the MobileNetV2-0.35 in fixtures/)`)
-    .option('--input-size <px>', `backbone input side in pixels (default: ${DEFAULTS.inputSize})`, integer)
+    .option('--input-size <px>', `backbone input side in pixels, or several separated by commas to train one head per size and average their probabilities (default: ${DEFAULTS.inputSize})`, integerList)
     .option('--feature-layer <names>', 'layer whose pooled output is the feature vector, as scarce backbone inspect lists them, or several separated by commas whose pooled outputs are concatenated (default: the backbone output)')
     .option('--units <n>', `hidden units of the head, 0 for a linear head (default: ${DEFAULTS.head.units})`, integer)
     .option('--ensemble <n>', `heads trained side by side whose probabilities are averaged (default: ${DEFAULTS.head.ensemble})`, integer)
@@ -116,7 +116,7 @@ export function registerTrain(program: Command): void {
       }
       const settings = parseTrainFlags({
         ...defined(options.backbone === undefined ? undefined : { backbone: options.backbone }),
-        ...defined(options.inputSize === undefined ? undefined : { inputSize: options.inputSize }),
+        ...defined(options.inputSize === undefined ? undefined : { inputSize: (options.inputSize as number[]).length === 1 ? (options.inputSize as number[])[0] : options.inputSize }),
         ...defined(options.featureLayer === undefined ? undefined : { featureLayer: featureLayerOption(options.featureLayer as string) }),
         ...defined(options.seeds === undefined ? undefined : { seeds: options.seeds }),
         head: {
@@ -169,17 +169,20 @@ export function registerTrain(program: Command): void {
       }
       for (const duplicate of checkNoLeakage(trainRows, [...evaluation.val, ...evaluation.test])) log(`warning: the data's own splits share an image: ${duplicate}`);
 
-      const backbone = await loadBackbone(settings.backbone, { inputSize: settings.inputSize, featureLayer: settings.featureLayer, spec: settings.backboneSpec });
+      const backbones: Backbone[] = [];
+      for (const inputSize of inputSizes(settings)) backbones.push(await loadBackbone(settings.backbone, { inputSize, featureLayer: settings.featureLayer, spec: settings.backboneSpec }));
+      const backbone = backbones[0];
+      const sizes = backbones.map((scale) => scale.inputSize);
       const mirrors = settings.testTimeFlip ? evaluationMirrors(evaluation) : undefined;
       const all = [...trainRows, ...evaluation.val, ...evaluation.test, ...(mirrors?.values() ?? [])];
-      const matrix = await extractFeaturesParallel(backbone, all, { quiet: options.quiet as boolean, runtime: settings.runtime });
-      const features = new Map(all.map((record, i) => [record, matrix.subarray(i * backbone.featureSize, (i + 1) * backbone.featureSize)]));
+      // Features are computed afresh: scarce train keeps no feature cache.
+      const { features, widths } = await featuresByRecord(backbones, all, { ...settings, featureCache: false }, log, options.quiet as boolean);
       const mixName = [...new Set(trainRows.map((row) => row.origin))].join('+');
       if (options.save === true && options.out === undefined) throw new InputError('--save needs --out <dir> to know where the model goes.');
-      const saveModel = async (mix: string, head: ClassifierHead, result: SeedResult) => {
-        const path = await saveClassifier(join(options.out as string, 'model'), composeClassifier(backbone, head), {
+      const saveModel = async (mix: string, head: ScaleEnsemble, result: SeedResult) => {
+        const path = await saveClassifier(join(options.out as string, 'model'), composeClassifier(backbone, head, sizes), {
           classNames: dataset.classNames,
-          inputSize: backbone.inputSize,
+          inputSize: sizes.length === 1 ? sizes[0] : sizes,
           spec: backbone.spec,
           backbone: { source: backbone.source, fingerprint: backbone.fingerprint },
           preprocess: { size: options.size as [number, number] | undefined, channels: dataset.records[0].channels as 1 | 3, imageSize: [dataset.records[0].height, dataset.records[0].width] },
@@ -192,7 +195,9 @@ export function registerTrain(program: Command): void {
         mixes: [{ name: mixName, rows: trainRows }],
         evaluation,
         features,
-        featureSize: backbone.featureSize,
+        featureSize: widths.reduce((sum, width) => sum + width, 0),
+        featureWidths: widths,
+        featureLabels: sizes.map((size) => `${size} px`),
         numClasses: dataset.classNames.length,
         settings,
         mirrors,
