@@ -13,6 +13,7 @@
  *     [--heads 64x1,64x5,256x1,256x5] [--epochs early,8,30] [--rates 0.001,0.0003]
  *     [--views 0,4,8] [--transforms sets.json] [--transform-sets flip,mild] [--fold-seed 7]
  *     [--test-time-flip] [--dropouts 0.5] [--mixup 0,0.2] [--label-smoothing 0,0.1]
+ *     [--class-weights none,balanced]
  *
  * A layer set joins layer names with `+`: their pooled outputs are concatenated. So does a size
  * set such as `128+160`: each image's features at every size are concatenated. A size set joined
@@ -23,6 +24,7 @@
  * the one set is `demo`: the transforms of examples/breastmnist.json. `--dropouts`, `--mixup`
  * (alpha of the blend weight's Beta distribution, 0 for none) and `--label-smoothing` set the
  * head's regularisation. They default to dropout 0.5, no mixup and no label smoothing.
+ * `--class-weights balanced` weights each class's loss by its inverse frequency; default `none`.
  */
 import { readFile } from 'node:fs/promises';
 import { loadDataset, mirrorImage, Random, recordsOfSplit, selectBackend, type ImageRecord } from '@scarce/core';
@@ -32,7 +34,7 @@ import { exitOnInputError } from './exit-on-input-error.js';
 
 exitOnInputError('Usage is in the header of scripts/select-head.ts.');
 
-const OPTIONS = ['data', 'sizes', 'layers', 'folds', 'heads', 'epochs', 'rates', 'views', 'transforms', 'transform-sets', 'fold-seed', 'dropouts', 'mixup', 'label-smoothing'];
+const OPTIONS = ['data', 'sizes', 'layers', 'folds', 'heads', 'epochs', 'rates', 'views', 'transforms', 'transform-sets', 'fold-seed', 'dropouts', 'mixup', 'label-smoothing', 'class-weights'];
 /** Options that take no value. */
 const FLAGS = ['test-time-flip'];
 // Every argument is an option with its value, or a flag: a stray word would otherwise be ignored.
@@ -104,8 +106,15 @@ const heads: HeadOptions[] = headText.split(',').map((head) => {
 const dropouts = numbers('dropouts', '0.5', (value) => value >= 0 && value < 1, 'dropout rates in [0, 1), separated by commas');
 const mixups = numbers('mixup', '0', (value) => value >= 0, 'mixup alphas of 0 (off) or more, separated by commas');
 const smoothings = numbers('label-smoothing', '0', (value) => value >= 0 && value < 1, 'label smoothing shares in [0, 1), separated by commas');
-/** Every combination of the regularisation options. */
-const regularisations = dropouts.flatMap((dropout) => mixups.flatMap((mixup) => smoothings.map((labelSmoothing) => ({ dropout, mixup, labelSmoothing }))));
+const classWeightText = option('class-weights', 'none');
+const classWeights = [...new Set(classWeightText.split(','))].map((item) => {
+  if (item !== 'none' && item !== 'balanced') fail(`Invalid --class-weights '${classWeightText}': expected none or balanced, separated by commas`);
+  return item as 'none' | 'balanced';
+});
+/** Every combination of the regularisation and class-weight options. */
+const regularisations = dropouts.flatMap((dropout) =>
+  mixups.flatMap((mixup) => smoothings.flatMap((labelSmoothing) => classWeights.map((classWeight) => ({ dropout, mixup, labelSmoothing, classWeight })))),
+);
 const epochText = option('epochs', 'early');
 const epochChoices = epochText.split(',').map((item) => {
   if (item !== 'early' && !positiveInteger(Number(item))) fail(`Invalid --epochs '${epochText}': expected 'early' or whole numbers of epochs above 0`);
@@ -163,7 +172,7 @@ for (let label = 0; label < dataset.classNames.length; label++) {
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 console.log(`${folds}-fold cross-validation (fold seed ${foldSeed}) on ${pool.length} train + val images of ${dataPath}\n`);
-console.log('| input px | feature layer | transforms | views | units | ensemble | dropout | mixup | label smoothing | epochs | learning rate | test-time flip | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log('| input px | feature layer | transforms | views | units | ensemble | dropout | mixup | label smoothing | class weights | epochs | learning rate | test-time flip | cv accuracy | cv AUC |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const { sizes: sizeSet, averaged } of sizeSets) {
   const inputSize = sizeSet.join(averaged ? '/' : '+');
   for (const layer of layers) {
@@ -239,7 +248,7 @@ for (const { sizes: sizeSet, averaged } of sizeSets) {
               }
               const transforms = viewCount === 0 ? 'none' : setName;
               scores.forEach(({ accuracies, aucs }, flipped) => {
-                console.log(`| ${inputSize} | ${layer} | ${transforms} | ${viewCount} | ${head.units} | ${head.ensemble} | ${head.dropout} | ${head.mixup} | ${head.labelSmoothing} | ${epochs} | ${learningRate} | ${flipped ? 'yes' : 'no'} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
+                console.log(`| ${inputSize} | ${layer} | ${transforms} | ${viewCount} | ${head.units} | ${head.ensemble} | ${head.dropout} | ${head.mixup} | ${head.labelSmoothing} | ${head.classWeight} | ${epochs} | ${learningRate} | ${flipped ? 'yes' : 'no'} | ${mean(accuracies).toFixed(3)} | ${mean(aucs).toFixed(3)} |`);
               });
             }
           }
