@@ -91,6 +91,7 @@ const sizeSets = sizeText.split(',').map((set) => {
     }
     return value;
   });
+  if (new Set(sizes).size !== sizes.length) fail(`Invalid --sizes '${sizeText}': the set ${set} names a size twice`);
   return { sizes, averaged };
 });
 /** `out` is the backbone's own output; `+` joins layers whose pooled outputs are concatenated. */

@@ -165,6 +165,18 @@ test('backbone from a URL equals the local copy', async () => {
   remote.model.dispose();
 });
 
+test('backbones at several sizes download once', async () => {
+  requested.length = 0;
+  const downloads = new Map<string, Uint8Array>();
+  const small = await loadBackbone(`${baseUrl}/model/model.json`, { inputSize: 32, downloads });
+  const large = await loadBackbone(`${baseUrl}/model/model.json`, { inputSize: 48, downloads });
+  assert.deepEqual(requested.sort(), ['/model/model.json', '/model/weights.bin']);
+  assert.deepEqual(large.model.inputs[0].shape, [null, 48, 48, 3]);
+  assert.notEqual(small.fingerprint, large.fingerprint, 'each size keeps its own feature cache key');
+  small.model.dispose();
+  large.model.dispose();
+});
+
 test('backbone names a failed download', async () => {
   await assert.rejects(loadBackbone(`${baseUrl}/missing/model.json`), /GET .*missing\/model\.json failed with HTTP 404 Not Found\. Check the URL/);
   await assert.rejects(loadBackbone(`${baseUrl}/cut/model.json`), /weights\.bin of .*cut\/model\.json holds 820416 bytes, but the weightsManifest of its model\.json needs 1640832\. The file is incomplete/);

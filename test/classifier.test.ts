@@ -138,6 +138,16 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTim
   assert.equal(stopped.status, 2, 'a bad image stops predict without --on-error skip');
   assert.match(stopped.stderr, /broken\.png/);
   await writeFile(modelJsonPath, original);
+  if (sizes.length > 1) {
+    // Sizes in the metadata that the model's inputs do not take are named before tfjs sees them.
+    const swapped = JSON.parse(original);
+    swapped.userDefinedMetadata.scarceClassifier.inputSize = [...sizes].reverse();
+    await writeFile(modelJsonPath, JSON.stringify(swapped));
+    const mismatched = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), join(dir, 'images'), '--out', out], { encoding: 'utf8' });
+    assert.equal(mismatched.status, 2, mismatched.stderr);
+    assert.match(mismatched.stderr, new RegExp(`but its model takes inputs of ${sizes.join(', ')} px. Set inputSize to \\[${sizes.join(',')}\\] in model.json`));
+    await writeFile(modelJsonPath, original);
+  }
   if (testTimeFlip) {
     const alone = spawnSync(process.execPath, [resolve('packages/cli/dist/main.js'), 'predict', join(dir, 'model'), join(dir, 'images'), '--out', out, '--no-test-time-flip'], { encoding: 'utf8' });
     assert.equal(alone.status, 0, alone.stderr);

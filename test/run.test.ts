@@ -217,6 +217,9 @@ test('run averages heads over sizes', async () => {
     train: { backbone: resolve(MOBILENET), inputSize: [32, 40], seeds: [0], head: { epochs: 2 }, featureCache: false, mixes: ['real'] },
   };
   await writeFile(join(dir, 'scales.json'), JSON.stringify(config));
+  const plan = runCli(['run', join(dir, 'scales.json'), '--dry-run']);
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.match(plan.stdout + plan.stderr, /2 heads \(1 mix x 1 seed x 2 input sizes, feature-extraction\)/);
   const result = runCli(['run', join(dir, 'scales.json'), '--quiet']);
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stderr, /mix real seed 0: 32 px: .*; 40 px: /);
@@ -228,6 +231,9 @@ test('run averages heads over sizes', async () => {
   const twice = runCli(['train', BREASTMNIST, '--input-size', '32,32', '--seeds', '0', '--quiet']);
   assert.equal(twice.status, 2);
   assert.match(twice.stderr, /Invalid --input-size: input size 32 is listed twice/);
+  const small = runCli(['train', BREASTMNIST, '--input-size', '16,32', '--seeds', '0', '--quiet']);
+  assert.equal(small.status, 2);
+  assert.match(small.stderr, /Invalid --input-size: expected a number >= 32 but received 16/);
 });
 
 test('train concatenates several feature layers', async () => {

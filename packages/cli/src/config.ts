@@ -93,7 +93,7 @@ export const runConfigSchema = z
          * size, each on the features of the images resized to it, and averages their probabilities.
          */
         inputSize: z
-          .union([z.number().int().min(32), z.array(z.number().int().min(32)).min(1)], { error: 'expected a side in pixels of 32 or more, or a list of them' })
+          .union([z.number().int().min(32), z.array(z.number().int().min(32)).min(1, { error: 'expected at least one input size' })], { error: 'expected a side in pixels of 32 or more, or a list of them' })
           .default(128),
         /**
          * Input format of the backbone: the side it was trained at and its pixel scaling. Default the spec its

@@ -430,7 +430,8 @@ export async function loadRunBackbone(
 ): Promise<{ backbone: Backbone; backbones: Backbone[]; runtime: 'onnxruntime' | 'tfjs'; trainingRuntime: 'onnxruntime' | 'tfjs'; trainableLayers: string[] }> {
   const { backbone: source, featureLayer, backboneSpec, runtime } = config.train;
   const [inputSize, ...otherSizes] = inputSizes(config.train);
-  const backbone = await loadBackbone(source, { inputSize, featureLayer, spec: backboneSpec }).catch((error: Error) => {
+  const downloads = new Map<string, Uint8Array>();
+  const backbone = await loadBackbone(source, { inputSize, featureLayer, spec: backboneSpec, downloads }).catch((error: Error) => {
     if (error instanceof FeatureLayerError) {
       throw new InputError(`Invalid config field 'train.featureLayer' (${JSON.stringify(featureLayer)}): ${error.message}`);
     }
@@ -447,7 +448,7 @@ export async function loadRunBackbone(
   }
   // The first size has loaded, so the others can only differ in their input layer.
   const backbones = [backbone];
-  for (const size of otherSizes) backbones.push(await loadBackbone(source, { inputSize: size, featureLayer, spec: backboneSpec }));
+  for (const size of otherSizes) backbones.push(await loadBackbone(source, { inputSize: size, featureLayer, spec: backboneSpec, downloads }));
   try {
     return { backbone, backbones, runtime: await resolveInferenceRuntime(backbone.model, runtime), trainingRuntime: await resolveTrainingRuntime(tail, runtime), trainableLayers };
   } catch (error) {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { ORIGINS, readManifest, recordsOfSplit, selectBackend, type Origin } from '@scarce/core';
 import { resolveSynthConfig, type SynthConfig } from '@scarce/synth';
 import { defaultCacheDirectory } from '@scarce/train';
-import { describeInputSizes, type RunConfig } from './config.js';
+import { describeInputSizes, inputSizes, type RunConfig } from './config.js';
 import { checkMixes, checkRunFolder, loadRunBackbone, loadRunData, preflight, RUN_OUTPUTS } from './pipeline.js';
 import { SHARED_TRANSFORM_SETTINGS } from './report-figures.js';
 
@@ -44,7 +44,8 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
   const augmentedRows = needs.has('augmented') ? splits.train * config.augment.viewsPerImage : 0;
   const syntheticRows = needs.has('synthetic') ? config.synth.perClass * dataset.classNames.length : 0;
   const first = dataset.records[0];
-  const heads = mixes.length * config.train.seeds.length;
+  const sizes = inputSizes(config.train).length;
+  const heads = mixes.length * config.train.seeds.length * sizes;
   const gan = resolveSynthConfig({ seed: config.seed, ...(config.synth.gan as Partial<SynthConfig>) });
   const ganLimit = gan.timeBudgetSeconds === null ? `${gan.epochs} epochs` : `${gan.epochs} epochs or ${gan.timeBudgetSeconds} s, whichever comes first`;
 
@@ -79,7 +80,7 @@ export async function planRun(config: RunConfig, options: { force?: boolean; log
     {
       stage: 'train',
       detail:
-        `${heads} ${heads === 1 ? 'head' : 'heads'} (${mixes.length} ${mixes.length === 1 ? 'mix' : 'mixes'} x ${config.train.seeds.length} ${config.train.seeds.length === 1 ? 'seed' : 'seeds'}, ${config.train.strategy}), ` +
+        `${heads} ${heads === 1 ? 'head' : 'heads'} (${mixes.length} ${mixes.length === 1 ? 'mix' : 'mixes'} x ${config.train.seeds.length} ${config.train.seeds.length === 1 ? 'seed' : 'seeds'}${sizes > 1 ? ` x ${sizes} input sizes` : ''}, ${config.train.strategy}), ` +
         (trainableLayers.length === 0 ? '' : `unfreezing ${trainableLayers.length} backbone layers from ${trainableLayers[0]} to ${trainableLayers.at(-1)}, `) +
         (config.train.trainOnValidation
           ? `${config.train.head.epochs} epochs each on its mix plus the ${splits.val} val images (mixes with real images), no early stopping`

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@scarce/core';
 import { comparisonFileName, NEAREST_REAL_FILE } from '@scarce/synth';
-import { describeInputSizes } from './config.js';
+import { describeInputSizes, inputSizes } from './config.js';
 import type { RunMetrics } from './pipeline.js';
 import { renderReportPlots, type ReportPlot } from './report-plots.js';
 import { FIGURES_FOLDER, REAL_SAMPLES_FILE, TRANSFORM_PREFIX } from './report-figures.js';
@@ -90,7 +90,7 @@ function runSection(metrics: RunMetrics): string {
     ['training steps ran in', escapeHtml(metrics.trainingRuntime ?? 'tfjs')],
     ['run seed', String(metrics.seed)],
     ['head seeds', config.train.seeds.join(', ')],
-    ['backbone', `<code>${escapeHtml(config.train.backbone.split('/').pop() ?? '')}</code> at ${describeInputSizes(config.train)}, ${escapeHtml(config.train.strategy)}`],
+    ['backbone', `<code>${escapeHtml(config.train.backbone.split('/').pop() ?? '')}</code> at ${describeInputSizes(config.train)}${inputSizes(config.train).length > 1 ? ' (one head per size, probabilities averaged)' : ''}, ${escapeHtml(config.train.strategy)}`],
     config.train.trainOnValidation
       ? ['head training', `${config.train.head.epochs} epochs on each mix plus the validation images (mixes with real images), no early stopping`]
       : ['early stopping', `${escapeHtml(config.train.earlyStopping.monitor)}, patience ${config.train.earlyStopping.patience}, at most ${config.train.head.epochs} epochs`],

@@ -42,8 +42,13 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
 }
 
 /** Reads bytes from a local path or an http(s) URL; `relative` is resolved against `source`. */
-async function readSource(source: string, relative?: string): Promise<Uint8Array> {
-  if (isUrl(source)) return fetchBytes(relative === undefined ? source : new URL(relative, source).toString());
+async function readSource(source: string, relative?: string, downloads?: Map<string, Uint8Array>): Promise<Uint8Array> {
+  if (isUrl(source)) {
+    const url = relative === undefined ? source : new URL(relative, source).toString();
+    const bytes = downloads?.get(url) ?? (await fetchBytes(url));
+    downloads?.set(url, bytes);
+    return bytes;
+  }
   const path = relative === undefined ? source : join(dirname(source), relative);
   try {
     return new Uint8Array(await readFile(path));
@@ -80,14 +85,17 @@ export interface LoadedArtifacts {
 
 /**
  * Reads a TF.js layers model (model.json and its weight files) from a folder, a model.json path
- * or an http(s) URL. `editTopology` may change the topology before the model is built.
+ * or an http(s) URL. `editTopology` may change the topology before the model is built. Files
+ * fetched from a URL are kept in `downloads` when it is given, so later reads of the same model
+ * (at another input size, say) fetch nothing.
  */
 export async function readModelArtifacts(
   source: string,
   editTopology?: (topology: Record<string, unknown>, jsonSource: string, metadata: Record<string, unknown> | undefined) => void,
+  downloads?: Map<string, Uint8Array>,
 ): Promise<LoadedArtifacts> {
   const jsonSource = isUrl(source) || source.endsWith('.json') ? source : join(source, MODEL_JSON_FILE);
-  const jsonText = new TextDecoder().decode(await readSource(jsonSource));
+  const jsonText = new TextDecoder().decode(await readSource(jsonSource, undefined, downloads));
   let modelJson: tf.io.ModelJSON;
   try {
     modelJson = JSON.parse(jsonText) as tf.io.ModelJSON;
@@ -105,7 +113,7 @@ export async function readModelArtifacts(
   for (const group of modelJson.weightsManifest) {
     weightSpecs.push(...group.weights);
     const groupBuffers: Uint8Array[] = [];
-    for (const path of group.paths) groupBuffers.push(await readSource(jsonSource, path));
+    for (const path of group.paths) groupBuffers.push(await readSource(jsonSource, path, downloads));
     // A cut-short download or a replaced file would otherwise fail inside tfjs with a shape error.
     const expected = expectedGroupBytes(group);
     const found = groupBuffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);

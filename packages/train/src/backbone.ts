@@ -51,6 +51,8 @@ export interface LoadBackboneOptions {
    * The layers after the last one are cut off. Default: the model's own output.
    */
   featureLayer?: string | string[];
+  /** Files already fetched from a URL source, by URL. New fetches are added, so backbones loaded together download once. */
+  downloads?: Map<string, Uint8Array>;
 }
 
 /** Sets the input layer of a layers topology to `inputSize` x `inputSize`, keeping its channels. */
@@ -88,7 +90,7 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions 
   const { artifacts, fingerprint: modelFingerprint } = await readModelArtifacts(source, (topology, jsonSource, metadata) => {
     declared = checkDeclaredSpec(metadata?.[BACKBONE_SPEC_KEY], jsonSource);
     resizeInputLayer(requestedSize ?? (options.spec ?? declared ?? MOBILENET_V2_SPEC).nativeSize)(topology, jsonSource);
-  });
+  }, options.downloads);
   const spec = options.spec ?? declared ?? MOBILENET_V2_SPEC;
   const inputSize = requestedSize ?? spec.nativeSize;
   let model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));

@@ -118,6 +118,12 @@ export async function loadClassifier(source: string): Promise<Classifier> {
   if (sizes.length === 0 || sizes.some((size) => !Number.isInteger(size) || size < 1)) {
     throw new InputError(`${source} has scarceClassifier.inputSize ${JSON.stringify(classifier.inputSize)} in its metadata; expected a side in pixels or a list of them. Save the classifier again with scarce.`);
   }
+  // Compare with the model's own inputs, so that an edited size fails here rather than inside tfjs.
+  const modelSizes = model.inputs.map((input) => input.shape[1]);
+  if (sizes.length !== modelSizes.length || sizes.some((size, i) => modelSizes[i] !== null && modelSizes[i] !== size)) {
+    const expected = modelSizes.length === 1 ? String(modelSizes[0]) : JSON.stringify(modelSizes);
+    throw new InputError(`${source} has scarceClassifier.inputSize ${JSON.stringify(classifier.inputSize)} in its metadata, but its model takes inputs of ${modelSizes.join(', ')} px. Set inputSize to ${expected} in model.json.`);
+  }
   if (classifier.testTimeFlip !== undefined && typeof classifier.testTimeFlip !== 'boolean') {
     throw new InputError(`${source} has scarceClassifier.testTimeFlip ${JSON.stringify(classifier.testTimeFlip)} in its metadata; expected true or false. Set it to true or false in model.json.`);
   }

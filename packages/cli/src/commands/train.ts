@@ -40,7 +40,8 @@ function parseTrainFlags(input: Record<string, unknown>) {
   const lines = parsed.error.issues.map((issue) => {
     const field = fieldName(issue.path);
     const problem = describeIssue(issue, input, schema).slice(field.length + 2);
-    return `Invalid ${FLAG_OF_FIELD[field] ?? `train.${field}`}: ${problem}.`;
+    // An entry of a list, such as inputSize[0], comes from the list's flag.
+    return `Invalid ${FLAG_OF_FIELD[field.replace(/\[\d+\]$/, '')] ?? `train.${field}`}: ${problem}.`;
   });
   throw new InputError(lines.join('\n'));
 }
@@ -170,7 +171,8 @@ export function registerTrain(program: Command): void {
       for (const duplicate of checkNoLeakage(trainRows, [...evaluation.val, ...evaluation.test])) log(`warning: the data's own splits share an image: ${duplicate}`);
 
       const backbones: Backbone[] = [];
-      for (const inputSize of inputSizes(settings)) backbones.push(await loadBackbone(settings.backbone, { inputSize, featureLayer: settings.featureLayer, spec: settings.backboneSpec }));
+      const downloads = new Map<string, Uint8Array>();
+      for (const inputSize of inputSizes(settings)) backbones.push(await loadBackbone(settings.backbone, { inputSize, featureLayer: settings.featureLayer, spec: settings.backboneSpec, downloads }));
       const backbone = backbones[0];
       const sizes = backbones.map((scale) => scale.inputSize);
       const mirrors = settings.testTimeFlip ? evaluationMirrors(evaluation) : undefined;
