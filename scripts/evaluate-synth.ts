@@ -315,8 +315,7 @@ async function measureBreastSeed(seed: number, backbones: Backbone[]): Promise<B
   // With test-time flips, the val and test images are scored with their mirrors, which need features too.
   const mirrors = runConfig.train.testTimeFlip ? evaluationMirrors({ val: real.val, test: real.test }) : undefined;
   const records: ImageRecord[] = [...real.train, ...real.val, ...real.test, ...sampled, ...augmented, ...(mirrors?.values() ?? [])];
-  const { features, widths } = await featuresByRecord(backbones, records, runConfig.train, (line) => log(`  ${line}`), true);
-  const size = widths.reduce((sum, width) => sum + width, 0);
+  const { features, widths, featureSize: size } = await featuresByRecord(backbones, records, runConfig.train, (line) => log(`  ${line}`), true);
   const featureSeconds = seconds(featuresStartedAt);
   log(`  features of ${records.length} images at ${describeInputSizes(runConfig.train)} in ${featureSeconds} s`);
 

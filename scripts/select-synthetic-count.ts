@@ -102,8 +102,7 @@ for (const folder of runFolders.sort()) {
   const synthetic = (await readShardFolder(join(flags.runs, folder, 'synthetic'))).records;
   const augmented = flags['with-augmented'] ? await readTrainViews(join(flags.runs, folder, 'augmented')) : [];
   const records: ImageRecord[] = [...train, ...validation, ...mirroredValidation, ...synthetic, ...augmented];
-  const { features: featuresOf, widths } = await featuresByRecord(backbones, records, featureSettings, () => {}, true);
-  const size = widths.reduce((sum, width) => sum + width, 0);
+  const { features: featuresOf, widths, featureSize: size } = await featuresByRecord(backbones, records, featureSettings, () => {}, true);
   const scored = stackFeatures(validation, featuresOf, size);
   const mirrored = runConfig.train.testTimeFlip ? stackFeatures(mirroredValidation, featuresOf, size).features : null;
   const shuffled = Array.from({ length: numClasses }, (_, label) => new Random(label).shuffle(synthetic.filter((record) => record.label === label)));

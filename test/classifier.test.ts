@@ -139,7 +139,7 @@ async function checkRoundTrip(ensemble: number, featureLayer?: string[], testTim
   assert.match(stopped.stderr, /broken\.png/);
   await writeFile(modelJsonPath, original);
   if (sizes.length > 1) {
-    // Sizes in the metadata that the model's inputs do not take are named before tfjs sees them.
+    // Metadata sizes that differ from the model's inputs are rejected before tfjs runs the model.
     const swapped = JSON.parse(original);
     swapped.userDefinedMetadata.scarceClassifier.inputSize = [...sizes].reverse();
     await writeFile(modelJsonPath, JSON.stringify(swapped));

@@ -235,8 +235,9 @@ export const runConfigSchema = z
           });
         }
         const sizes = inputSizes(train);
-        if (new Set(sizes).size !== sizes.length) {
-          context.addIssue({ code: 'custom', path: ['inputSize'], message: `input size ${sizes.find((size, i) => sizes.indexOf(size) !== i)} is listed twice; list each size once` });
+        const repeated = sizes.find((size, i) => sizes.indexOf(size) !== i);
+        if (repeated !== undefined) {
+          context.addIssue({ code: 'custom', path: ['inputSize'], message: `input size ${repeated} is listed twice; list each size once` });
         }
         if (train.strategy !== 'feature-extraction' && sizes.length > 1) {
           context.addIssue({

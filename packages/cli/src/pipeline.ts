@@ -247,8 +247,7 @@ export async function runPipeline(config: RunConfig, options: PipelineOptions = 
   // Test-time flips score each val and test image with its mirror too, so the mirrors need features.
   const mirrors = config.train.testTimeFlip ? evaluationMirrors(evaluationSplits) : undefined;
   const featureRecords = [...records, ...(mirrors?.values() ?? [])];
-  const { features, widths } = await timed(timings, 'features', () => featuresByRecord(backbones, featureRecords, config.train, log, options.quiet));
-  const featureSize = widths.reduce((sum, width) => sum + width, 0);
+  const { features, widths, featureSize } = await timed(timings, 'features', () => featuresByRecord(backbones, featureRecords, config.train, log, options.quiet));
 
   /** Leaves out the run's synthetic rows below synth.minConfidence, and records and logs what it kept. */
   async function filterSynthetic(rows: ImageRecord[], summary: NonNullable<RunMetrics['synth']>): Promise<ImageRecord[]> {
@@ -475,7 +474,7 @@ async function prepareFineTuning(backbone: Backbone, records: ImageRecord[], con
 
 /**
  * Returns the pooled features of every record, extracted once per backbone (one per input size)
- * and concatenated in the backbones' order, with the width of each backbone's block.
+ * and concatenated in the backbones' order, with the width of each backbone's block and of a whole row.
  */
 export async function featuresByRecord(
   backbones: readonly Backbone[],
@@ -483,7 +482,7 @@ export async function featuresByRecord(
   train: Pick<RunConfig['train'], 'featureBatchSize' | 'runtime' | 'featureCache'>,
   log: (line: string) => void,
   quiet?: boolean,
-): Promise<{ features: Map<ImageRecord, Float32Array>; widths: number[] }> {
+): Promise<{ features: Map<ImageRecord, Float32Array>; widths: number[]; featureSize: number }> {
   const options = { batchSize: train.featureBatchSize, quiet, runtime: train.runtime };
   const blocks: Float32Array[] = [];
   for (const backbone of backbones) {
@@ -506,5 +505,5 @@ export async function featuresByRecord(
       offset += widths[b];
     });
   }
-  return { features: new Map(records.map((record, i) => [record, all.subarray(i * rowWidth, (i + 1) * rowWidth)])), widths };
+  return { features: new Map(records.map((record, i) => [record, all.subarray(i * rowWidth, (i + 1) * rowWidth)])), widths, featureSize: rowWidth };
 }

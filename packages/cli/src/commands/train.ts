@@ -178,7 +178,7 @@ export function registerTrain(program: Command): void {
       const mirrors = settings.testTimeFlip ? evaluationMirrors(evaluation) : undefined;
       const all = [...trainRows, ...evaluation.val, ...evaluation.test, ...(mirrors?.values() ?? [])];
       // Features are computed afresh: scarce train keeps no feature cache.
-      const { features, widths } = await featuresByRecord(backbones, all, { ...settings, featureCache: false }, log, options.quiet as boolean);
+      const { features, widths, featureSize } = await featuresByRecord(backbones, all, { ...settings, featureCache: false }, log, options.quiet as boolean);
       const mixName = [...new Set(trainRows.map((row) => row.origin))].join('+');
       if (options.save === true && options.out === undefined) throw new InputError('--save needs --out <dir> to know where the model goes.');
       const saveModel = async (mix: string, head: ScaleEnsemble, result: SeedResult) => {
@@ -197,7 +197,7 @@ export function registerTrain(program: Command): void {
         mixes: [{ name: mixName, rows: trainRows }],
         evaluation,
         features,
-        featureSize: widths.reduce((sum, width) => sum + width, 0),
+        featureSize,
         featureWidths: widths,
         featureLabels: sizes.map((size) => `${size} px`),
         numClasses: dataset.classNames.length,
